@@ -1,0 +1,146 @@
+"""Problem 3: ScratchSimpleRNNClassifier — gradients, training, determinism, dtypes."""
+import numpy as np
+import pytest
+
+import rnn_scratch as rs
+
+
+def small_data(n_samples=24, n_sequences=6, seed=1):
+    X, y = rs.make_temporal_order_data(n_samples, n_sequences, rng=seed)
+    assert len(np.unique(y)) == 4, "test data should hold all four classes"
+    return X, y
+
+
+def reference_loss(params, X, y_idx):
+    """Mean cross-entropy, written independently of the script: plain loops, batch-first."""
+    total = 0.0
+    for x, label in zip(X, y_idx):
+        h = np.zeros(params["w_h"].shape[0])
+        for x_t in x:
+            h = np.tanh(x_t @ params["w_x"] + h @ params["w_h"] + params["b"])
+        z = h @ params["w_y"] + params["b_y"]
+        total += np.log(np.sum(np.exp(z - z.max()))) + z.max() - z[label]
+    return total / len(X)
+
+
+def test_loss_gradients_match_finite_differences_for_every_parameter():
+    X, y = small_data()
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8, random_state=0).fit(X, y)
+    y_idx = np.searchsorted(model.classes_, y)
+    loss, grads = model.loss_and_gradients(X, y_idx)
+    params = model._params()
+    assert set(grads) == set(params) == {"w_x", "w_h", "b", "w_y", "b_y"}
+    for name, param in params.items():
+        numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X, y_idx)[0], param)
+        assert rs.rel_error(grads[name], numeric) < 1e-7, name
+    assert loss == pytest.approx(reference_loss(params, X, y_idx), rel=1e-12)
+
+
+def test_one_full_batch_sgd_epoch_is_one_gradient_step():
+    # Two runs with the same seed: after epoch 1 they agree, so run 2's second
+    # epoch must be exactly  params <- params - lr * dL/dparams  from there.
+    # The gradient is computed independently: finite differences of reference_loss.
+    X, y = small_data(n_samples=10, n_sequences=6, seed=1)
+    settings = dict(n_nodes=4, batch_size=10, learning_rate=0.5, optimizer="sgd", clip_norm=None, random_state=3)
+    one = rs.ScratchSimpleRNNClassifier(epochs=1, **settings).fit(X, y)
+    two = rs.ScratchSimpleRNNClassifier(epochs=2, **settings).fit(X, y)
+    before = {name: p.copy() for name, p in one._params().items()}
+    y_idx = np.searchsorted(one.classes_, y)
+    for name, after in two._params().items():
+        grad = rs.numerical_gradient(lambda: reference_loss(before, X, y_idx), before[name])
+        np.testing.assert_allclose(after, before[name] - 0.5 * grad, rtol=1e-7, atol=1e-9, err_msg=name)
+    # and the recorded epoch-2 loss is the loss at the start of that step
+    assert two.loss_history[1] == pytest.approx(reference_loss(before, X, y_idx), rel=1e-10)
+
+
+def test_training_reaches_95_percent_on_temporal_order():
+    X, y = rs.make_temporal_order_data(800, 20, rng=10)
+    X_val, y_val = rs.make_temporal_order_data(300, 20, rng=11)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=32, epochs=10, random_state=0).fit(X, y, X_val, y_val)
+    assert model.score(X_val, y_val) >= 0.95, model.val_accuracy_history
+    assert model.val_accuracy_history[-1] == pytest.approx(model.score(X_val, y_val))
+    assert model.loss_history[-1] < model.loss_history[0]
+
+
+def test_same_random_state_gives_identical_loss_history():
+    X, y = small_data(n_samples=40)
+    runs = [rs.ScratchSimpleRNNClassifier(n_nodes=6, epochs=4, batch_size=7, random_state=42).fit(X, y)
+            for _ in range(2)]
+    assert runs[0].loss_history == runs[1].loss_history
+    other = rs.ScratchSimpleRNNClassifier(n_nodes=6, epochs=4, batch_size=7, random_state=43).fit(X, y)
+    assert other.loss_history != runs[0].loss_history
+
+
+def test_global_numpy_random_state_is_not_used():
+    X, y = small_data(n_samples=20)
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, random_state=None).fit(X, y)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_string_labels_come_back_from_predict():
+    X, y = small_data(n_samples=30)
+    labels = np.array(["cat", "dog"])[(y == "XX").astype(int)]
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, random_state=0).fit(X, labels)
+    assert model.classes_.tolist() == ["cat", "dog"]
+    assert set(model.predict(X)) <= {"cat", "dog"}
+    proba = model.predict_proba(X)
+    assert proba.shape == (30, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_fitted_attributes_have_the_documented_shapes():
+    X, y = small_data(n_samples=20)
+    X_val, y_val = small_data(n_samples=10, seed=3)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=7, epochs=3, random_state=0).fit(X, y, X_val, y_val)
+    n_classes = len(np.unique(y))
+    assert isinstance(model.rnn, rs.SimpleRNN_BPTT)
+    assert model.rnn.w_x.shape == (8, 7) and model.rnn.w_h.shape == (7, 7) and model.rnn.b.shape == (7,)
+    assert model.w_y.shape == (7, n_classes) and model.b_y.shape == (n_classes,)
+    assert len(model.loss_history) == len(model.val_loss_history) == len(model.val_accuracy_history) == 3
+    assert all(isinstance(v, float) for v in model.loss_history + model.val_loss_history)
+    no_val = rs.ScratchSimpleRNNClassifier(n_nodes=7, epochs=2, random_state=0).fit(X, y)
+    assert no_val.val_loss_history == [] and no_val.val_accuracy_history == []
+
+
+def test_float32_end_to_end():
+    X, y = small_data(n_samples=30)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=6, epochs=3, dtype=np.float32, random_state=0).fit(X, y)
+    for name, p in model._params().items():
+        assert p.dtype == np.float32, name
+    _, grads = model.loss_and_gradients(X.astype(np.float32), np.searchsorted(model.classes_, y))
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert model.predict_proba(X).dtype == np.float32
+    assert np.all(np.isfinite(model.loss_history))
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    X, y = small_data(n_samples=6, seed=0)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
+    model.w_y[:] = 0
+    model.b_y[:] = np.where(np.arange(len(model.b_y)) % 2 == 0, 1000.0, -1000.0)
+    y_idx = np.arange(6) % len(model.classes_)  # some labels sit on the -1000 logits
+    loss, grads = model.loss_and_gradients(X, y_idx)
+    assert np.isfinite(loss) and loss > 100  # confidently wrong costs ~2000 nats, not inf
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    assert np.all(np.isfinite(model.predict_proba(X)))
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    model = rs.ScratchSimpleRNNClassifier(clip_norm=1.0)
+    grads = {"a": np.array([3.0, 4.0]), "b": np.array([[12.0]])}  # global norm 13
+    norm = model._clip(grads)
+    assert norm == pytest.approx(13.0)
+    total = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))
+    assert total == pytest.approx(1.0)
+    np.testing.assert_allclose(grads["a"], [3 / 13, 4 / 13])  # direction kept
+
+
+def test_fit_does_not_modify_the_callers_arrays():
+    X, y = small_data(n_samples=20)
+    X_val, y_val = small_data(n_samples=8, seed=3)
+    copies = [a.copy() for a in (X, y, X_val, y_val)]
+    rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, random_state=0).fit(X, y, X_val, y_val)
+    for original, copy in zip((X, y, X_val, y_val), copies):
+        np.testing.assert_array_equal(original, copy)

@@ -1,0 +1,104 @@
+"""Problem 1: SimpleRNN's forward pass."""
+import numpy as np
+import pytest
+
+import rnn_scratch as rs
+
+
+def make_layer(rng, n_features, n_nodes, dtype=np.float64, cls=rs.SimpleRNN):
+    return cls(rng.normal(0, 0.5, (n_features, n_nodes)).astype(dtype),
+               rng.normal(0, 0.5, (n_nodes, n_nodes)).astype(dtype),
+               rng.normal(0, 0.1, n_nodes).astype(dtype))
+
+
+def test_forward_matches_problem_1_expected_values():
+    # The expected numbers are the assignment's, not computed by this code.
+    x = np.array([[[1, 2], [2, 3], [3, 4]]]) / 100
+    w_x = np.array([[1, 3, 5, 7], [3, 5, 7, 8]]) / 100
+    w_h = np.array([[1, 3, 5, 7], [2, 4, 6, 8], [3, 5, 7, 8], [4, 6, 8, 10]]) / 100
+    b = np.array([1, 1, 1, 1])
+    h_T, hs = rs.SimpleRNN(w_x, w_h, b).forward(x)
+    expected = np.array([[0.79494228, 0.81839002, 0.83939649, 0.85584174]])
+    np.testing.assert_allclose(h_T, expected, rtol=0, atol=1e-8)
+    assert hs.shape == (1, 3, 4)
+
+
+def test_forward_equals_the_textbook_loop():
+    rng = np.random.default_rng(0)
+    layer = make_layer(rng, 3, 5)
+    x = rng.normal(size=(4, 6, 3))
+    h0 = rng.normal(size=(4, 5))
+    h = h0
+    expected = []
+    for t in range(x.shape[1]):  # the equations, one step at a time, batch-first
+        h = np.tanh(x[:, t] @ layer.w_x + h @ layer.w_h + layer.b)
+        expected.append(h)
+    _, hs = layer.forward(x, h0)
+    np.testing.assert_allclose(hs, np.stack(expected, axis=1), rtol=1e-12, atol=1e-12)
+
+
+def test_last_hidden_state_is_h_T():
+    rng = np.random.default_rng(1)
+    layer = make_layer(rng, 3, 4)
+    h_T, hs = layer.forward(rng.normal(size=(2, 5, 3)))
+    assert hs.shape == (2, 5, 4) and h_T.shape == (2, 4)
+    np.testing.assert_array_equal(hs[:, -1], h_T)
+
+
+def test_h0_is_honoured():
+    rng = np.random.default_rng(2)
+    layer = make_layer(rng, 3, 4)
+    x = rng.normal(size=(2, 1, 3))
+    h0 = rng.normal(size=(2, 4))
+    h_T, _ = layer.forward(x, h0)
+    np.testing.assert_allclose(h_T, np.tanh(x[:, 0] @ layer.w_x + h0 @ layer.w_h + layer.b), rtol=1e-13)
+    h_T_zero, _ = layer.forward(x)
+    np.testing.assert_allclose(h_T_zero, np.tanh(x[:, 0] @ layer.w_x + layer.b), rtol=1e-13)
+
+
+def test_float32_weights_stay_float32():
+    rng = np.random.default_rng(3)
+    layer = make_layer(rng, 3, 4, dtype=np.float32)
+    h_T, hs = layer.forward(rng.normal(size=(2, 5, 3)))  # float64 input is cast to the layer's dtype
+    assert layer.w_x.dtype == np.float32
+    assert h_T.dtype == np.float32 and hs.dtype == np.float32
+
+
+def test_integer_weights_become_float64():
+    layer = rs.SimpleRNN([[1, 0]], [[0, 1], [1, 0]], [0, 0])
+    assert layer.w_x.dtype == layer.w_h.dtype == layer.b.dtype == np.float64
+
+
+def test_forward_does_not_modify_its_inputs():
+    rng = np.random.default_rng(4)
+    layer = make_layer(rng, 3, 4)
+    x, h0 = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 4))
+    x_copy, h0_copy = x.copy(), h0.copy()
+    layer.forward(x, h0)
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(h0, h0_copy)
+
+
+@pytest.mark.parametrize("w_x, w_h, b, fragment", [
+    (np.zeros((2, 4)), np.zeros((3, 3)), np.zeros(4), "w_h must have shape (n_nodes, n_nodes) = (4, 4)"),
+    (np.zeros((2, 4)), np.zeros((4, 4)), np.zeros(3), "b must have shape (n_nodes,) = (4,)"),
+    (np.zeros(4), np.zeros((4, 4)), np.zeros(4), "w_x must be 2-D"),
+])
+def test_inconsistent_weight_shapes_raise_value_error_naming_the_shapes(w_x, w_h, b, fragment):
+    with pytest.raises(ValueError) as info:
+        rs.SimpleRNN(w_x, w_h, b)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("x_shape, h0_shape, fragment", [
+    ((5, 3), None, "x must be 3-D"),
+    ((2, 5, 2), None, "n_features = 3"),
+    ((2, 5, 3), (3, 4), "h0 must have shape (batch_size, n_nodes) = (2, 4)"),
+])
+def test_bad_forward_input_raises_value_error(x_shape, h0_shape, fragment):
+    layer = make_layer(np.random.default_rng(5), 3, 4)
+    h0 = None if h0_shape is None else np.zeros(h0_shape)
+    with pytest.raises(ValueError) as info:
+        layer.forward(np.zeros(x_shape), h0)
+    assert fragment in str(info.value)
+    assert str(x_shape if h0 is None else h0_shape) in str(info.value)  # says what came

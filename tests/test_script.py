@@ -1,0 +1,44 @@
+"""The lesson end to end: `python rnn_scratch.py` in a subprocess, and a side-effect-free import."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
+
+
+def run(args, cwd, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("DISPLAY", None)  # as in CI: no display
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_script_runs_problems_in_order_and_writes_the_plot(tmp_path):
+    plots = tmp_path / "my_plots"
+    result = run([SCRIPT, "--plots-dir", str(plots), "--quiet"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Matches expected: True" in out, out
+    assert "All below 1e-7: True" in out, out
+    headers = [out.index(f"Problem {k}:") for k in (1, 2, 3)]
+    assert headers == sorted(headers), out
+    assert "final validation accuracy" in out
+    assert (plots / "training_loss_curve.png").stat().st_size > 10_000
+    assert os.listdir(tmp_path) == ["my_plots"]  # nothing else written
+
+
+def test_script_prints_one_line_per_epoch_unless_quiet(tmp_path):
+    result = run([SCRIPT, "--plots-dir", str(tmp_path), "--epochs", "3", "--seed", "4"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 3 and "val_accuracy" in epoch_lines[0], result.stdout
+
+
+def test_importing_has_no_side_effects(tmp_path):
+    code = "import sys, rnn_scratch; print('matplotlib' in sys.modules)"
+    result = run(["-c", code], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\n"  # nothing printed but our own line; pyplot not even imported
+    assert result.stderr == ""
+    assert os.listdir(tmp_path) == []
