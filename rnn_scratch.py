@@ -1,7 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,10 +62,39 @@
 # %%
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
+
+
+# %% [markdown]
+# ### Running the lesson
+#
+# The options below let `python rnn_scratch.py --epochs 5 --seed 1 --quiet`
+# change the demos. We parse with `parse_known_args`, because inside a Jupyter
+# kernel `__name__` is also `"__main__"` and `sys.argv` holds the kernel's own
+# flags, which must not stop the lesson. Every demo cell is guarded by
+# `if __name__ == "__main__":`, so `import rnn_scratch` (as the tests do) runs
+# nothing, prints nothing and writes nothing.
+
+# %%
+def parse_args(argv=None):
+    """Command-line options of the lesson; unknown arguments are ignored."""
+    parser = argparse.ArgumentParser(description="A vanilla RNN from scratch in NumPy: the lesson's demos.")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs for Problem 3 (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
+    parser.add_argument("--plots-dir", default="plots", help="where the plots are saved (default plots/)")
+    parser.add_argument("--quiet", action="store_true", help="print only headers and results, not every epoch")
+    args, _unknown = parser.parse_known_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1; got {args.epochs}")
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    LESSON_START = time.perf_counter()
+
 
 # %% [markdown]
 # ## Problem 1: forward propagation
@@ -256,31 +289,9 @@ def run_problem_1(verbose=True):
     return matches
 
 
-# %% [markdown]
-# The options below let `python rnn_scratch.py --epochs 5 --seed 1 --quiet`
-# change the demos. We parse with `parse_known_args`, because inside a Jupyter
-# kernel `__name__` is also `"__main__"` and `sys.argv` holds the kernel's own
-# flags, which must not stop the lesson. Every demo cell is guarded by
-# `if __name__ == "__main__":`, so `import rnn_scratch` (as the tests do) runs
-# nothing, prints nothing and writes nothing.
-
-# %%
-def parse_args(argv=None):
-    """Command-line options of the lesson; unknown arguments are ignored."""
-    parser = argparse.ArgumentParser(description="A vanilla RNN from scratch in NumPy: the lesson's demos.")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs for Problem 3 (default 30)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
-    parser.add_argument("--plots-dir", default="plots", help="where the plots are saved (default plots/)")
-    parser.add_argument("--quiet", action="store_true", help="print only headers and results, not every epoch")
-    args, _unknown = parser.parse_known_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; got {args.epochs}")
-    return args
-
-
 if __name__ == "__main__":
-    ARGS = parse_args()
-    problem1_ok = run_problem_1()
+    run_problem_1()
+
 
 # %% [markdown]
 # ## Problem 2: backpropagation through time
@@ -599,6 +610,13 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
 def decode_sequence(x):
     """One one-hot sequence (n_sequences, 8) back to its symbols, e.g. 'BacX...E'."""
     return "".join(TEMPORAL_ORDER_SYMBOLS[i] for i in np.argmax(x, axis=1))
+
+
+if __name__ == "__main__":
+    X_demo, y_demo = make_temporal_order_data(4, n_sequences=20, rng=ARGS.seed)
+    print("X:", X_demo.shape, "(n_samples, n_sequences, n_features)")
+    for x, label in zip(X_demo, y_demo):
+        print(" ", " ".join(decode_sequence(x)), "->", label)
 
 
 # %% [markdown]
@@ -1022,3 +1040,15 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
 
 if __name__ == "__main__":
     model, val_accuracy = run_problem_3(ARGS.epochs, ARGS.seed, ARGS.plots_dir, verbose=not ARGS.quiet)
+
+# %% [markdown]
+# ## Where this leaves us
+#
+# A vanilla RNN, trained with gradients we derived and checked ourselves,
+# remembers a symbol across more than a dozen distracting steps. The next
+# section asks how far that memory reaches, and answers with the model's own
+# gradients.
+
+# %%
+if __name__ == "__main__":
+    print(f"Lesson finished in {time.perf_counter() - LESSON_START:.1f} s; plots are in {ARGS.plots_dir}/")
