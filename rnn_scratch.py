@@ -344,7 +344,17 @@ if __name__ == "__main__":
 # already sums over rows. So the loop computes only $\delta_t$ (which depends
 # on $\delta_{t+1}$), and afterwards $dW_x$, $dW_h$, $dB$ and $dx$ are each a
 # single large product — the backward twin of hoisting $x_t W_x$ out of the
-# forward loop.
+# forward loop. Even $1 - h_t^2$ is computed for all steps at once before the
+# loop, because it needs only the stored states; inside the loop remain one
+# multiply by $\partial L / \partial h_t$ and one product with $W_h^\top$, written
+# into preallocated buffers.
+#
+# Two details that cost nothing to get right: `w_h.T` is a *view*, and NumPy
+# passes it to BLAS as a "transposed" flag rather than copying it (we
+# measured a contiguous transposed copy: no faster); and a caller that treats
+# $x$ as data, not a parameter, can skip $dx$ (`input_gradient=False`), as
+# the classifier below does — one large product saved, the same saving PyTorch
+# makes for an input that does not require a gradient.
 #
 # The gradients are *sums* over the batch: the layer does not know how the
 # loss averages, so any $1/\text{batch\_size}$ is already inside `dh`.
@@ -367,7 +377,7 @@ class SimpleRNN_BPTT(SimpleRNN):
         self._cache = (x_tm, h0, h_tm)  # inputs and states, all time-major
         return h_tm
 
-    def backward(self, dh):
+    def backward(self, dh, input_gradient=True):
         """Backpropagation through time.
 
         Parameters
@@ -376,6 +386,9 @@ class SimpleRNN_BPTT(SimpleRNN):
             dL/dh, either shape (batch_size, n_nodes): dL/dh_T only
             (many-to-one), or (batch_size, n_sequences, n_nodes): dL/dh_t for
             every t (many-to-many).
+        input_gradient : bool, default True
+            When False, dx is not computed (and is None): a model whose inputs
+            are data, not parameters, never needs it.
 
         Returns
         -------
@@ -403,12 +416,13 @@ class SimpleRNN_BPTT(SimpleRNN):
                 f"{n_nodes}) to match the last forward pass; got {dh.shape}."
             )
 
-        delta = np.empty_like(h)      # delta[t-1] = dL/da_t, for every step
+        # tanh'(a_t) = 1 - h_t^2 for every step at once, outside the loop: it
+        # needs only the stored states. delta then turns into dL/da in place.
+        delta = np.multiply(h, h)
+        np.subtract(1, delta, out=delta)
         dh_t = dh_T.copy()            # total dL/dh_t, starting at t = T
         for t in reversed(range(n_sequences)):
             d = delta[t]
-            np.multiply(h[t], h[t], out=d)
-            np.subtract(1, d, out=d)               # tanh'(a_t) = 1 - h_t^2
             d *= dh_t                              # delta_t = dL/dh_t * (1 - h_t^2)
             np.matmul(d, self.w_h.T, out=dh_t)     # dL/dh_{t-1} through the recurrence
             if many_to_many and t > 0:
@@ -423,8 +437,10 @@ class SimpleRNN_BPTT(SimpleRNN):
         if n_sequences > 1:
             dw_h += h[:-1].reshape(-1, n_nodes).T @ delta[1:].reshape(-1, n_nodes)
         db = delta_2d.sum(axis=0)
-        dx = (delta_2d @ self.w_x.T).reshape(n_sequences, batch_size, self.n_features)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx.transpose(1, 0, 2), "dh0": dh0}
+        dx = None
+        if input_gradient:
+            dx = (delta_2d @ self.w_x.T).reshape(n_sequences, batch_size, self.n_features).transpose(1, 0, 2)
+        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": dh0}
 
 
 # %% [markdown]
@@ -765,6 +781,8 @@ class ScratchSimpleRNNClassifier:
         (empty without validation data)
     """
 
+    layer_class = SimpleRNN_BPTT  # the recurrent layer it composes
+
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01, optimizer="adam",
                  clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False):
         self.n_nodes = n_nodes
@@ -819,7 +837,7 @@ class ScratchSimpleRNNClassifier:
         # An orthogonal w_h has every singular value 1: at the start, the
         # recurrence neither shrinks nor inflates the state or its gradient.
         w_h, _ = np.linalg.qr(rng.normal(size=(self.n_nodes, self.n_nodes)))
-        self.rnn = SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype))
+        self.rnn = self.layer_class(w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype))
         self.w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes)).astype(dtype)
         self.b_y = np.zeros(n_classes, dtype)
 
@@ -847,14 +865,15 @@ class ScratchSimpleRNNClassifier:
         dz = np.exp(log_p)                 # p
         dz[rows, y_idx] -= 1               # p - onehot(y)
         dz /= batch_size                   # the mean's 1/batch_size, once, here
-        rnn_grads = self.rnn.backward(dz @ self.w_y.T)   # dL/dh_T (many-to-one)
+        # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
+        rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
         grads = {"w_x": rnn_grads["dw_x"], "w_h": rnn_grads["dw_h"], "b": rnn_grads["db"],
                  "w_y": h_T.T @ dz, "b_y": dz.sum(axis=0)}
         return loss, grads
 
     def _clip(self, grads):
         """Rescale all gradients together so their global norm is at most clip_norm."""
-        norm = np.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+        norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
         if self.clip_norm is not None and norm > self.clip_norm:
             for g in grads.values():
                 g *= self.clip_norm / norm

@@ -118,3 +118,13 @@ def test_backward_matches_pytorch_autograd():
     np.testing.assert_allclose(hs, torch_hs.detach().numpy(), rtol=1e-12, atol=1e-14)
     for ours, theirs in [("dw_x", "w_x"), ("dw_h", "w_h"), ("db", "b"), ("dx", "x"), ("dh0", "h0")]:
         np.testing.assert_allclose(grads[ours], t[theirs].grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=ours)
+
+
+def test_skipping_the_input_gradient_leaves_the_others_unchanged():
+    layer, x, h0, dh = random_case((3, 4, 2, 5), seed=6, many_to_many=True)
+    layer.forward(x, h0)
+    full = layer.backward(dh)
+    partial = layer.backward(dh, input_gradient=False)
+    assert partial["dx"] is None
+    for name in ("dw_x", "dw_h", "db", "dh0"):
+        np.testing.assert_array_equal(partial[name], full[name])

@@ -1,0 +1,306 @@
+"""Benchmark: the lesson's NumPy RNN against a textbook NumPy loop and PyTorch, on the CPU.
+
+    python benchmarks/bench_rnn.py            # the full table (a few minutes on 2 cores)
+    python benchmarks/bench_rnn.py --quick    # a seconds-long smoke run
+
+What is timed, for each size (batch_size, n_sequences, n_features, n_nodes)
+and dtype:
+  * one forward + backward pass of the layer, with dL/dh for every step
+    (many-to-many), computing dw_x, dw_h, db, dx and dh0;
+  * one training epoch of the classifier (model built from scratch, 4 batches
+    of fixed data, 4 classes, global-norm clipping at 5), with SGD and Adam.
+Against:
+  (a) TextbookRNN below: the per-step loop straight from the equations,
+      batch-first, with x_t W_x inside the loop and the weight gradients
+      accumulated step by step;
+  (b) PyTorch (torch.nn.RNN(batch_first=True), + nn.Linear + cross-entropy +
+      the same optimizer for the epoch), when torch imports, with the same
+      number of threads.
+Before timing, each implementation's output is checked against ours, so the
+table compares implementations that compute the same numbers.
+
+Reported: min and median milliseconds over the repeats, GFLOP/s counting
+2*B*T*(F*H + H*H) per pass and 3 passes for forward + backward, the fraction of
+this machine's GEMM peak (a large matmul timed in the same run), ratios of our
+time to each reference's (below 1 = we are faster), and the peak memory that
+forward + backward allocates (tracemalloc; NumPy reports its buffers to it).
+Nothing here is asserted: speed is measured, not tested.
+"""
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import rnn_scratch as rs  # noqa: E402
+
+SIZES = [(32, 20, 8, 32), (64, 50, 32, 128), (128, 100, 64, 256), (64, 50, 128, 512)]
+QUICK_SIZES = [(32, 20, 8, 32)]
+EPOCH_BATCHES = 4  # batches per timed epoch
+N_CLASSES = 4
+
+
+class TextbookRNN:
+    """The reference: a per-step loop, batch-first, exactly as the equations read.
+
+    Same interface as rs.SimpleRNN_BPTT: forward(x, h0) -> (h_T, hs); backward(dh) -> dict.
+    """
+
+    def __init__(self, w_x, w_h, b):
+        self.w_x, self.w_h, self.b = w_x, w_h, b
+        self.dtype = w_x.dtype
+
+    def forward(self, x, h0=None):
+        batch_size, n_sequences, _ = x.shape
+        h = np.zeros((batch_size, self.w_h.shape[0]), self.dtype) if h0 is None else h0
+        hs = np.empty((batch_size, n_sequences, self.w_h.shape[0]), self.dtype)
+        self.cache = (x, h)
+        for t in range(n_sequences):
+            h = np.tanh(x[:, t] @ self.w_x + h @ self.w_h + self.b)
+            hs[:, t] = h
+        self.hs = hs
+        return h, hs
+
+    def backward(self, dh, input_gradient=True):
+        x, h0 = self.cache
+        hs = self.hs
+        n_sequences = x.shape[1]
+        if dh.ndim == 2:  # many-to-one: only the last step receives a gradient from the loss
+            full = np.zeros_like(hs)
+            full[:, -1] = dh
+            dh = full
+        dw_x, dw_h, db = np.zeros_like(self.w_x), np.zeros_like(self.w_h), np.zeros_like(self.b)
+        dx = np.empty_like(x)
+        dh_next = np.zeros_like(h0)
+        for t in reversed(range(n_sequences)):
+            da = (dh[:, t] + dh_next) * (1 - hs[:, t] ** 2)
+            h_prev = hs[:, t - 1] if t > 0 else h0
+            dw_x += x[:, t].T @ da
+            dw_h += h_prev.T @ da
+            db += da.sum(axis=0)
+            if input_gradient:
+                dx[:, t] = da @ self.w_x.T
+            dh_next = da @ self.w_h.T
+        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx if input_gradient else None, "dh0": dh_next}
+
+
+class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
+    """The lesson's classifier with the textbook layer inside."""
+    layer_class = TextbookRNN
+
+
+def timed(fn, repeats):
+    """Run fn once to warm up, then `repeats` times; return (min, median) in ms."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return min(times), float(np.median(times))
+
+
+def peak_memory_mb(fn):
+    """Peak bytes allocated while fn runs (tracemalloc), in MB."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 1e6
+
+
+def gemm_peak_gflops(dtype, n=2048, repeats=5):
+    """This machine's GEMM rate: the best of `repeats` n x n products."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n)).astype(dtype), rng.random((n, n)).astype(dtype)
+    best, _ = timed(lambda: a @ b, repeats)
+    return 2 * n ** 3 / (best * 1e-3) / 1e9
+
+
+def make_layer_case(size, dtype, seed=0):
+    batch_size, n_sequences, n_features, n_nodes = size
+    rng = np.random.default_rng(seed)
+    w_x = (rng.normal(size=(n_features, n_nodes)) / np.sqrt(n_features)).astype(dtype)
+    w_h = (rng.normal(size=(n_nodes, n_nodes)) / np.sqrt(n_nodes)).astype(dtype)
+    b = (0.1 * rng.normal(size=n_nodes)).astype(dtype)
+    x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
+    h0 = (0.1 * rng.normal(size=(batch_size, n_nodes))).astype(dtype)
+    dh = rng.normal(size=(batch_size, n_sequences, n_nodes)).astype(dtype)
+    return w_x, w_h, b, x, h0, dh
+
+
+def numpy_pass(layer_class, w_x, w_h, b, x, h0, dh):
+    layer = layer_class(w_x, w_h, b)
+
+    def run():
+        _, hs = layer.forward(x, h0)
+        return hs, layer.backward(dh)
+    return run
+
+
+def torch_pass(torch, w_x, w_h, b, x, h0, dh):
+    """torch.nn.RNN set to our weights; returns a function doing forward + backward."""
+    tdtype = getattr(torch, np.dtype(w_x.dtype).name)
+    rnn = torch.nn.RNN(w_x.shape[0], w_x.shape[1], batch_first=True, nonlinearity="tanh").to(tdtype)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(w_x.T.copy()))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(w_h.T.copy()))
+        rnn.bias_ih_l0.copy_(torch.from_numpy(b))
+        rnn.bias_hh_l0.zero_()
+    tx = torch.from_numpy(x).requires_grad_(True)
+    th0 = torch.from_numpy(h0[None]).requires_grad_(True)
+    tdh = torch.from_numpy(dh)
+
+    def run():
+        rnn.zero_grad(set_to_none=True)
+        tx.grad = th0.grad = None
+        out, _ = rnn(tx, th0)
+        out.backward(tdh)
+        grads = {"dw_x": rnn.weight_ih_l0.grad.T, "dw_h": rnn.weight_hh_l0.grad.T, "db": rnn.bias_ih_l0.grad,
+                 "dx": tx.grad, "dh0": th0.grad[0]}
+        return out.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
+    return run
+
+
+def assert_same(reference, other, dtype, what):
+    """Before timing: `other` must compute what `reference` computes."""
+    tol = 1e-3 if dtype == np.float32 else 1e-9
+    (hs_ref, g_ref), (hs, g) = reference, other
+    scale = lambda a: max(1.0, float(np.max(np.abs(a))))  # noqa: E731
+    assert np.max(np.abs(hs - hs_ref)) <= tol * scale(hs_ref), f"{what}: hidden states differ"
+    for name in g_ref:
+        err = np.max(np.abs(g[name] - g_ref[name]))
+        assert err <= tol * scale(g_ref[name]), f"{what}: {name} differs by {err}"
+
+
+def make_epoch_data(size, seed=0):
+    batch_size, n_sequences, n_features, _ = size
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(EPOCH_BATCHES * batch_size, n_sequences, n_features))
+    y = rng.integers(0, N_CLASSES, size=len(X))
+    return X, y
+
+
+def numpy_epoch(model_class, size, dtype, optimizer, X, y):
+    batch_size, _, _, n_nodes = size
+    X = X.astype(dtype)
+
+    def run():
+        model_class(n_nodes=n_nodes, epochs=1, batch_size=batch_size, learning_rate=0.01, optimizer=optimizer,
+                    clip_norm=5.0, dtype=dtype, random_state=0).fit(X, y)
+    return run
+
+
+def torch_epoch(torch, size, dtype, optimizer, X, y):
+    batch_size, _, n_features, n_nodes = size
+    tdtype = getattr(torch, np.dtype(dtype).name)
+    tX, ty = torch.from_numpy(X.astype(dtype)), torch.from_numpy(y)
+    generator = torch.Generator().manual_seed(0)
+
+    def run():
+        rnn = torch.nn.RNN(n_features, n_nodes, batch_first=True).to(tdtype)
+        dense = torch.nn.Linear(n_nodes, N_CLASSES).to(tdtype)
+        params = list(rnn.parameters()) + list(dense.parameters())
+        opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(params, lr=0.01)
+        for batch in torch.randperm(len(tX), generator=generator).split(batch_size):
+            _, h_T = rnn(tX[batch])
+            loss = torch.nn.functional.cross_entropy(dense(h_T[0]), ty[batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+    return run
+
+
+def blas_description():
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        text = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy: no dict mode
+        text = "unknown BLAS"
+    try:  # optional: which kernel OpenBLAS picked, and its threads
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"][0]
+        text += f", {info.get('architecture')} kernels, {info.get('num_threads')} threads"
+    except Exception:
+        pass
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return text + (f" (OPENBLAS_CORETYPE={coretype} set)" if coretype else "")
+
+
+def fmt_ratio(ours, theirs):
+    return f"{ours / theirs:.2f}×" if theirs else "n/a"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small size, few repeats: a smoke run")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 7; 2 with --quick)")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    repeats = args.repeats or (2 if args.quick else 7)
+    threads = os.cpu_count()
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        torch_note = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        torch = None
+        torch_note = "PyTorch not installed: its columns are skipped (pip install torch to compare)"
+    print(f"# RNN benchmark: {threads} cores, NumPy {np.__version__} with {blas_description()}; {torch_note}")
+    print(f"min / median of {repeats} repeats after one warm-up; ratios are our time / theirs (< 1: ours is faster)\n")
+
+    layer_rows, epoch_rows = [], []
+    for dtype in (np.float32, np.float64):
+        peak = gemm_peak_gflops(dtype, n=512 if args.quick else 2048)
+        print(f"{np.dtype(dtype).name} GEMM peak on this machine: {peak:.0f} GFLOP/s")
+        for size in sizes:
+            B, T, F, H = size
+            case = make_layer_case(size, dtype)
+            ours = numpy_pass(rs.SimpleRNN_BPTT, *case)
+            book = numpy_pass(TextbookRNN, *case)
+            reference = ours()
+            assert_same(reference, book(), dtype, "textbook")
+            t_ours, t_book = timed(ours, repeats), timed(book, repeats)
+            t_torch = None
+            if torch is not None:
+                theirs = torch_pass(torch, *case)
+                assert_same(reference, theirs(), dtype, "torch")
+                t_torch = timed(theirs, repeats)
+            gflops = 3 * 2 * B * T * (F * H + H * H) / (t_ours[0] * 1e-3) / 1e9
+            mem = peak_memory_mb(ours)
+            layer_rows.append(
+                f"| {np.dtype(dtype).name} | {size} | {t_ours[0]:.2f} / {t_ours[1]:.2f} | {gflops:.0f} "
+                f"| {100 * gflops / peak:.0f}% | {t_book[0]:.2f} | {fmt_ratio(t_ours[0], t_book[0])} "
+                f"| {f'{t_torch[0]:.2f}' if t_torch else 'n/a'} | {fmt_ratio(t_ours[0], t_torch[0]) if t_torch else 'n/a'} "
+                f"| {mem:.1f} |")
+            X, y = make_epoch_data(size)
+            for optimizer in ("sgd", "adam"):
+                e_ours = timed(numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y), repeats)
+                e_book = timed(numpy_epoch(TextbookClassifier, size, dtype, optimizer, X, y), repeats)
+                e_torch = timed(torch_epoch(torch, size, dtype, optimizer, X, y), repeats) if torch else None
+                epoch_rows.append(
+                    f"| {np.dtype(dtype).name} | {size} | {optimizer} | {e_ours[0]:.1f} / {e_ours[1]:.1f} "
+                    f"| {e_book[0]:.1f} | {fmt_ratio(e_ours[0], e_book[0])} "
+                    f"| {f'{e_torch[0]:.1f}' if e_torch else 'n/a'} | {fmt_ratio(e_ours[0], e_torch[0]) if e_torch else 'n/a'} |")
+            print(f"  done {np.dtype(dtype).name} {size}", flush=True)
+
+    print("\n## Layer: forward + backward, size = (batch_size, n_sequences, n_features, n_nodes)\n")
+    print("| dtype | size | ours ms (min / median) | GFLOP/s | of GEMM peak | textbook ms | ours / textbook "
+          "| PyTorch ms | ours / PyTorch | peak extra MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(layer_rows))
+    print(f"\n## Classifier: one training epoch ({EPOCH_BATCHES} batches, model built from scratch)\n")
+    print("| dtype | size | optimizer | ours ms (min / median) | textbook ms | ours / textbook | PyTorch ms "
+          "| ours / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(epoch_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
