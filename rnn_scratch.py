@@ -779,6 +779,8 @@ class ScratchSimpleRNNClassifier:
     loss_history : list of float, mean training loss of each epoch
     val_loss_history, val_accuracy_history : list of float, after each epoch
         (empty without validation data)
+    grad_norm_history : list of float, mean global gradient norm of each
+        epoch's batches, measured before clipping
     """
 
     layer_class = SimpleRNN_BPTT  # the recurrent layer it composes
@@ -930,14 +932,16 @@ class ScratchSimpleRNNClassifier:
         state = {"t": 0, "m": {k: np.zeros_like(p) for k, p in params.items()},   # Adam's moments
                  "v": {k: np.zeros_like(p) for k, p in params.items()}}
         self.loss_history, self.val_loss_history, self.val_accuracy_history = [], [], []
+        self.grad_norm_history = []
         n_samples = len(X)
+        batch_starts = range(0, n_samples, self.batch_size)
         for epoch in range(1, self.epochs + 1):
             order = rng.permutation(n_samples)
-            total = 0.0
-            for start in range(0, n_samples, self.batch_size):
+            total, total_norm = 0.0, 0.0
+            for start in batch_starts:
                 batch = order[start:start + self.batch_size]
                 loss, grads = self.loss_and_gradients(X[batch], y_idx[batch])
-                self._clip(grads)
+                total_norm += self._clip(grads)
                 updates = self._updates(grads, state)
                 new_params = {name: p - updates[name] for name, p in params.items()}
                 # Check before writing, so a diverging run never leaves NaN or inf weights behind.
@@ -952,6 +956,7 @@ class ScratchSimpleRNNClassifier:
                     p[...] = new_params[name]
                 total += loss * len(batch)
             self.loss_history.append(total / n_samples)
+            self.grad_norm_history.append(total_norm / len(batch_starts))
             line = f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f}"
             if X_val is not None:
                 val_loss, val_acc = self._evaluate(X_val, y_val_idx)
@@ -1061,12 +1066,332 @@ if __name__ == "__main__":
     model, val_accuracy = run_problem_3(ARGS.epochs, ARGS.seed, ARGS.plots_dir, verbose=not ARGS.quiet)
 
 # %% [markdown]
+# ## Problem 4 (beyond the assignment): why a vanilla RNN forgets
+#
+# Problem 3 ended with a network that solves the task at 20 steps. Does it
+# still at 60? The answer, and the reason, are both in the BPTT we wrote.
+#
+# ### 4.1 Gradient flow through time
+#
+# Follow the loss's gradient back from $h_T$. One step of the backward loop
+# is $\partial L / \partial h_{t-1} = \big(\partial L / \partial h_t \odot (1 - h_t^2)\big) W_h^\top$,
+# so $k$ steps multiply $k$ such factors:
+#
+# $$\frac{\partial L}{\partial h_{T-k}} = \frac{\partial L}{\partial h_T}
+#   \prod_{s=T}^{T-k+1} \operatorname{diag}(1 - h_s^2)\, W_h^\top ,
+#   \qquad \frac{\partial L}{\partial x_t} = \delta_t W_x^\top .$$
+#
+# * Each $\operatorname{diag}(1 - h_s^2)$ has entries in $(0, 1]$. If the
+#   spectral radius $\rho(W_h)$ (its largest $|\text{eigenvalue}|$) is below
+#   1, the product shrinks roughly like $\rho^k$: **vanishing gradients**.
+#   What happened 30 steps ago then barely moves the weights, however much it
+#   mattered.
+# * Well above 1, $W_h^\top$ alone would grow the gradient like $\rho^k$:
+#   **exploding gradients**.
+# * In between, tanh decides. Large inputs push $h_s$ toward $\pm 1$, where
+#   $1 - h_s^2 \approx 0$, and the saturated nodes cut the product short — so a
+#   radius somewhat above 1 can still decay, while the same radius with small
+#   inputs (unsaturated, $1 - h_s^2 \approx 1$) explodes.
+#
+# The plot below is not an approximation of this formula: it is the `dx`
+# returned by our own `SimpleRNN_BPTT.backward`, given $\partial L / \partial h_T$
+# only, for one random $W_h$ rescaled to several spectral radii (same $W_x$,
+# same inputs), with inputs of scale 1 and of scale 0.1.
+
+# %%
+def scale_to_spectral_radius(w, radius):
+    """w (n_nodes, n_nodes) rescaled so that its largest |eigenvalue| is radius."""
+    return w * (radius / np.max(np.abs(np.linalg.eigvals(w))))
+
+
+def gradient_flow(radii=(0.5, 1.0, 1.5, 3.0), input_scale=1.0, n_sequences=40, n_nodes=32, n_features=8,
+                  batch_size=16, seed=0):
+    """Mean norm of dL/dx_t over the batch, for each spectral radius of w_h.
+
+    The loss reads h_T only (many-to-one): dh is a fixed random (batch_size, n_nodes).
+    Returns {radius: ndarray of shape (n_sequences,)}, entry t-1 for step t.
+    """
+    rng = np.random.default_rng(seed)
+    w_x = rng.normal(size=(n_features, n_nodes)) / np.sqrt(n_features)
+    w_h = rng.normal(size=(n_nodes, n_nodes))
+    x = input_scale * rng.normal(size=(batch_size, n_sequences, n_features))
+    dh = rng.normal(size=(batch_size, n_nodes))
+    norms = {}
+    for radius in radii:
+        rnn = SimpleRNN_BPTT(w_x, scale_to_spectral_radius(w_h, radius), np.zeros(n_nodes))
+        rnn.forward(x)
+        dx = rnn.backward(dh)["dx"]                       # (batch_size, n_sequences, n_features)
+        norms[radius] = np.linalg.norm(dx, axis=2).mean(axis=0)
+    return norms
+
+
+def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
+    """flows: {input_scale: gradient_flow(...) result}. One panel per input scale, log axis."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(flows), figsize=(5.2 * len(flows), 4), sharey=True, squeeze=False)
+    for ax, (input_scale, norms) in zip(axes[0], flows.items()):
+        for radius, curve in norms.items():
+            ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=f"ρ(W_h) = {radius}")
+        ax.set_yscale("log")
+        ax.set_xlabel("time step t")
+        ax.set_title(f"inputs of scale {input_scale}")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel("mean ‖∂L/∂x_t‖ (log scale)")
+    axes[0][-1].legend()
+    fig.suptitle("How much of the gradient reaches each input x_t, from SimpleRNN_BPTT.backward\n"
+                 "(the loss reads h_T at the right; the gradient flows leftward)")
+    save_figure(fig, plots_dir, filename)
+    return fig
+
+
+if __name__ == "__main__":
+    print("Problem 4.1: gradient flow through time")
+    flows = {scale: gradient_flow(input_scale=scale) for scale in (1.0, 0.1)}
+    print("| input scale | ρ(W_h) | ‖∂L/∂x_T‖ | ‖∂L/∂x_1‖ | ratio first / last |")
+    print("|---|---|---|---|---|")
+    for scale, norms in flows.items():
+        for radius, curve in norms.items():
+            print(f"| {scale} | {radius} | {curve[-1]:.2g} | {curve[0]:.2g} | {curve[0] / curve[-1]:.1e} |")
+    plot_gradient_flow(flows, ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'gradient_flow.png')}")
+
+# %% [markdown]
+# The last column of the table says how much of the gradient at step $T$ is
+# left at step 1, 39 steps earlier. With inputs of scale 1, radius 0.5 loses
+# 19 orders of magnitude and even radius 1.0 loses 8 — saturation makes every
+# tanh′ factor smaller than 1 — while radius 1.5 still *decays*, by a factor
+# of about 400: tanh holds back what $W_h$ alone would have grown. Radius 3
+# explodes: the gradient at step 1 is some 40,000 times the one at step $T$.
+# With inputs of scale 0.1 the states stay small and tanh′ ≈ 1, so the same
+# matrices behave more like their linear selves: radius 1.0 keeps the
+# gradient within a factor of about 20, radius 1.5 now grows it about
+# elevenfold, and radius 3 by some 700,000. A plain RNN lives on this knife
+# edge: shrink and it forgets, grow and training blows up.
+#
+# ### 4.2 Accuracy against sequence length
+#
+# What vanishing gradients mean for learning: we train the same classifier
+# on the temporal-order task at increasing lengths, three seeds each (data,
+# initialisation and batch order all change with the seed). The key
+# positions scale with the length, so at $T$ steps the first key must be
+# carried about $0.8\,T$ steps to the end.
+
+# %%
+def accuracy_vs_length(lengths=(10, 20, 30, 40, 50, 60, 80), seeds=(0, 1, 2), n_train=1000, n_val=300,
+                       epochs=20):
+    """Final validation accuracy of ScratchSimpleRNNClassifier (defaults otherwise) at each length.
+
+    Returns a list of {"n_sequences", "seed", "val_accuracy"}, one per (length, seed).
+    """
+    results = []
+    for n_sequences in lengths:
+        for seed in seeds:
+            X, y = make_temporal_order_data(n_train, n_sequences, rng=1000 + seed)
+            X_val, y_val = make_temporal_order_data(n_val, n_sequences, rng=2000 + seed)
+            model = ScratchSimpleRNNClassifier(epochs=epochs, random_state=seed).fit(X, y)
+            results.append({"n_sequences": n_sequences, "seed": seed, "val_accuracy": model.score(X_val, y_val)})
+    return results
+
+
+def summarize_by_length(results):
+    """{n_sequences: list of val_accuracy over seeds}, lengths in increasing order."""
+    by_length = {}
+    for row in sorted(results, key=lambda r: (r["n_sequences"], r["seed"])):
+        by_length.setdefault(row["n_sequences"], []).append(row["val_accuracy"])
+    return by_length
+
+
+def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_length.png"):
+    """Each seed's accuracy as a dot, the mean as a line, and the 25% chance level."""
+    import matplotlib.pyplot as plt
+
+    by_length = summarize_by_length(results)
+    lengths = list(by_length)
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for row in results:
+        ax.plot(row["n_sequences"], row["val_accuracy"], "o", color="tab:blue", alpha=0.5, ms=5)
+    ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color="tab:blue",
+            label=f"mean over {len(next(iter(by_length.values())))} seeds (dots: each seed)")
+    ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("sequence length n_sequences")
+    ax.set_ylabel("final validation accuracy")
+    ax.set_title("Vanilla RNN on the temporal-order task")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="center left")
+    save_figure(fig, plots_dir, filename)
+    return fig
+
+
+if __name__ == "__main__":
+    print("Problem 4.2: accuracy against sequence length (1000 training, 300 validation sequences, 20 epochs)")
+    length_results = accuracy_vs_length()
+    print("| n_sequences | accuracy per seed | mean | min – max |")
+    print("|---|---|---|---|")
+    for n_sequences, accs in summarize_by_length(length_results).items():
+        print(f"| {n_sequences} | {', '.join(f'{a:.2f}' for a in accs)} | {np.mean(accs):.2f} "
+              f"| {min(accs):.2f} – {max(accs):.2f} |")
+    plot_accuracy_vs_length(length_results, ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'accuracy_vs_length.png')}")
+
+# %% [markdown]
+# Up to 30 steps every seed is perfect; from about 40 steps on, the network
+# mostly stays at chance — it cannot even begin to learn, because the
+# gradient that would connect the early key to the loss at step $T$ has
+# vanished on the way back. This is the result Hochreiter & Schmidhuber
+# (1997) report for gradient-based training of plain recurrent nets on long
+# time lags, and the reason they designed the LSTM, whose additive cell state
+# gives the gradient a path that is not multiplied by $W_h^\top$ at every
+# step. (Orthogonal initialisation, which our classifier uses, already
+# pushes the limit out; with a small random $W_h$ it arrives sooner.)
+#
+# ### 4.3 What the hidden state remembers
+#
+# The Problem 3 model solved 20-step sequences. Below are its hidden states
+# $h_t$ — every node (rows) at every step (columns) — for one new sequence,
+# shown four times with its two keys set to each class (XX, XY, YX, YY) and
+# the distractors unchanged, so any difference between the panels is caused
+# by the keys alone.
+
+# %%
+def key_variants(x):
+    """The four classes' versions of one temporal-order sequence.
+
+    x : (n_sequences, 8) one-hot with two keys. Returns {"XX": x_XX, "XY": ..., "YX": ..., "YY": ...}:
+    the same distractors, only the two keys changed, and the key positions (0-based).
+    """
+    keys = [t for t, symbol in enumerate(decode_sequence(x)) if symbol in "XY"]
+    variants = {}
+    for first in "XY":
+        for second in "XY":
+            v = x.copy()
+            for t, symbol in zip(keys, first + second):
+                v[t] = np.eye(len(TEMPORAL_ORDER_SYMBOLS))[TEMPORAL_ORDER_SYMBOLS.index(symbol)]
+            variants[first + second] = v
+    return variants, keys
+
+
+def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"):
+    """Heatmaps of h_t (n_nodes x n_sequences) for the four key variants of one sequence x (n_sequences, 8)."""
+    import matplotlib.pyplot as plt
+
+    variants, keys = key_variants(x)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), sharey=True)
+    for ax, (label, v) in zip(axes, variants.items()):
+        _, hs = model.rnn.forward(v[None])
+        image = ax.imshow(hs[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_xticks(range(len(v)), list(decode_sequence(v)))
+        for t in keys:  # a frame around each key's column
+            ax.axvspan(t - 0.5, t + 0.5, fill=False, edgecolor="black", lw=2)
+        ax.set_title(f"class {label}, predicted {model.predict(v[None])[0]}")
+    axes[0].set_ylabel("hidden node")
+    fig.supxlabel("input symbol at each step; black frames mark the two keys", y=0.0)
+    fig.colorbar(image, ax=axes.tolist(), label="h_t", shrink=0.8)
+    fig.suptitle("Hidden states of the trained classifier: one sequence, its two keys set to each class")
+    save_figure(fig, plots_dir, filename)
+    return fig
+
+
+if __name__ == "__main__":
+    print("Problem 4.3: hidden states of the Problem 3 model")
+    X_show, _ = make_temporal_order_data(1, 20, rng=ARGS.seed + 7)
+    variants, (key1, key2) = key_variants(X_show[0])
+    states = {label: model.rnn.forward(v[None])[1][0] for label, v in variants.items()}
+    for t, when in [(key1 - 1, "just before the first key"), (key2 - 1, "just before the second key"),
+                    (-1, "at the end (h_T)")]:
+        first_key = np.linalg.norm(states["XX"][t] - states["YX"][t])
+        second_key = np.linalg.norm(states["XX"][t] - states["XY"][t])
+        print(f"{when:>27}: ‖h(XX) − h(YX)‖ = {first_key:.2f} (first key differs), "
+              f"‖h(XX) − h(XY)‖ = {second_key:.2f} (second key differs)")
+    plot_hidden_states(model, X_show[0], ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'hidden_states.png')}")
+
+# %% [markdown]
+# Up to the first key the four panels are identical (the printed distance is
+# 0). At the first key they split in two: XX and XY stay identical to each
+# other, as do YX and YY, but the X-pair and the Y-pair now differ — and keep
+# differing through every distractor up to the second key (distance about 8
+# just before it). That persisting difference *is* the memory. The second
+# key splits each pair again, so the final state $h_T$ differs for all four
+# classes, and the dense layer reads the class off it — correctly, in every
+# panel.
+#
+# ### 4.4 Gradient clipping
+#
+# Finally, clipping at work. Plain gradient descent with a large learning rate
+# (0.5) on the 20-step task, once without clipping and once with the global
+# norm clipped at 1, from the same initial weights. The right panel shows the
+# mean gradient norm of each epoch, measured before clipping.
+
+# %%
+def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20, seed=0):
+    """Train with plain SGD, with and without clipping. Returns {"no clipping": model, "clip_norm=...": model}."""
+    X, y = make_temporal_order_data(1000, n_sequences, rng=seed)
+    X_val, y_val = make_temporal_order_data(300, n_sequences, rng=seed + 1)
+    models = {}
+    for label, clip in [("no clipping", None), (f"clip_norm = {clip_norm}", clip_norm)]:
+        models[label] = ScratchSimpleRNNClassifier(epochs=epochs, optimizer="sgd", learning_rate=learning_rate,
+                                                   clip_norm=clip, random_state=seed).fit(X, y, X_val, y_val)
+    return models
+
+
+def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
+    """Training loss and mean pre-clipping gradient norm by epoch, for each model."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, model in models.items():
+        epochs = np.arange(1, len(model.loss_history) + 1)
+        ax_loss.plot(epochs, model.loss_history, marker="o", ms=3,
+                     label=f"{label} (val. accuracy {model.val_accuracy_history[-1]:.2f})")
+        ax_norm.plot(epochs, model.grad_norm_history, marker="o", ms=3, label=label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("mean training cross-entropy (log scale)")
+    ax_norm.set_yscale("log")
+    ax_norm.set_ylabel("mean global gradient norm, before clipping (log)")
+    for ax in (ax_loss, ax_norm):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("SGD with learning rate 0.5 on the 20-step task: with and without global-norm clipping")
+    save_figure(fig, plots_dir, filename)
+    return fig
+
+
+if __name__ == "__main__":
+    print("Problem 4.4: gradient clipping (SGD, learning rate 0.5)")
+    clip_models = clipping_experiment()
+    for label, m in clip_models.items():
+        print(f"{label:>16}: training loss {m.loss_history[0]:.2f} -> {m.loss_history[-1]:.3g}, "
+              f"largest epoch-mean gradient norm {max(m.grad_norm_history):.3g}, "
+              f"final validation accuracy {m.val_accuracy_history[-1]:.2f}")
+    plot_clipping(clip_models, ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'clipping.png')}")
+
+# %% [markdown]
+# Without clipping, the first steps are too long: within four epochs the
+# training loss has risen from 1.5 to about 4 — far above the 1.39 of a
+# uniform guess — and the weights are thrown into a region where the
+# gradient stays large (norms around 4) and every step overshoots again; the
+# network ends at chance. With clipping, the gradients of the first epochs
+# are just as large, but each step is shortened to norm 1 in the same
+# direction; once the network finds the solution the gradient shrinks below
+# the threshold, clipping stops acting, and the loss falls to 0.0006 with
+# 100% validation accuracy. Clipping did not make the learning rate smaller
+# — it bounded the length of the few steps that would have been harmful.
+
+# %% [markdown]
 # ## Where this leaves us
 #
 # A vanilla RNN, trained with gradients we derived and checked ourselves,
-# remembers a symbol across more than a dozen distracting steps. The next
-# section asks how far that memory reaches, and answers with the model's own
-# gradients.
+# remembers a symbol across more than a dozen distracting steps — and, as its
+# own gradients show, not across forty. Where to go next: gated cells (LSTM,
+# GRU) that add a path through time the gradient can travel without being
+# multiplied by $W_h^\top$ at every step; truncated BPTT for long streams;
+# and masks for sequences of different lengths. Each is a small change to the
+# two loops written here.
 
 # %%
 if __name__ == "__main__":

@@ -5,3 +5,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# Plots in tests render off-screen, whatever display the machine has.
+os.environ.setdefault("MPLBACKEND", "Agg")

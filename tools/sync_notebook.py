@@ -31,7 +31,10 @@ def execute_notebook(nb, cwd, timeout=600):
     """
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             store_widget_state=False, resources={"metadata": {"path": cwd}})
-    client.execute()
+    # A notebook shows its plots inline: a backend inherited from our own
+    # environment (tests set MPLBACKEND=Agg) would hide them.
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    client.execute(env=env)
     return nb
 
 
