@@ -19,7 +19,7 @@ Against:
 Before timing, each implementation's output is checked against ours, so the
 table compares implementations that compute the same numbers.
 
-Reported: min and median milliseconds over the repeats, GFLOP/s counting
+Reported: min and median milliseconds over 2 rounds of repeats, GFLOP/s counting
 2*B*T*(F*H + H*H) per pass and 3 passes for forward + backward, the fraction of
 this machine's GEMM peak (a large matmul timed in the same run), ratios of our
 time to each reference's (below 1 = we are faster), and the peak memory that
@@ -92,15 +92,25 @@ class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
     layer_class = TextbookRNN
 
 
-def timed(fn, repeats):
-    """Run fn once to warm up, then `repeats` times; return (min, median) in ms."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return min(times), float(np.median(times))
+def timed(fns, repeats, rounds=2):
+    """Time each function of {name: fn}; returns {name: (min ms, median ms)}.
+
+    In each of `rounds` rounds every function gets one untimed warm-up call,
+    then `repeats` timed calls in a row. Rounds guard against the load of a
+    shared machine drifting while one implementation is timed; the warm-up
+    after each switch absorbs the previous library's worker threads, which
+    keep spinning for a moment after their last call (PyTorch's OpenMP pool,
+    OpenBLAS's threads) and would otherwise steal a core from the next one.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: (min(t), float(np.median(t))) for name, t in times.items()}
 
 
 def peak_memory_mb(fn):
@@ -117,7 +127,7 @@ def gemm_peak_gflops(dtype, n=2048, repeats=5):
     """This machine's GEMM rate: the best of `repeats` n x n products."""
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n)).astype(dtype), rng.random((n, n)).astype(dtype)
-    best, _ = timed(lambda: a @ b, repeats)
+    best, _ = timed({"gemm": lambda: a @ b}, repeats, rounds=1)["gemm"]
     return 2 * n ** 3 / (best * 1e-3) / 1e9
 
 
@@ -239,10 +249,11 @@ def fmt_ratio(ours, theirs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small size, few repeats: a smoke run")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 7; 2 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed calls per round, 2 rounds (default 5; 2 with --quick)")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else SIZES
-    repeats = args.repeats or (2 if args.quick else 7)
+    repeats = args.repeats or (2 if args.quick else 5)
     threads = os.cpu_count()
     try:
         import torch
@@ -252,7 +263,8 @@ def main(argv=None):
         torch = None
         torch_note = "PyTorch not installed: its columns are skipped (pip install torch to compare)"
     print(f"# RNN benchmark: {threads} cores, NumPy {np.__version__} with {blas_description()}; {torch_note}")
-    print(f"min / median of {repeats} repeats after one warm-up; ratios are our time / theirs (< 1: ours is faster)\n")
+    print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
+          "the minima, our time / theirs (< 1: ours is faster)\n")
 
     layer_rows, epoch_rows = [], []
     for dtype in (np.float32, np.float64):
@@ -261,16 +273,16 @@ def main(argv=None):
         for size in sizes:
             B, T, F, H = size
             case = make_layer_case(size, dtype)
-            ours = numpy_pass(rs.SimpleRNN_BPTT, *case)
-            book = numpy_pass(TextbookRNN, *case)
-            reference = ours()
-            assert_same(reference, book(), dtype, "textbook")
-            t_ours, t_book = timed(ours, repeats), timed(book, repeats)
-            t_torch = None
+            passes = {"ours": numpy_pass(rs.SimpleRNN_BPTT, *case), "book": numpy_pass(TextbookRNN, *case)}
             if torch is not None:
-                theirs = torch_pass(torch, *case)
-                assert_same(reference, theirs(), dtype, "torch")
-                t_torch = timed(theirs, repeats)
+                passes["torch"] = torch_pass(torch, *case)
+            reference = passes["ours"]()
+            for name in ("book", "torch"):
+                if name in passes:
+                    assert_same(reference, passes[name](), dtype, name)
+            t = timed(passes, repeats)
+            t_ours, t_book, t_torch = t["ours"], t["book"], t.get("torch")
+            ours = passes["ours"]
             gflops = 3 * 2 * B * T * (F * H + H * H) / (t_ours[0] * 1e-3) / 1e9
             mem = peak_memory_mb(ours)
             layer_rows.append(
@@ -280,9 +292,12 @@ def main(argv=None):
                 f"| {mem:.1f} |")
             X, y = make_epoch_data(size)
             for optimizer in ("sgd", "adam"):
-                e_ours = timed(numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y), repeats)
-                e_book = timed(numpy_epoch(TextbookClassifier, size, dtype, optimizer, X, y), repeats)
-                e_torch = timed(torch_epoch(torch, size, dtype, optimizer, X, y), repeats) if torch else None
+                epochs = {"ours": numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y),
+                          "book": numpy_epoch(TextbookClassifier, size, dtype, optimizer, X, y)}
+                if torch is not None:
+                    epochs["torch"] = torch_epoch(torch, size, dtype, optimizer, X, y)
+                e = timed(epochs, repeats)
+                e_ours, e_book, e_torch = e["ours"], e["book"], e.get("torch")
                 epoch_rows.append(
                     f"| {np.dtype(dtype).name} | {size} | {optimizer} | {e_ours[0]:.1f} / {e_ours[1]:.1f} "
                     f"| {e_book[0]:.1f} | {fmt_ratio(e_ours[0], e_book[0])} "
