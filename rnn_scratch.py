@@ -749,6 +749,18 @@ def _check_y(y, n_samples, name="y"):
     return y
 
 
+def _label_indices(classes, y, name="y"):
+    """Map labels y (n_samples,) to indices into the sorted classes; unknown labels are an error."""
+    idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+    unknown = classes[idx] != y
+    if np.any(unknown):
+        raise ValueError(
+            f"{name} holds labels not seen in training: {np.unique(y[unknown]).tolist()}; "
+            f"known classes are {classes.tolist()}."
+        )
+    return idx
+
+
 def log_softmax(z):
     """Numerically stable log of the softmax over the last axis.
 
@@ -756,6 +768,11 @@ def log_softmax(z):
     """
     shifted = z - np.max(z, axis=-1, keepdims=True)  # every exponent <= 0
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def cross_entropy(log_p, y_idx):
+    """Mean of -log p[n, y_n] over the batch: log_p (batch_size, n_classes), y_idx (batch_size,) ints."""
+    return -float(np.mean(log_p[np.arange(len(y_idx)), y_idx]))
 
 
 class ScratchSimpleRNNClassifier:
@@ -823,18 +840,6 @@ class ScratchSimpleRNNClassifier:
                 "predict_proba or score."
             )
 
-    def _label_indices(self, y, name="y"):
-        """Map labels to indices into classes_; unknown labels are an error."""
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.minimum(idx, len(self.classes_) - 1)
-        unknown = self.classes_[idx] != y
-        if np.any(unknown):
-            raise ValueError(
-                f"{name} holds labels not seen in training: {np.unique(y[unknown]).tolist()}; "
-                f"known classes are {self.classes_.tolist()}."
-            )
-        return idx
-
     # -- the model -----------------------------------------------------------
     def _init_params(self, n_features, n_classes, rng):
         """Scaled-normal input weights, orthogonal recurrent weights, zero biases."""
@@ -866,10 +871,9 @@ class ScratchSimpleRNNClassifier:
         batch_size = len(y_idx)
         h_T, z = self._forward_logits(X)
         log_p = log_softmax(z)
-        rows = np.arange(batch_size)
-        loss = -float(np.mean(log_p[rows, y_idx]))
+        loss = cross_entropy(log_p, y_idx)
         dz = np.exp(log_p)                 # p
-        dz[rows, y_idx] -= 1               # p - onehot(y)
+        dz[np.arange(batch_size), y_idx] -= 1   # p - onehot(y)
         dz /= batch_size                   # the mean's 1/batch_size, once, here
         # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
         rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
@@ -923,12 +927,13 @@ class ScratchSimpleRNNClassifier:
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"y must hold at least 2 classes to classify; got only {classes.tolist()}.")
+        y_idx = _label_indices(classes, y)
+        if X_val is not None:
+            X_val = _check_X(X_val, "X_val", X.shape[2]).astype(dtype, copy=False)
+            y_val_idx = _label_indices(classes, _check_y(y_val, len(X_val), "y_val"), "y_val")
+        # Every check has passed: only now does the model change.
         self.classes_ = classes
         self.n_features_ = X.shape[2]
-        if X_val is not None:
-            X_val = _check_X(X_val, "X_val", self.n_features_).astype(dtype, copy=False)
-            y_val_idx = self._label_indices(_check_y(y_val, len(X_val), "y_val"), "y_val")
-        y_idx = self._label_indices(y)
 
         rng = np.random.default_rng(self.random_state)
         self._init_params(self.n_features_, len(classes), rng)
@@ -974,9 +979,7 @@ class ScratchSimpleRNNClassifier:
     def _evaluate(self, X, y_idx):
         """Mean cross-entropy and accuracy on a validation set."""
         _, z = self._forward_logits(X)
-        log_p = log_softmax(z)
-        loss = -float(np.mean(log_p[np.arange(len(y_idx)), y_idx]))
-        return loss, float(np.mean(np.argmax(z, axis=1) == y_idx))
+        return cross_entropy(log_softmax(z), y_idx), float(np.mean(np.argmax(z, axis=1) == y_idx))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in classes_ order."""
@@ -991,11 +994,9 @@ class ScratchSimpleRNNClassifier:
         return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y):
-        """Mean accuracy of predict(X) against y."""
-        self._check_fitted()
-        X = _check_X(X, n_features=self.n_features_)
-        y = _check_y(y, len(X))
-        return float(np.mean(self.predict(X) == y))
+        """Mean accuracy of predict(X) against y (n_samples,)."""
+        predictions = self.predict(X)  # checks fitted and X first
+        return float(np.mean(predictions == _check_y(y, len(predictions))))
 
 
 # %% [markdown]

@@ -117,3 +117,17 @@ def test_diverging_training_raises_floating_point_error_and_keeps_finite_weights
 def test_temporal_order_generator_rejects_too_short_sequences():
     with pytest.raises(ValueError, match="at least 6"):
         rs.make_temporal_order_data(10, 4)
+
+
+def test_a_fit_rejected_for_bad_input_leaves_the_model_as_it_was(data, fitted):
+    X, y = data
+    fresh = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1)
+    with pytest.raises(ValueError):
+        fresh.fit(X, y, X_val=X[:2, :, :5], y_val=y[:2])  # X_val with the wrong n_features
+    with pytest.raises(rs.NotFittedError):
+        fresh.predict(X)
+    before = fitted.predict_proba(X)
+    with pytest.raises(ValueError):
+        fitted.fit(X[:, :, :5], np.array(["p", "q"] * 10), X_val=X[:2], y_val=y[:2])
+    assert fitted.classes_.tolist() == ["XX", "XY", "YX", "YY"]
+    np.testing.assert_array_equal(fitted.predict_proba(X), before)
