@@ -1137,7 +1137,8 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
     """flows: {input_scale: gradient_flow(...) result}. One panel per input scale, log axis."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(flows), figsize=(5.2 * len(flows), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(flows), figsize=(5.2 * len(flows), 4.3), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax, (input_scale, norms) in zip(axes[0], flows.items()):
         for radius, curve in norms.items():
             ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=f"ρ(W_h) = {radius}")
@@ -1285,7 +1286,7 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
     import matplotlib.pyplot as plt
 
     variants, keys = key_variants(x)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.6), sharey=True, layout="constrained")
     for ax, (label, v) in zip(axes, variants.items()):
         _, hs = model.rnn.forward(v[None])
         image = ax.imshow(hs[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
@@ -1294,7 +1295,7 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
             ax.axvspan(t - 0.5, t + 0.5, fill=False, edgecolor="black", lw=2)
         ax.set_title(f"class {label}, predicted {model.predict(v[None])[0]}")
     axes[0].set_ylabel("hidden node")
-    fig.supxlabel("input symbol at each step; black frames mark the two keys", y=0.0)
+    fig.supxlabel("input symbol at each step; black frames mark the two keys")
     fig.colorbar(image, ax=axes.tolist(), label="h_t", shrink=0.8)
     fig.suptitle("Hidden states of the trained classifier: one sequence, its two keys set to each class")
     save_figure(fig, plots_dir, filename)
@@ -1348,7 +1349,7 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
     """Training loss and mean pre-clipping gradient norm by epoch, for each model."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     for label, model in models.items():
         epochs = np.arange(1, len(model.loss_history) + 1)
         ax_loss.plot(epochs, model.loss_history, marker="o", ms=3,

@@ -144,3 +144,20 @@ def test_fit_does_not_modify_the_callers_arrays():
     rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, random_state=0).fit(X, y, X_val, y_val)
     for original, copy in zip((X, y, X_val, y_val), copies):
         np.testing.assert_array_equal(original, copy)
+
+
+def test_loss_and_gradients_match_pytorch_autograd():
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
+    X, y = small_data(n_samples=12)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=4, random_state=2).fit(X, y)
+    y_idx = np.searchsorted(model.classes_, y)
+    loss, grads = model.loss_and_gradients(X, y_idx)
+    t = {name: torch.tensor(p, requires_grad=True) for name, p in model._params().items()}
+    h = torch.zeros(len(X), 5, dtype=torch.float64)
+    for step in range(X.shape[1]):
+        h = torch.tanh(torch.tensor(X[:, step]) @ t["w_x"] + h @ t["w_h"] + t["b"])
+    torch_loss = torch.nn.functional.cross_entropy(h @ t["w_y"] + t["b_y"], torch.tensor(y_idx))
+    torch_loss.backward()
+    assert loss == pytest.approx(torch_loss.item(), rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, t[name].grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
