@@ -56,8 +56,9 @@
 #
 # A whole input batch `x` has shape (batch_size, n_sequences, n_features):
 # `n_sequences` is the number of time steps $T$. These five names —
-# batch_size, n_sequences, n_features, n_nodes and n_classes — are the only
-# ones used for sizes, in the text and in every docstring.
+# batch_size, n_sequences, n_features, n_nodes and n_classes, with n_samples
+# for a whole data set — are the only ones used for sizes, in the text and in
+# every docstring.
 
 # %%
 import argparse
@@ -232,7 +233,7 @@ class SimpleRNN:
         a = a.reshape(n_sequences, batch_size, self.n_nodes)
         rec = np.empty((batch_size, self.n_nodes), dtype=self.dtype)  # h_{t-1} W_h
         h_prev = h0
-        for t in range(n_sequences):
+        for t in range(n_sequences):              # slot [t] is math step t+1
             np.matmul(h_prev, self.w_h, out=rec)  # the only sequential product
             a_t = a[t]
             a_t += rec                            # a_t = x_t W_x + B + h_{t-1} W_h
@@ -258,12 +259,13 @@ class SimpleRNN:
             (A batch-first view of the time-major array used inside.)
         """
         x, h0 = self._check_input(x, h0)
-        h_tm = self._forward_time_major(x, h0)
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major, once
+        h_tm = self._recurrence(x_tm, h0)
+        self._keep_for_backward(x_tm, h0, h_tm)
         return h_tm[-1], h_tm.transpose(1, 0, 2)
 
-    def _forward_time_major(self, x, h0):
-        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-        return self._recurrence(x_tm, h0)
+    def _keep_for_backward(self, x_tm, h0, h_tm):
+        """A forward-only layer keeps nothing (SimpleRNN_BPTT keeps these three)."""
 
 
 # %% [markdown]
@@ -375,11 +377,8 @@ class SimpleRNN_BPTT(SimpleRNN):
         super().__init__(w_x, w_h, b)
         self._cache = None
 
-    def _forward_time_major(self, x, h0):
-        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-        h_tm = self._recurrence(x_tm, h0)
+    def _keep_for_backward(self, x_tm, h0, h_tm):
         self._cache = (x_tm, h0, h_tm)  # inputs and states, all time-major
-        return h_tm
 
     def backward(self, dh, input_gradient=True):
         """Backpropagation through time.
@@ -420,23 +419,24 @@ class SimpleRNN_BPTT(SimpleRNN):
                 f"{n_nodes}) to match the last forward pass; got {dh.shape}."
             )
 
-        # tanh'(a_t) = 1 - h_t^2 for every step at once, outside the loop: it
-        # needs only the stored states. delta then turns into dL/da in place.
+        # tanh'(a) = 1 - h^2 for every step at once, outside the loop: it needs
+        # only the stored states. The loop then turns it into dL/da in place.
+        # (Python counts from 0: slot [t] of h, delta and dh_tm is math step t+1.)
         delta = np.multiply(h, h)
         np.subtract(1, delta, out=delta)
-        dh_t = dh_T.copy()            # total dL/dh_t, starting at t = T
+        dh_t = dh_T.copy()            # total dL/dh at the step being processed; first the last step
         for t in reversed(range(n_sequences)):
             d = delta[t]
-            d *= dh_t                              # delta_t = dL/dh_t * (1 - h_t^2)
-            np.matmul(d, self.w_h.T, out=dh_t)     # dL/dh_{t-1} through the recurrence
+            d *= dh_t                              # dL/da = dL/dh * (1 - h^2) at this step
+            np.matmul(d, self.w_h.T, out=dh_t)     # dL/dh of the step before, through the recurrence
             if many_to_many and t > 0:
-                dh_t += dh_tm[t - 1]               # ... plus the loss's direct term
-        dh0 = dh_t                                 # after t = 1: dL/dh_0
+                dh_t += dh_tm[t - 1]               # ... plus the loss's direct term on that step
+        dh0 = dh_t                                 # the step before the first is the initial state
 
         # Sums over time as single products of the stacked (T * batch_size) rows.
         delta_2d = delta.reshape(-1, n_nodes)
         dw_x = x_tm.reshape(-1, self.n_features).T @ delta_2d
-        # h_{t-1} pairs with delta_t: h_0 with delta_1, then h_1..h_{T-1} with delta_2..delta_T.
+        # h_{t-1} pairs with delta_t: h0 with delta[0], then h[0..T-2] with delta[1..T-1].
         dw_h = h0.T @ delta[0]
         if n_sequences > 1:
             dw_h += h[:-1].reshape(-1, n_nodes).T @ delta[1:].reshape(-1, n_nodes)
@@ -1252,8 +1252,9 @@ if __name__ == "__main__":
 # (1997) report for gradient-based training of plain recurrent nets on long
 # time lags, and the reason they designed the LSTM, whose additive cell state
 # gives the gradient a path that is not multiplied by $W_h^\top$ at every
-# step. (Orthogonal initialisation, which our classifier uses, already
-# pushes the limit out; with a small random $W_h$ it arrives sooner.)
+# step. (Our classifier starts from an orthogonal $W_h$, spectral radius 1 —
+# the edge between the two regimes of 4.1. Started from a small random
+# $W_h$, the same sweep already fails at 30 steps.)
 #
 # ### 4.3 What the hidden state remembers
 #
