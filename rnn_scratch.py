@@ -514,6 +514,8 @@ def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6):
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
     Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err}.
     """
+    if rnn.dtype != np.float64:
+        raise ValueError(f"gradient checks need float64 weights (see the text above); got {rnn.dtype}.")
     x = np.array(x, dtype=np.float64)    # private copies: they get perturbed
     h0 = np.array(h0, dtype=np.float64)
     dh = np.asarray(dh, dtype=np.float64)
@@ -554,8 +556,8 @@ def run_problem_2(seed=0, verbose=True):
             print(f"{name} {g.shape} =\n{np.array2string(g, precision=6)}")
         print(f"\nGradient check against central differences (float64, eps=1e-6), "
               f"batch_size={batch_size}, n_sequences={n_sequences}, n_features={n_features}, n_nodes={n_nodes}:")
-        print(f"| gradient | rel. error, many-to-one | rel. error, many-to-many |")
-        print(f"|---|---|---|")
+        print("| gradient | rel. error, many-to-one | rel. error, many-to-many |")
+        print("|---|---|---|")
         for name in checks["many-to-one"]:
             print(f"| {name} | {checks['many-to-one'][name]:.2e} | {checks['many-to-many'][name]:.2e} |")
         print(f"All below 1e-7: {worst < 1e-7}")

@@ -128,3 +128,9 @@ def test_skipping_the_input_gradient_leaves_the_others_unchanged():
     assert partial["dx"] is None
     for name in ("dw_x", "dw_h", "db", "dh0"):
         np.testing.assert_array_equal(partial[name], full[name])
+
+
+def test_gradient_check_refuses_float32():
+    layer = rs.SimpleRNN_BPTT(np.zeros((2, 3), np.float32), np.zeros((3, 3), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="float64"):
+        rs.check_rnn_gradients(layer, np.zeros((1, 2, 2)), np.zeros((1, 3)), np.zeros((1, 3)))
