@@ -117,8 +117,8 @@ if __name__ == "__main__":
 #
 # * **Hoist the input projection.** $x_t W_x$ does not depend on $h_{t-1}$, so
 #   all $T$ of them are one matrix product of the stacked inputs,
-#   $(T \cdot \text{batch\_size}, \text{n\_features}) \times
-#   (\text{n\_features}, \text{n\_nodes})$, done before the loop. One large
+#   $(T \cdot \text{batch size}, \text{n features}) \times
+#   (\text{n features}, \text{n nodes})$, done before the loop. One large
 #   GEMM (general matrix multiply) keeps the CPU's vector units busy; $T$ small
 #   ones mostly pay call overhead. Only $h_{t-1} W_h$ — the truly sequential
 #   part — stays inside the loop. (cuDNN does the same.)
@@ -363,7 +363,7 @@ if __name__ == "__main__":
 # makes for an input that does not require a gradient.
 #
 # The gradients are *sums* over the batch: the layer does not know how the
-# loss averages, so any $1/\text{batch\_size}$ is already inside `dh`.
+# loss averages, so any $1/\text{batch size}$ is already inside `dh`.
 
 # %%
 class SimpleRNN_BPTT(SimpleRNN):
@@ -467,7 +467,7 @@ class SimpleRNN_BPTT(SimpleRNN):
 #
 # We compare with a relative error scaled by the largest entry,
 #
-# $$\text{rel\_error}(g, \hat g) = \frac{\max_i |g_i - \hat g_i|}{\max\!\left(10^{-8},\ \max_i (|g_i| + |\hat g_i|)\right)}.$$
+# $$\text{rel error}(g, \hat g) = \frac{\max_i |g_i - \hat g_i|}{\max\!\left(10^{-8},\ \max_i (|g_i| + |\hat g_i|)\right)}.$$
 #
 # Dividing entry by entry would blow up where both sides are nearly zero
 # (a true $10^{-12}$ against a rounding error of $10^{-11}$ is "900%" wrong),
@@ -649,7 +649,7 @@ if __name__ == "__main__":
 # softmax:
 #
 # $$z = h_T W_y + b_y, \qquad p = \text{softmax}(z), \qquad
-#   L = -\frac{1}{\text{batch\_size}} \sum_{n} \log p_{n, y_n},$$
+#   L = -\frac{1}{\text{batch size}} \sum_{n} \log p_{n, y_n},$$
 #
 # with $W_y$ (n_nodes, n_classes), $b_y$ (n_classes,), $z$ and $p$
 # (batch_size, n_classes).
@@ -658,7 +658,7 @@ if __name__ == "__main__":
 # For one example, $-\log p_y = -z_y + \log \sum_k e^{z_k}$. Differentiating
 # by $z_k$ gives $-[k = y] + e^{z_k} / \sum_j e^{z_j} = p_k - [k = y]$: the
 # softmax's own Jacobian cancels against the log. Averaging over the batch
-# divides by batch_size, and that is where the $1/\text{batch\_size}$ lives:
+# divides by batch_size, and that is where the $1/\text{batch size}$ lives:
 # in $\partial L / \partial z$, the very first gradient. From there
 #
 # $$\frac{\partial L}{\partial W_y} = h_T^\top \frac{\partial L}{\partial z}, \quad
