@@ -112,7 +112,7 @@ if __name__ == "__main__":
 # ### How the loop is laid out, and why it is fast
 #
 # A direct translation loops over $t$ and computes both products at each step.
-# Two observations make it much faster without changing a single number's
+# Two observations make it faster without changing a single number's
 # meaning:
 #
 # * **Hoist the input projection.** $x_t W_x$ does not depend on $h_{t-1}$, so
