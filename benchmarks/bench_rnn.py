@@ -242,8 +242,14 @@ def blas_description():
     return text + (f" (OPENBLAS_CORETYPE={coretype} set)" if coretype else "")
 
 
+def fmt_ms(timing, digits):
+    """The min of a (min, median) timing, or n/a when that reference did not run."""
+    return "n/a" if timing is None else f"{timing[0]:.{digits}f}"
+
+
 def fmt_ratio(ours, theirs):
-    return f"{ours / theirs:.2f}×" if theirs else "n/a"
+    """Our min time over theirs, or n/a when that reference did not run."""
+    return "n/a" if theirs is None else f"{ours[0] / theirs[0]:.2f}×"
 
 
 def main(argv=None):
@@ -261,7 +267,7 @@ def main(argv=None):
         torch_note = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
     except ImportError:
         torch = None
-        torch_note = "PyTorch not installed: its columns are skipped (pip install torch to compare)"
+        torch_note = "PyTorch not installed: its columns say n/a"
     print(f"# RNN benchmark: {threads} cores, NumPy {np.__version__} with {blas_description()}; {torch_note}")
     print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
           "the minima, our time / theirs (< 1: ours is faster)\n")
@@ -282,14 +288,12 @@ def main(argv=None):
                     assert_same(reference, passes[name](), dtype, name)
             t = timed(passes, repeats)
             t_ours, t_book, t_torch = t["ours"], t["book"], t.get("torch")
-            ours = passes["ours"]
             gflops = 3 * 2 * B * T * (F * H + H * H) / (t_ours[0] * 1e-3) / 1e9
-            mem = peak_memory_mb(ours)
+            mem = peak_memory_mb(passes["ours"])
             layer_rows.append(
                 f"| {np.dtype(dtype).name} | {size} | {t_ours[0]:.2f} / {t_ours[1]:.2f} | {gflops:.0f} "
-                f"| {100 * gflops / peak:.0f}% | {t_book[0]:.2f} | {fmt_ratio(t_ours[0], t_book[0])} "
-                f"| {f'{t_torch[0]:.2f}' if t_torch else 'n/a'} | {fmt_ratio(t_ours[0], t_torch[0]) if t_torch else 'n/a'} "
-                f"| {mem:.1f} |")
+                f"| {100 * gflops / peak:.0f}% | {fmt_ms(t_book, 2)} | {fmt_ratio(t_ours, t_book)} "
+                f"| {fmt_ms(t_torch, 2)} | {fmt_ratio(t_ours, t_torch)} | {mem:.1f} |")
             X, y = make_epoch_data(size)
             for optimizer in ("sgd", "adam"):
                 epochs = {"ours": numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y),
@@ -300,8 +304,8 @@ def main(argv=None):
                 e_ours, e_book, e_torch = e["ours"], e["book"], e.get("torch")
                 epoch_rows.append(
                     f"| {np.dtype(dtype).name} | {size} | {optimizer} | {e_ours[0]:.1f} / {e_ours[1]:.1f} "
-                    f"| {e_book[0]:.1f} | {fmt_ratio(e_ours[0], e_book[0])} "
-                    f"| {f'{e_torch[0]:.1f}' if e_torch else 'n/a'} | {fmt_ratio(e_ours[0], e_torch[0]) if e_torch else 'n/a'} |")
+                    f"| {fmt_ms(e_book, 1)} | {fmt_ratio(e_ours, e_book)} "
+                    f"| {fmt_ms(e_torch, 1)} | {fmt_ratio(e_ours, e_torch)} |")
             print(f"  done {np.dtype(dtype).name} {size}", flush=True)
 
     print("\n## Layer: forward + backward, size = (batch_size, n_sequences, n_features, n_nodes)\n")
