@@ -63,6 +63,7 @@
 # %%
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -74,19 +75,22 @@ import numpy as np
 # The options below let `python rnn_scratch.py --epochs 5 --seed 1 --quiet`
 # change the demos. We parse with `parse_known_args`, because inside a Jupyter
 # kernel `__name__` is also `"__main__"` and `sys.argv` holds the kernel's own
-# flags, which must not stop the lesson. Every demo cell is guarded by
+# flags, which must not stop the lesson (on the command line, an unknown
+# option is still an error, so a typo does not pass silently). Every demo cell is guarded by
 # `if __name__ == "__main__":`, so `import rnn_scratch` (as the tests do) runs
 # nothing, prints nothing and writes nothing.
 
 # %%
 def parse_args(argv=None):
-    """Command-line options of the lesson; unknown arguments are ignored."""
+    """Command-line options of the lesson; inside a Jupyter kernel, its own arguments are ignored."""
     parser = argparse.ArgumentParser(description="A vanilla RNN from scratch in NumPy: the lesson's demos.")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs for Problem 3 (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
     parser.add_argument("--plots-dir", default="plots", help="where the plots are saved (default plots/)")
     parser.add_argument("--quiet", action="store_true", help="print only headers and results, not every epoch")
-    args, _unknown = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1; got {args.epochs}")
     return args

@@ -42,3 +42,10 @@ def test_importing_has_no_side_effects(tmp_path):
     assert result.stdout == "False\n"  # nothing printed but our own line; pyplot not even imported
     assert result.stderr == ""
     assert os.listdir(tmp_path) == []
+
+
+def test_a_mistyped_option_is_an_error_not_ignored(tmp_path):
+    result = run([SCRIPT, "--epohcs", "3", "--plots-dir", str(tmp_path)], cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --epohcs 3" in result.stderr
+    assert os.listdir(tmp_path) == []  # stopped before doing anything
