@@ -1288,15 +1288,24 @@ def key_variants(x):
     return variants, keys
 
 
+def variant_states(model, x):
+    """Hidden states of the four key variants of x (n_sequences, 8).
+
+    Returns (variants, keys, states): states[label] is hs (n_sequences, n_nodes) for variants[label].
+    """
+    variants, keys = key_variants(x)
+    states = {label: model.rnn.forward(v[None])[1][0] for label, v in variants.items()}
+    return variants, keys, states
+
+
 def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"):
     """Heatmaps of h_t (n_nodes x n_sequences) for the four key variants of one sequence x (n_sequences, 8)."""
     import matplotlib.pyplot as plt
 
-    variants, keys = key_variants(x)
+    variants, keys, states = variant_states(model, x)
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6), sharey=True, layout="constrained")
     for ax, (label, v) in zip(axes, variants.items()):
-        _, hs = model.rnn.forward(v[None])
-        image = ax.imshow(hs[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        image = ax.imshow(states[label].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_xticks(range(len(v)), list(decode_sequence(v)))
         for t in keys:  # a frame around each key's column
             ax.axvspan(t - 0.5, t + 0.5, fill=False, edgecolor="black", lw=2)
@@ -1312,8 +1321,7 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
 if __name__ == "__main__":
     print("Problem 4.3: hidden states of the Problem 3 model")
     X_show, _ = make_temporal_order_data(1, 20, rng=ARGS.seed + 7)
-    variants, (key1, key2) = key_variants(X_show[0])
-    states = {label: model.rnn.forward(v[None])[1][0] for label, v in variants.items()}
+    _, (key1, key2), states = variant_states(model, X_show[0])
     for t, when in [(key1 - 1, "just before the first key"), (key2 - 1, "just before the second key"),
                     (-1, "at the end (h_T)")]:
         first_key = np.linalg.norm(states["XX"][t] - states["YX"][t])
@@ -1371,7 +1379,9 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle("SGD with learning rate 0.5 on the 20-step task: with and without global-norm clipping")
+    learning_rate = next(iter(models.values())).learning_rate
+    fig.suptitle(f"SGD with learning rate {learning_rate} on the temporal-order task: "
+                 "with and without global-norm clipping")
     save_figure(fig, plots_dir, filename)
     return fig
 
