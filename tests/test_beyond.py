@@ -26,14 +26,14 @@ def test_scale_to_spectral_radius():
 
 
 def test_gradient_vanishes_going_back_in_time_below_radius_one():
-    curve = rs.gradient_flow(radii=(0.5,), input_scale=1.0, n_sequences=30)[0.5]
+    curve = rs.gradient_flow(radii=(0.5,), input_scale=1.0, n_sequences=30)[0.5]["grad_norms"]
     assert curve.shape == (30,)
     assert np.all(np.diff(curve) > 0), curve        # every step back in time shrinks it
     assert curve[0] < 1e-10 * curve[-1], curve
 
 
 def test_gradient_explodes_going_back_in_time_at_a_large_radius():
-    curve = rs.gradient_flow(radii=(3.0,), input_scale=0.1, n_sequences=30)[3.0]
+    curve = rs.gradient_flow(radii=(3.0,), input_scale=0.1, n_sequences=30)[3.0]["grad_norms"]
     assert np.all(np.diff(curve) < 0), curve        # every step back in time grows it
     assert curve[0] > 1e3 * curve[-1], curve
 
@@ -47,20 +47,15 @@ def test_gradient_flow_comes_from_the_layers_backward():
     x = rng.normal(size=(batch_size, n_sequences, n_features))
     dh = rng.normal(size=(batch_size, n_nodes))
     w_h_scaled = w_h * (1.5 / np.max(np.abs(np.linalg.eigvals(w_h))))
-    h = np.zeros((batch_size, n_nodes))
-    # reference: the recurrence by hand, then dx_t by the chain rule
-    states = []
-    for t in range(n_sequences):
-        h = np.tanh(x[:, t] @ w_x + h @ w_h_scaled)
-        states.append(h)
-    grad_h, norms = dh, []
-    for t in reversed(range(n_sequences)):
-        delta = grad_h * (1 - states[t] ** 2)
-        norms.append(np.linalg.norm(delta @ w_x.T, axis=1).mean())
-        grad_h = delta @ w_h_scaled.T
-    curve = rs.gradient_flow(radii=(1.5,), n_sequences=n_sequences, n_nodes=n_nodes, n_features=n_features,
-                             batch_size=batch_size, seed=0)[1.5]
-    np.testing.assert_allclose(curve, norms[::-1], rtol=1e-12)
+    # reference: the lesson's plain loops, forward then backward
+    h0 = np.zeros((batch_size, n_nodes))
+    _, hs = rs.rnn_forward_loop(x, w_x, w_h_scaled, np.zeros(n_nodes), h0)
+    dx = rs.rnn_backward_loop(x, h0, hs, dh, w_x, w_h_scaled)["dx"]
+    flow = rs.gradient_flow(radii=(1.5,), n_sequences=n_sequences, n_nodes=n_nodes, n_features=n_features,
+                            batch_size=batch_size, seed=0)[1.5]
+    np.testing.assert_allclose(flow["grad_norms"], np.linalg.norm(dx, axis=2).mean(axis=0), rtol=1e-12)
+    assert flow["sigma_max"] == pytest.approx(np.linalg.svd(w_h_scaled, compute_uv=False)[0], rel=1e-12)
+    assert flow["mean_tanh_slope"] == pytest.approx(np.mean(1 - hs ** 2), rel=1e-12)
 
 
 def test_accuracy_vs_length_returns_one_entry_per_length_and_seed():
@@ -95,6 +90,7 @@ def test_each_plot_is_written_to_the_given_directory(tmp_path, small_model):
     calls = {
         "training_loss_curve.png": lambda d: rs.plot_training_curves(small_model, d),
         "gradient_flow.png": lambda d: rs.plot_gradient_flow({1.0: rs.gradient_flow(n_sequences=6)}, d),
+        "unrolled_rnn.png": lambda d: rs.plot_unrolled_rnn(d),
         "accuracy_vs_length.png": lambda d: rs.plot_accuracy_vs_length(results, d),
         "hidden_states.png": lambda d: rs.plot_hidden_states(small_model, X[0], d),
         "clipping.png": lambda d: rs.plot_clipping(clip_models, d),
@@ -103,14 +99,39 @@ def test_each_plot_is_written_to_the_given_directory(tmp_path, small_model):
         folder = tmp_path / filename.split(".")[0]
         plot(str(folder))
         assert [p.name for p in folder.iterdir()] == [filename]
-        assert (folder / filename).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        header = (folder / filename).read_bytes()[:24]
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        width = int.from_bytes(header[16:20], "big")
+        assert width <= 1100, f"{filename} is {width} px wide: more than a notebook column"
 
 
-def test_clipping_experiment_trains_both_from_the_same_start():
+def test_clipping_experiment_trains_three_runs_and_the_control_matches_the_early_step():
     models = rs.clipping_experiment(epochs=2, n_sequences=8)
-    (plain, clipped) = models.values()
-    assert plain.clip_norm is None and clipped.clip_norm == 1.0
-    assert len(plain.grad_norm_history) == len(clipped.grad_norm_history) == 2
+    plain, clipped, control = models.values()
+    assert plain.clip_norm is None and clipped.clip_norm == 1.0 and control.clip_norm is None
+    assert plain.learning_rate == clipped.learning_rate == 0.5
+    assert control.learning_rate == pytest.approx(0.5 * 1.0 / clipped.grad_norm_history[0])
+    assert len(plain.grad_norm_history) == len(clipped.grad_norm_history) == len(control.grad_norm_history) == 2
+    for name, p in plain._params().items():   # the same start: the first epoch's first gradient norms agree
+        assert p.shape == clipped._params()[name].shape
+    assert initial_weights_equal(plain, clipped) and initial_weights_equal(plain, control)
+
+
+def initial_weights_equal(a, b):
+    return all(np.array_equal(p, rs.initial_model(b)._params()[k]) for k, p in rs.initial_model(a)._params().items())
+
+
+def test_key_gradient_ratio_is_one_when_the_key_is_the_last_step():
+    # g_k / g_T with k = T: the ratio of a norm to itself. Keys placed on the last step by hand.
+    X, y = rs.make_temporal_order_data(6, 8, rng=2)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, random_state=0).fit(X, y)
+    X_last = X.copy()
+    X_last[:, :, 6:] = 0
+    X_last[:, :-1, 0] = np.where(X_last[:, :-1].sum(axis=2) == 0, 1, X_last[:, :-1, 0])  # keys become "a"
+    X_last[:, -1] = 0
+    X_last[:, -1, 6] = 1                                                                 # the only key: last
+    assert rs.key_gradient_ratio(model, X_last, y) == pytest.approx(1.0)
+    assert 0 < rs.key_gradient_ratio(model, X, y) < 1   # earlier keys get a share of it
 
 
 def test_grad_norm_history_is_the_norm_before_clipping():

@@ -53,6 +53,39 @@ def test_gradient_check_catches_a_wrong_gradient(name, corrupt):
     assert all(err < 1e-7 for other, err in errors.items() if other != name), errors
 
 
+@pytest.mark.parametrize("many_to_many", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fast_backward_equals_the_plain_loop(shape, many_to_many):
+    layer, x, h0, dh = random_case(shape, seed=sum(shape) + 7, many_to_many=many_to_many)
+    _, hs = layer.forward(x, h0)
+    fast = layer.backward(dh)
+    plain = rs.rnn_backward_loop(x, h0, hs, dh, layer.w_x, layer.w_h)
+    for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+        np.testing.assert_allclose(fast[name], plain[name], rtol=1e-11, atol=1e-13, err_msg=name)
+
+
+def test_plain_backward_matches_finite_differences_including_every_g_t():
+    # The plain loop is the reference, so it is checked on its own against central differences:
+    # the five gradients, and g_t = dL/dh_t (a perturbation added to h_t inside the recurrence).
+    layer, x, h0, dh = random_case((2, 5, 3, 4), seed=11, many_to_many=True)
+    w_x, w_h, b = layer.w_x, layer.w_h, layer.b
+    _, hs = rs.rnn_forward_loop(x, w_x, w_h, b, h0)
+    grads = rs.rnn_backward_loop(x, h0, hs, dh, w_x, w_h)
+    loss = lambda: float(np.sum(rs.rnn_forward_loop(x, w_x, w_h, b, h0)[1] * dh))
+    for name, arr in {"dw_x": w_x, "dw_h": w_h, "db": b, "dx": x, "dh0": h0}.items():
+        assert rs.rel_error(grads[name], rs.numerical_gradient(loss, arr)) < 1e-7, name
+    bump = np.zeros_like(hs)   # L(bump) = sum of states * dh, where bump[:, t] is added to h_t as it is formed
+
+    def bumped_loss():
+        h, total = h0, 0.0
+        for t in range(x.shape[1]):
+            h = np.tanh(x[:, t] @ w_x + h @ w_h + b) + bump[:, t]
+            total += float(np.sum(h * dh[:, t]))
+        return total
+
+    assert rs.rel_error(grads["g"], rs.numerical_gradient(bumped_loss, bump)) < 1e-7
+
+
 def test_numerical_gradient_of_a_known_function():
     x = np.array([[0.5, -1.0], [2.0, 0.1]])
     grad = rs.numerical_gradient(lambda: float(np.sum(x ** 3)), x)

@@ -12,12 +12,10 @@ def small_data(n_samples=24, n_sequences=6, seed=1):
 
 
 def reference_loss(params, X, y_idx):
-    """Mean cross-entropy, written independently of the script: plain loops, batch-first."""
+    """Mean cross-entropy, written without the classifier: the lesson's plain loop, then the softmax by hand."""
+    h_T, _ = rs.rnn_forward_loop(X, params["w_x"], params["w_h"], params["b"])
     total = 0.0
-    for x, label in zip(X, y_idx):
-        h = np.zeros(params["w_h"].shape[0])
-        for x_t in x:
-            h = np.tanh(x_t @ params["w_x"] + h @ params["w_h"] + params["b"])
+    for h, label in zip(h_T, y_idx):
         z = h @ params["w_y"] + params["b_y"]
         total += np.log(np.sum(np.exp(z - z.max()))) + z.max() - z[label]
     return total / len(X)
@@ -128,13 +126,59 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
 
 
 def test_gradient_clipping_bounds_the_global_norm():
-    model = rs.ScratchSimpleRNNClassifier(clip_norm=1.0)
     grads = {"a": np.array([3.0, 4.0]), "b": np.array([[12.0]])}  # global norm 13
-    norm = model._clip(grads)
+    norm = rs.clip_by_global_norm(grads, 1.0)
     assert norm == pytest.approx(13.0)
     total = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))
     assert total == pytest.approx(1.0)
     np.testing.assert_allclose(grads["a"], [3 / 13, 4 / 13])  # direction kept
+
+
+def test_clipping_leaves_a_short_gradient_alone_and_none_means_off():
+    grads = {"a": np.array([0.3, 0.4])}
+    assert rs.clip_by_global_norm(grads, 1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(grads["a"], [0.3, 0.4])
+    big = {"a": np.array([30.0, 40.0])}
+    assert rs.clip_by_global_norm(big, None) == pytest.approx(50.0)
+    np.testing.assert_array_equal(big["a"], [30.0, 40.0])
+
+
+def test_fit_reshuffles_the_batches_every_epoch():
+    # The docstring promises a new order each epoch: record which samples form each batch.
+    X, y = small_data(n_samples=24)
+    X = X.copy()
+    X[:, 1, 0] = np.arange(1, 25) / 24          # a tag in one input entry tells the samples apart
+    seen = []
+
+    class Recording(rs.ScratchSimpleRNNClassifier):
+        def loss_and_gradients(self, X_batch, y_idx):
+            seen.append(tuple(np.rint(X_batch[:, 1, 0] * 24).astype(int) - 1))
+            return super().loss_and_gradients(X_batch, y_idx)
+
+    Recording(n_nodes=3, epochs=3, batch_size=8, random_state=0).fit(X, y)
+    epochs = [seen[i:i + 3] for i in (0, 3, 6)]
+    for batches in epochs:
+        assert sorted(i for batch in batches for i in batch) == list(range(24))   # each sample once per epoch
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2], epochs
+
+
+def test_clip_fraction_history_counts_the_clipped_batches():
+    X, y = small_data(n_samples=24)
+    always = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, batch_size=8, clip_norm=1e-9, random_state=0)
+    never = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, batch_size=8, clip_norm=1e9, random_state=0)
+    off = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=2, batch_size=8, clip_norm=None, random_state=0)
+    assert always.fit(X, y).clip_fraction_history == [1.0, 1.0]
+    assert never.fit(X, y).clip_fraction_history == [0.0, 0.0]
+    assert off.fit(X, y).clip_fraction_history == [0.0, 0.0]
+
+
+def test_adam_first_step_moves_each_parameter_by_the_learning_rate():
+    # With bias correction, Adam's first update is lr * g / (|g| + eps): about lr for every nonzero entry.
+    grads = {"w": np.array([1e-4, -3.0, 50.0])}
+    state = rs.adam_state(grads)
+    update = rs.adam_updates({"w": grads["w"].copy()}, state, learning_rate=0.01)["w"]
+    np.testing.assert_allclose(update, 0.01 * np.sign(grads["w"]), rtol=1e-3)
+    assert state["k"] == 1
 
 
 def test_fit_does_not_modify_the_callers_arrays():

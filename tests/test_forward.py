@@ -23,18 +23,30 @@ def test_forward_matches_problem_1_expected_values():
     assert hs.shape == (1, 3, 4)
 
 
-def test_forward_equals_the_textbook_loop():
-    rng = np.random.default_rng(0)
-    layer = make_layer(rng, 3, 5)
-    x = rng.normal(size=(4, 6, 3))
-    h0 = rng.normal(size=(4, 5))
-    h = h0
-    expected = []
-    for t in range(x.shape[1]):  # the equations, one step at a time, batch-first
-        h = np.tanh(x[:, t] @ layer.w_x + h @ layer.w_h + layer.b)
-        expected.append(h)
-    _, hs = layer.forward(x, h0)
-    np.testing.assert_allclose(hs, np.stack(expected, axis=1), rtol=1e-12, atol=1e-12)
+def test_plain_loop_reproduces_problem_1_expected_values():
+    # The plain loop is the reference the fast layer is compared with, so it is pinned to the
+    # assignment's independent answer first.
+    h_T, hs = rs.rnn_forward_loop(rs.PROBLEM1_X, rs.PROBLEM1_W_X, rs.PROBLEM1_W_H, rs.PROBLEM1_B)
+    np.testing.assert_allclose(h_T, [[0.79494228, 0.81839002, 0.83939649, 0.85584174]], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(hs[:, -1], h_T)
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 3, 5), (1, 1, 1, 1), (3, 9, 2, 7)])
+def test_forward_equals_the_plain_loop(shape):
+    batch_size, n_sequences, n_features, n_nodes = shape
+    rng = np.random.default_rng(sum(shape))
+    layer = make_layer(rng, n_features, n_nodes)
+    x = rng.normal(size=(batch_size, n_sequences, n_features))
+    h0 = rng.normal(size=(batch_size, n_nodes))
+    h_T, hs = layer.forward(x, h0)
+    plain_T, plain_hs = rs.rnn_forward_loop(x, layer.w_x, layer.w_h, layer.b, h0)
+    np.testing.assert_allclose(hs, plain_hs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_T, plain_T, rtol=1e-12, atol=1e-12)
+
+
+def test_lesson_comparison_of_fast_and_plain_forward_is_at_rounding_level():
+    differences = rs.compare_forward_with_plain_loop()
+    assert len(differences) == 2 and max(differences.values()) < 1e-14, differences
 
 
 def test_last_hidden_state_is_h_T():
