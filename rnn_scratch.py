@@ -432,7 +432,8 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
     ax.annotate("", (5.15, 2.4), (5.15, 3.6), arrowprops=direct)
     ax.text(5.3, 3.0, r"direct: $\hat g_t$", color="tab:orange", fontsize=12)
     ax.annotate("", (5.5, 1.7), (7.5, 1.7), arrowprops=through)
-    ax.text(5.45, 1.0, r"through $h_{t+1}$: $\delta_{t+1} W_h^\top$", color="tab:blue", fontsize=12)
+    ax.text(6.5, 0.75, "through $h_{t+1}$:\n" r"$\delta_{t+1} W_h^\top$", color="tab:blue",
+            fontsize=12, ha="center", va="center")
     ax.set_title(
         "The RNN unrolled in time (black arrows: the forward pass).\n"
         r"The gradient reaching $h_t$ is the sum of two paths: "
@@ -502,14 +503,14 @@ if __name__ == "__main__":
 # $g_t$, which Problem 4 uses to see how much gradient reaches each step.
 
 # %%
-def rnn_backward_loop(x, h0, hs, dh, w_x, w_h):
+def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
     """BPTT exactly as Steps 1-3 read: one step at a time, t = T down to 1, batch-first.
 
     x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes);
     hs : (batch_size, n_sequences, n_nodes), the states of rnn_forward_loop(x, w_x, w_h, b, h0);
     dh : the direct gradients, (batch_size, n_nodes) for h_T only (many-to-one) or
         (batch_size, n_sequences, n_nodes) for every h_t (many-to-many);
-    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes).
+    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx (None).
     Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0" as SimpleRNN_BPTT.backward returns them,
     and "g" (batch_size, n_sequences, n_nodes), the total gradient g_t = dL/dh_t of every step.
     """
@@ -529,9 +530,11 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h):
         dw_x += x[:, t].T @ delta_t              # Step 3: dW_x += x_t^T delta_t
         dw_h += h_prev.T @ delta_t               #         dW_h += h_{t-1}^T delta_t
         db += delta_t.sum(axis=0)                #         dB   += sum over the batch of delta_t
-        dx[:, t] = delta_t @ w_x.T               #         dL/dx_t = delta_t W_x^T
+        if input_gradient:
+            dx[:, t] = delta_t @ w_x.T           #         dL/dx_t = delta_t W_x^T
         from_next = delta_t @ w_h.T              #         the recurrent part of g_{t-1}
         g[:, t] = g_t
+    dx = dx if input_gradient else None
     return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": from_next, "g": g}
 
 

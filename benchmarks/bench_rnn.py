@@ -10,9 +10,9 @@ and dtype:
   * one training epoch of the classifier (model built from scratch, 4 batches
     of fixed data, 4 classes, global-norm clipping at 5), with SGD and Adam.
 Against:
-  (a) TextbookRNN below: the per-step loop straight from the equations,
-      batch-first, with x_t W_x inside the loop and the weight gradients
-      accumulated step by step;
+  (a) TextbookRNN below: the lesson's plain loops (rnn_forward_loop and
+      rnn_backward_loop), straight from the equations, batch-first, with
+      x_t W_x inside the loop and the weight gradients accumulated step by step;
   (b) PyTorch (torch.nn.RNN(batch_first=True), + nn.Linear + cross-entropy +
       the same optimizer for the epoch), when torch imports, with the same
       number of threads.
@@ -44,9 +44,9 @@ N_CLASSES = 4
 
 
 class TextbookRNN:
-    """The reference: a per-step loop, batch-first, exactly as the equations read.
-
-    Same interface as rs.SimpleRNN_BPTT: forward(x, h0) -> (h_T, hs); backward(dh) -> dict.
+    """The reference: the lesson's own plain loops, rs.rnn_forward_loop and rs.rnn_backward_loop
+    (per step, batch-first, exactly as the equations read), behind SimpleRNN_BPTT's interface:
+    forward(x, h0) -> (h_T, hs); backward(dh, input_gradient) -> dict.
     """
 
     def __init__(self, w_x, w_h, b):
@@ -54,37 +54,15 @@ class TextbookRNN:
         self.dtype = w_x.dtype
 
     def forward(self, x, h0=None):
-        batch_size, n_sequences, _ = x.shape
-        h = np.zeros((batch_size, self.w_h.shape[0]), self.dtype) if h0 is None else h0
-        hs = np.empty((batch_size, n_sequences, self.w_h.shape[0]), self.dtype)
-        self.cache = (x, h)
-        for t in range(n_sequences):
-            h = np.tanh(x[:, t] @ self.w_x + h @ self.w_h + self.b)
-            hs[:, t] = h
-        self.hs = hs
-        return h, hs
+        self._x = x
+        self._h0 = np.zeros((x.shape[0], len(self.b)), self.dtype) if h0 is None else h0
+        h_T, self._hs = rs.rnn_forward_loop(x, self.w_x, self.w_h, self.b, self._h0)
+        return h_T, self._hs
 
     def backward(self, dh, input_gradient=True):
-        x, h0 = self.cache
-        hs = self.hs
-        n_sequences = x.shape[1]
-        if dh.ndim == 2:  # many-to-one: only the last step receives a gradient from the loss
-            full = np.zeros_like(hs)
-            full[:, -1] = dh
-            dh = full
-        dw_x, dw_h, db = np.zeros_like(self.w_x), np.zeros_like(self.w_h), np.zeros_like(self.b)
-        dx = np.empty_like(x)
-        dh_next = np.zeros_like(h0)
-        for t in reversed(range(n_sequences)):
-            da = (dh[:, t] + dh_next) * (1 - hs[:, t] ** 2)
-            h_prev = hs[:, t - 1] if t > 0 else h0
-            dw_x += x[:, t].T @ da
-            dw_h += h_prev.T @ da
-            db += da.sum(axis=0)
-            if input_gradient:
-                dx[:, t] = da @ self.w_x.T
-            dh_next = da @ self.w_h.T
-        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx if input_gradient else None, "dh0": dh_next}
+        grads = rs.rnn_backward_loop(self._x, self._h0, self._hs, dh, self.w_x, self.w_h, input_gradient)
+        del grads["g"]
+        return grads
 
 
 class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
