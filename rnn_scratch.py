@@ -1963,10 +1963,12 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
     for ax in (ax_dist, ax_map):
         for t, name in zip(keys, ("first key", "second key")):
             ax.axvline(t + 1, color="black", ls=":", lw=1.2)
+    top = max(np.max(np.linalg.norm(states["XX"] - states[v], axis=1)) for v in ("YX", "XY"))
+    ax_dist.set_ylim(-0.4, 1.35 * top)                    # headroom for the legend above the curves
     for t, name in zip(keys, ("first key", "second key")):
-        ax_dist.text(t + 1.15, ax_dist.get_ylim()[1] * 0.92, name, fontsize=9)
+        ax_dist.text(t + 1.15, 0.12 * top, name, fontsize=9)
     ax_dist.set_ylabel("distance between states")
-    ax_dist.legend(loc="upper left", fontsize=9)
+    ax_dist.legend(loc="upper left", fontsize=9, ncol=2)
     ax_dist.grid(True, alpha=0.3)
     difference = (states["XX"] - states["YX"]).T          # (n_nodes, n_sequences)
     limit = np.max(np.abs(difference))
