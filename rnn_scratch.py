@@ -218,6 +218,23 @@ def _as_float_array(value, name):
     return arr
 
 
+def _check_lengths(lengths, batch_size, n_sequences):
+    """Validate per-sequence lengths: integers, shape (batch_size,), each in 1..n_sequences."""
+    arr = np.asarray(lengths)
+    if arr.shape != (batch_size,):
+        raise ValueError(
+            f"lengths must have shape (batch_size,) = ({batch_size},); got shape {arr.shape}."
+        )
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be integers; got dtype {arr.dtype}: {arr.tolist()[:5]}.")
+    if arr.min() < 1 or arr.max() > n_sequences:
+        bad = arr[(arr < 1) | (arr > n_sequences)]
+        raise ValueError(
+            f"lengths must lie in 1..n_sequences = 1..{n_sequences}; got {bad.tolist()[:5]}."
+        )
+    return arr.astype(np.int64)
+
+
 class SimpleRNN:
     """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + B).
 
@@ -267,8 +284,12 @@ class SimpleRNN:
     def dtype(self):
         return self.w_x.dtype
 
-    def _check_input(self, x, h0):
-        """Validate x (batch_size, n_sequences, n_features) and h0 (batch_size, n_nodes)."""
+    def _check_input(self, x, h0, lengths=None):
+        """Validate x (batch_size, n_sequences, n_features), h0 (batch_size, n_nodes) and lengths.
+
+        Returns x, h0 and pad: None when every sequence uses all n_sequences steps, else a
+        bool array (n_sequences, batch_size), True at the padded steps (see Problem 3b).
+        """
         x = _as_float_array(x, "x").astype(self.dtype, copy=False)
         if x.ndim != 3 or x.shape[2] != self.n_features:
             raise ValueError(
@@ -277,7 +298,7 @@ class SimpleRNN:
             )
         if 0 in x.shape:
             raise ValueError(f"x is empty: got shape {x.shape}.")
-        batch_size = x.shape[0]
+        batch_size, n_sequences, _ = x.shape
         if h0 is None:
             h0 = np.zeros((batch_size, self.n_nodes), dtype=self.dtype)
         else:
@@ -287,14 +308,21 @@ class SimpleRNN:
                     f"h0 must have shape (batch_size, n_nodes) = ({batch_size}, "
                     f"{self.n_nodes}); got {h0.shape}."
                 )
-        return x, h0
+        pad = None
+        if lengths is not None:
+            lengths = _check_lengths(lengths, batch_size, n_sequences)
+            if lengths.min() < n_sequences:
+                pad = np.arange(n_sequences)[:, None] >= lengths[None, :]   # step t+1 > length
+        return x, h0, pad
 
-    def _recurrence(self, x_tm, h0):
+    def _recurrence(self, x_tm, h0, pad=None):
         """Run the recurrence on a time-major input.
 
         x_tm : (n_sequences, batch_size, n_features), C-contiguous
         h0 : (batch_size, n_nodes)
-        Returns h_tm : (n_sequences, batch_size, n_nodes), h_tm[t-1] = h_t.
+        pad : None, or bool (n_sequences, batch_size), True where a sequence has ended
+        Returns h_tm : (n_sequences, batch_size, n_nodes), h_tm[t-1] = h_t; at a padded step
+        the state carried from the step before.
         """
         n_sequences, batch_size, _ = x_tm.shape
         # All input projections x_t W_x + B at once: one GEMM over T * batch_size rows.
@@ -308,10 +336,12 @@ class SimpleRNN:
             a_t = a[t]
             a_t += rec                            # a_t = x_t W_x + B + h_{t-1} W_h
             np.tanh(a_t, out=a_t)                 # h_t overwrites a_t in place
+            if pad is not None and pad[t].any():  # ended sequences carry h_{t-1} (Problem 3b)
+                np.copyto(a_t, h_prev, where=pad[t][:, None])
             h_prev = a_t
         return a  # now holds h_1 .. h_T
 
-    def forward(self, x, h0=None):
+    def forward(self, x, h0=None, lengths=None):
         """Forward propagation through all time steps.
 
         Parameters
@@ -319,23 +349,30 @@ class SimpleRNN:
         x : array-like, shape (batch_size, n_sequences, n_features)
         h0 : array-like, shape (batch_size, n_nodes), optional
             Initial hidden state; zeros when None.
+        lengths : array-like of int, shape (batch_size,), optional
+            Each sequence's own number of steps, 1..n_sequences; the steps after it
+            are padding (Problem 3b). None: every sequence uses all n_sequences steps.
 
         Returns
         -------
         h_T : ndarray, shape (batch_size, n_nodes)
-            The final hidden state.
+            The final hidden state: each sequence's state after its own last step.
         hs : ndarray, shape (batch_size, n_sequences, n_nodes)
-            Every hidden state, hs[:, t-1] = h_t, so hs[:, -1] equals h_T.
-            (A batch-first view of the time-major array used inside.)
+            Every hidden state, hs[:, t-1] = h_t, so hs[:, -1] equals h_T when no
+            sequence is padded; zeros at padded steps. (Without padding, a batch-first
+            view of the time-major array used inside.)
         """
-        x, h0 = self._check_input(x, h0)
+        x, h0, pad = self._check_input(x, h0, lengths)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major, once
-        h_tm = self._recurrence(x_tm, h0)
-        self._keep_for_backward(x_tm, h0, h_tm)
-        return h_tm[-1], h_tm.transpose(1, 0, 2)
+        h_tm = self._recurrence(x_tm, h0, pad)
+        self._keep_for_backward(x_tm, h0, h_tm, pad)
+        hs = h_tm.transpose(1, 0, 2)
+        if pad is not None:
+            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)  # 0 at padding
+        return h_tm[-1], hs
 
-    def _keep_for_backward(self, x_tm, h0, h_tm):
-        """A forward-only layer keeps nothing (SimpleRNN_BPTT keeps these three)."""
+    def _keep_for_backward(self, x_tm, h0, h_tm, pad):
+        """A forward-only layer keeps nothing (SimpleRNN_BPTT keeps these four)."""
 
 
 # %% [markdown]
@@ -577,8 +614,8 @@ class SimpleRNN_BPTT(SimpleRNN):
         super().__init__(w_x, w_h, b)
         self._cache = None
 
-    def _keep_for_backward(self, x_tm, h0, h_tm):
-        self._cache = (x_tm, h0, h_tm)  # inputs and states, all time-major
+    def _keep_for_backward(self, x_tm, h0, h_tm, pad):
+        self._cache = (x_tm, h0, h_tm, pad)  # inputs, states (time-major) and the padding
 
     def backward(self, dh, input_gradient=True):
         """Backpropagation through time.
@@ -604,7 +641,7 @@ class SimpleRNN_BPTT(SimpleRNN):
             raise RuntimeError(
                 "backward() needs the states of a forward pass: call forward(x) first."
             )
-        x_tm, h0, h = self._cache
+        x_tm, h0, h, pad = self._cache
         n_sequences, batch_size, n_nodes = h.shape
         dh = _as_float_array(dh, "dh").astype(self.dtype, copy=False)
         if dh.shape == (batch_size, n_nodes):
@@ -613,6 +650,8 @@ class SimpleRNN_BPTT(SimpleRNN):
         elif dh.shape == (batch_size, n_sequences, n_nodes):
             many_to_many = True
             dh_tm = dh.transpose(1, 0, 2)
+            if pad is not None:                    # the loss's gradient at padded steps is ignored
+                dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
             dh_T = dh_tm[-1]
         else:
             raise ValueError(
@@ -626,11 +665,19 @@ class SimpleRNN_BPTT(SimpleRNN):
         # (Python counts from 0: slot [t] of h, delta and dh_tm is math step t+1.)
         delta = np.multiply(h, h)
         np.subtract(1, delta, out=delta)
+        if pad is not None:
+            delta[pad] = 0                         # m_t = 0: nothing goes through tanh (Problem 3b)
+            carry = np.empty((batch_size, n_nodes), dtype=self.dtype)
         g_t = dh_T.copy()                          # Step 1 at t = T: g_T = g-hat_T
         for t in reversed(range(n_sequences)):
             d = delta[t]
             d *= g_t                               # Step 2: delta_t = g_t * (1 - h_t^2)
-            np.matmul(d, self.w_h.T, out=g_t)      # delta_t W_h^T: the recurrent part of g_{t-1}
+            if pad is not None and pad[t].any():   # (1 - m_t) g_t passes straight to h_{t-1}
+                np.multiply(g_t, pad[t][:, None], out=carry)
+                np.matmul(d, self.w_h.T, out=g_t)
+                g_t += carry
+            else:
+                np.matmul(d, self.w_h.T, out=g_t)  # delta_t W_h^T: the recurrent part of g_{t-1}
             if many_to_many and t > 0:
                 g_t += dh_tm[t - 1]                # ... plus the direct part g-hat_{t-1}
         dh0 = g_t                                  # the step before the first is the initial state
@@ -715,12 +762,13 @@ def rel_error(g, g_hat):
     return float(np.max(np.abs(g - g_hat))) / scale
 
 
-def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6):
+def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6, lengths=None):
     """Compare rnn.backward(dh) with central differences of L = sum(h * dh).
 
     rnn : SimpleRNN_BPTT in float64
     x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes)
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
+    lengths : (batch_size,) ints or None, passed to forward (Problem 3b)
     Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err}.
     """
     if rnn.dtype != np.float64:
@@ -732,7 +780,7 @@ def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6):
     dh = np.asarray(dh, dtype=np.float64)
 
     def loss():
-        h_T, hs = rnn.forward(x, h0)
+        h_T, hs = rnn.forward(x, h0, lengths)
         return float(np.sum((hs if dh.ndim == 3 else h_T) * dh))
 
     loss()
@@ -862,15 +910,38 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
     Parameters
     ----------
     n_samples : int
-    n_sequences : int, at least 6 (the number of time steps)
+    n_sequences : int, at least 6 (the number of time steps), or a pair (low, high):
+        then each sequence's length is drawn uniformly from low..high (both included),
+        its key windows scale with its own length, and X is a list (Problem 3b).
     rng : numpy.random.Generator, int seed or None
 
     Returns
     -------
     X : ndarray, shape (n_samples, n_sequences, 8), float64 one-hot over
-        TEMPORAL_ORDER_SYMBOLS
+        TEMPORAL_ORDER_SYMBOLS; for a (low, high) pair, a list of n_samples arrays
+        (n_steps_i, 8)
     y : ndarray of str, shape (n_samples,), one of "XX", "XY", "YX", "YY"
     """
+    if isinstance(n_sequences, (tuple, list)):
+        if len(n_sequences) != 2 or not all(isinstance(v, (int, np.integer)) for v in n_sequences):
+            raise ValueError(
+                f"n_sequences must be an int or a pair of ints (low, high); got {n_sequences!r}."
+            )
+        low, high = n_sequences
+        if not 6 <= low <= high:
+            raise ValueError(
+                f"n_sequences = (low, high) needs 6 <= low <= high; got {n_sequences!r}."
+            )
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
+        rng = np.random.default_rng(rng)
+        lengths = rng.integers(low, high + 1, size=n_samples)
+        pairs = [make_temporal_order_data(1, int(T), rng) for T in lengths]  # one at its own length
+        return [X[0] for X, _ in pairs], np.array([y[0] for _, y in pairs])
+    if not isinstance(n_sequences, (int, np.integer)):
+        raise ValueError(
+            f"n_sequences must be an int or a pair of ints (low, high); got {n_sequences!r}."
+        )
     if n_sequences < 6:
         raise ValueError(
             "n_sequences must be at least 6 to hold B, two keys, distractors and E; "
@@ -1072,18 +1143,80 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when predict, predict_proba or score is called before fit."""
 
 
-def _check_X(X, name="X", n_features=None):
-    """Validate a batch of sequences: numeric, 3-D, non-empty, finite.
+def _check_sequences(sequences, name="X", n_features=None):
+    """Validate a list of sequences of different lengths.
 
-    X : array-like, shape (n_samples, n_sequences, n_features)
-    Returns it as an ndarray (not copied when it already is one).
+    sequences : list (or tuple) of array-likes, each (n_steps_i, n_features), n_steps_i >= 1.
+    Returns (list of float ndarrays, lengths: int ndarray (n_samples,)).
     """
+    if len(sequences) == 0:
+        raise ValueError(f"{name} is an empty list; it needs at least one sequence.")
+    arrays = []
+    for i, seq in enumerate(sequences):
+        try:
+            seq = np.asarray(seq)
+        except ValueError:
+            raise ValueError(f"{name}[{i}] is not a rectangular 2-D array (n_steps, n_features).")
+        if seq.dtype.kind not in "biuf":
+            raise ValueError(f"{name}[{i}] must hold numbers; got an array of dtype {seq.dtype}.")
+        if seq.ndim != 2:
+            raise ValueError(
+                f"{name}[{i}] must be 2-D (n_steps, n_features); got shape {seq.shape}."
+            )
+        if 0 in seq.shape:
+            raise ValueError(f"{name}[{i}] is empty: got shape {seq.shape}; every sequence needs "
+                             "at least one step and one feature.")
+        expected = arrays[0].shape[1] if arrays else n_features
+        if expected is not None and seq.shape[1] != expected:
+            where = "the model was fitted with" if not arrays else f"{name}[0] has"
+            raise ValueError(f"{name}[{i}] has n_features = {seq.shape[1]}, but {where} "
+                             f"n_features = {expected}.")
+        if seq.dtype.kind == "f" and not np.all(np.isfinite(seq)):
+            raise ValueError(f"{name}[{i}] contains NaN or infinite values; every entry must be "
+                             "finite.")
+        arrays.append(seq.astype(np.float64) if seq.dtype.kind != "f" else seq)
+    return arrays, np.array([len(a) for a in arrays])
+
+
+def pad_sequences(sequences, dtype=None):
+    """Stack sequences of different lengths into one zero-padded array.
+
+    sequences : list of array-likes, each (n_steps_i, n_features) with n_steps_i >= 1
+    dtype : the result's dtype; by default the sequences' common float type (float64 for ints)
+    Returns (X, lengths): X (n_samples, max n_steps_i, n_features), zeros after each
+    sequence's end; lengths (n_samples,) ints, the n_steps_i — what SimpleRNN.forward takes.
+    """
+    arrays, lengths = _check_sequences(sequences, "sequences")
+    dtype = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
+    X = np.zeros((len(arrays), lengths.max(), arrays[0].shape[1]), dtype=dtype)
+    for i, seq in enumerate(arrays):
+        X[i, :len(seq)] = seq
+    return X, lengths
+
+
+def _check_X(X, name="X", n_features=None):
+    """Validate sequences: a 3-D array, or a list of 2-D arrays of different lengths.
+
+    X : array-like (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features)
+    Returns (X, lengths): the array (not copied when it already is one) and None, or the
+    list of arrays and their lengths (n_samples,).
+    """
+    if isinstance(X, (list, tuple)):
+        try:
+            shapes = {np.shape(seq) for seq in X}
+        except ValueError:               # an item that is not even rectangular
+            shapes = set()
+        if len(shapes) == 1 and len(next(iter(shapes))) == 2:
+            X = np.asarray(X)            # all of one length: an ordinary 3-D array
+        else:
+            return _check_sequences(X, name, n_features)
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold numbers; got an array of dtype {X.dtype}.")
     if X.ndim != 3:
         raise ValueError(
-            f"{name} must be 3-D (n_samples, n_sequences, n_features); got shape {X.shape}."
+            f"{name} must be 3-D (n_samples, n_sequences, n_features) or a list of 2-D "
+            f"(n_steps, n_features) sequences; got shape {X.shape}."
         )
     if 0 in X.shape:
         raise ValueError(
@@ -1099,7 +1232,19 @@ def _check_X(X, name="X", n_features=None):
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); every entry must be finite."
         )
-    return X
+    return X, None
+
+
+def _n_features(X):
+    """n_features of checked sequences: a 3-D array or a list of 2-D arrays."""
+    return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
+
+
+def _take(X, lengths, idx, dtype):
+    """The sequences idx of X as one array and their lengths, padded to their own longest."""
+    if lengths is None:
+        return X[idx].astype(dtype, copy=False), None
+    return pad_sequences([X[i] for i in idx], dtype)
 
 
 def _check_y(y, n_samples, name="y"):
@@ -1142,11 +1287,19 @@ class ScratchSimpleRNNClassifier:
     random_state : int or None
     verbose : bool, default False
         Print one line per epoch.
+    learn_h0 : bool, default False
+        Train the initial state h0 (n_nodes,), shared by every sequence, as one more
+        parameter (Problem 3b); otherwise every sequence starts from zeros.
+
+    X may be a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
+    (n_steps_i, n_features) of different lengths; each batch is then padded to its own
+    longest sequence and masked (Problem 3b).
 
     Attributes (after fit)
     ----------------------
     rnn : SimpleRNN_BPTT holding w_x (n_features, n_nodes), w_h, b
     w_y : (n_nodes, n_classes); b_y : (n_classes,)
+    h0 : (n_nodes,) the learned initial state (only with learn_h0=True)
     classes_ : (n_classes,) the sorted distinct labels of y
     loss_history : list of float, mean training loss of each epoch
     val_loss_history, val_accuracy_history : list of float, after each epoch
@@ -1160,7 +1313,7 @@ class ScratchSimpleRNNClassifier:
     layer_class = SimpleRNN_BPTT  # the recurrent layer it composes
 
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01, optimizer="adam",
-                 clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False):
+                 clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False, learn_h0=False):
         self.n_nodes = n_nodes
         self.epochs = epochs
         self.batch_size = batch_size
@@ -1170,6 +1323,7 @@ class ScratchSimpleRNNClassifier:
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.learn_h0 = learn_h0
 
     # -- checks --------------------------------------------------------------
     def _check_hyperparameters(self):
@@ -1208,40 +1362,44 @@ class ScratchSimpleRNNClassifier:
         self.rnn = self.layer_class(
             w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype)
         )
-        self.w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes)).astype(
-            dtype
-        )
+        w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes))
+        self.w_y = w_y.astype(dtype)
         self.b_y = np.zeros(n_classes, dtype)
+        if self.learn_h0:
+            self.h0 = np.zeros(self.n_nodes, dtype)   # learned from zeros
 
     def _params(self):
         """The trainable arrays, by name; the optimizer updates them in place."""
-        return {
-            "w_x": self.rnn.w_x,
-            "w_h": self.rnn.w_h,
-            "b": self.rnn.b,
-            "w_y": self.w_y,
-            "b_y": self.b_y,
-        }
+        params = {"w_x": self.rnn.w_x, "w_h": self.rnn.w_h, "b": self.rnn.b,
+                  "w_y": self.w_y, "b_y": self.b_y}
+        if self.learn_h0:
+            params["h0"] = self.h0
+        return params
 
-    def _forward_logits(self, X):
-        """X (batch_size, n_sequences, n_features) ->
+    def _forward_logits(self, X, lengths=None):
+        """X (batch_size, n_sequences, n_features), lengths (batch_size,) or None ->
         h_T (batch_size, n_nodes), z (batch_size, n_classes)."""
-        h_T, _ = self.rnn.forward(X)
+        h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
+        h_T, _ = self.rnn.forward(X, h0, lengths)
         return h_T, h_T @ self.w_y + self.b_y
 
-    def loss_and_gradients(self, X, y_idx):
+    def loss_and_gradients(self, X, y_idx, lengths=None):
         """Mean cross-entropy of a batch and its gradient for every parameter.
 
         X : (batch_size, n_sequences, n_features) in the model's dtype
         y_idx : (batch_size,) int, indices into classes_
-        Returns (loss: float, grads: dict with keys "w_x", "w_h", "b", "w_y", "b_y").
+        lengths : (batch_size,) ints, each sequence's own length, or None (all full)
+        Returns (loss: float, grads: dict with keys "w_x", "w_h", "b", "w_y", "b_y", and
+        "h0" when learn_h0).
         """
-        h_T, z = self._forward_logits(X)
+        h_T, z = self._forward_logits(X, lengths)
         loss, dz = cross_entropy_and_gradient(z, y_idx)
         # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
         rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
         grads = {"w_x": rnn_grads["dw_x"], "w_h": rnn_grads["dw_h"], "b": rnn_grads["db"],
                  "w_y": h_T.T @ dz, "b_y": dz.sum(axis=0)}
+        if self.learn_h0:
+            grads["h0"] = rnn_grads["dh0"].sum(axis=0)   # one h0 shared by the whole batch
         return loss, grads
 
     # -- the public API ------------------------------------------------------
@@ -1253,7 +1411,7 @@ class ScratchSimpleRNNClassifier:
         """
         self._check_hyperparameters()
         dtype = np.dtype(self.dtype)
-        X = _check_X(X).astype(dtype, copy=False)
+        X, lengths = _check_X(X)
         y = _check_y(y, len(X))
         if (X_val is None) != (y_val is None):
             raise ValueError(
@@ -1266,12 +1424,14 @@ class ScratchSimpleRNNClassifier:
                 f"y must hold at least 2 classes to classify; got only {classes.tolist()}."
             )
         y_idx = _label_indices(classes, y)
+        if lengths is None:
+            X = X.astype(dtype, copy=False)  # once, not per batch
         if X_val is not None:
-            X_val = _check_X(X_val, "X_val", X.shape[2]).astype(dtype, copy=False)
+            X_val, val_lengths = _check_X(X_val, "X_val", _n_features(X))
             y_val_idx = _label_indices(classes, _check_y(y_val, len(X_val), "y_val"), "y_val")
         # Every check has passed: only now does the model change.
         self.classes_ = classes
-        self.n_features_ = X.shape[2]
+        self.n_features_ = _n_features(X)
 
         rng = np.random.default_rng(self.random_state)
         self._init_params(self.n_features_, len(classes), rng)
@@ -1286,7 +1446,8 @@ class ScratchSimpleRNNClassifier:
             total, total_norm, n_clipped = 0.0, 0.0, 0
             for start in batch_starts:
                 batch = order[start:start + self.batch_size]
-                loss, grads = self.loss_and_gradients(X[batch], y_idx[batch])
+                X_batch, batch_lengths = _take(X, lengths, batch, dtype)  # padded to its longest
+                loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
                 norm = clip_by_global_norm(grads, self.clip_norm)
                 total_norm += norm
                 n_clipped += self.clip_norm is not None and norm > self.clip_norm
@@ -1314,7 +1475,7 @@ class ScratchSimpleRNNClassifier:
             self.clip_fraction_history.append(n_clipped / len(batch_starts))
             line = f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f}"
             if X_val is not None:
-                val_loss, val_acc = self._evaluate(X_val, y_val_idx)
+                val_loss, val_acc = self._evaluate(X_val, val_lengths, y_val_idx)
                 self.val_loss_history.append(val_loss)
                 self.val_accuracy_history.append(val_acc)
                 line += f"  val_loss {val_loss:.4f}  val_accuracy {val_acc:.3f}"
@@ -1322,17 +1483,32 @@ class ScratchSimpleRNNClassifier:
                 print(line)
         return self
 
-    def _evaluate(self, X, y_idx):
+    def _logits(self, X, lengths):
+        """Logits (n_samples, n_classes) of checked sequences, in chunks of sequences of similar
+        length, so that a list of short and long sequences is not all padded to the longest."""
+        if lengths is None:
+            return self._forward_logits(X.astype(self.rnn.dtype, copy=False))[1]
+        order = np.argsort(lengths, kind="stable")
+        z = np.empty((len(X), len(self.classes_)), dtype=self.rnn.dtype)
+        chunk = max(self.batch_size, 256)
+        for start in range(0, len(X), chunk):
+            idx = order[start:start + chunk]
+            z[idx] = self._forward_logits(*_take(X, lengths, idx, self.rnn.dtype))[1]
+        return z
+
+    def _evaluate(self, X, lengths, y_idx):
         """Mean cross-entropy and accuracy on a validation set."""
-        _, z = self._forward_logits(X)
+        z = self._logits(X, lengths)
         return cross_entropy(log_softmax(z), y_idx), float(np.mean(np.argmax(z, axis=1) == y_idx))
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns in classes_ order."""
+        """Class probabilities, shape (n_samples, n_classes), columns in classes_ order.
+
+        X : (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features).
+        """
         self._check_fitted()
-        X = _check_X(X, n_features=self.n_features_).astype(self.rnn.dtype, copy=False)
-        _, z = self._forward_logits(X)
-        return np.exp(log_softmax(z))
+        X, lengths = _check_X(X, n_features=self.n_features_)
+        return np.exp(log_softmax(self._logits(X, lengths)))
 
     def predict(self, X):
         """Predicted labels, shape (n_samples,), taken from classes_."""

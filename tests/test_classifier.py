@@ -151,9 +151,9 @@ def test_fit_reshuffles_the_batches_every_epoch():
     seen = []
 
     class Recording(rs.ScratchSimpleRNNClassifier):
-        def loss_and_gradients(self, X_batch, y_idx):
+        def loss_and_gradients(self, X_batch, y_idx, lengths=None):
             seen.append(tuple(np.rint(X_batch[:, 1, 0] * 24).astype(int) - 1))
-            return super().loss_and_gradients(X_batch, y_idx)
+            return super().loss_and_gradients(X_batch, y_idx, lengths)
 
     Recording(n_nodes=3, epochs=3, batch_size=8, random_state=0).fit(X, y)
     epochs = [seen[i:i + 3] for i in (0, 3, 6)]
