@@ -31,7 +31,8 @@
 # 2. **Backpropagation through time** — `SimpleRNN_BPTT` adds the exact gradients.
 # 3. **A classifier and its training** — `ScratchSimpleRNNClassifier` learns a
 #    task that needs memory: the *temporal-order* problem of Hochreiter &
-#    Schmidhuber (1997).
+#    Schmidhuber (1997). Problem 3b extends the layer and the classifier to
+#    sequences of different lengths and a learned initial state.
 # 4. **Beyond** — how far back a vanilla RNN can remember, and why not further,
 #    measured in its own gradients.
 #
@@ -330,13 +331,14 @@ class SimpleRNN:
         a += self.b
         a = a.reshape(n_sequences, batch_size, self.n_nodes)
         rec = np.empty((batch_size, self.n_nodes), dtype=self.dtype)  # h_{t-1} W_h
+        ended = None if pad is None else pad.any(axis=1)   # steps where some sequence has ended
         h_prev = h0
         for t in range(n_sequences):              # slot [t] is math step t+1
             np.matmul(h_prev, self.w_h, out=rec)  # the only sequential product
             a_t = a[t]
             a_t += rec                            # a_t = x_t W_x + B + h_{t-1} W_h
             np.tanh(a_t, out=a_t)                 # h_t overwrites a_t in place
-            if pad is not None and pad[t].any():  # ended sequences carry h_{t-1} (Problem 3b)
+            if ended is not None and ended[t]:    # ended sequences carry h_{t-1} (Problem 3b)
                 np.copyto(a_t, h_prev, where=pad[t][:, None])
             h_prev = a_t
         return a  # now holds h_1 .. h_T
@@ -665,15 +667,18 @@ class SimpleRNN_BPTT(SimpleRNN):
         # (Python counts from 0: slot [t] of h, delta and dh_tm is math step t+1.)
         delta = np.multiply(h, h)
         np.subtract(1, delta, out=delta)
+        ended = None
         if pad is not None:
             delta[pad] = 0                         # m_t = 0: nothing goes through tanh (Problem 3b)
             carry = np.empty((batch_size, n_nodes), dtype=self.dtype)
+            keep = pad[:, :, None].astype(self.dtype)  # 1 - m_t, per step and sequence
+            ended = pad.any(axis=1)
         g_t = dh_T.copy()                          # Step 1 at t = T: g_T = g-hat_T
         for t in reversed(range(n_sequences)):
             d = delta[t]
             d *= g_t                               # Step 2: delta_t = g_t * (1 - h_t^2)
-            if pad is not None and pad[t].any():   # (1 - m_t) g_t passes straight to h_{t-1}
-                np.multiply(g_t, pad[t][:, None], out=carry)
+            if ended is not None and ended[t]:     # (1 - m_t) g_t passes straight to h_{t-1}
+                np.multiply(g_t, keep[t], out=carry)
                 np.matmul(d, self.w_h.T, out=g_t)
                 g_t += carry
             else:
@@ -1131,8 +1136,9 @@ def adam_state(params):
 # update rule. Its weights start as follows: $W_x$ scaled normal, $W_h$
 # orthogonal (every singular value 1, so $W_h$ by itself neither shrinks nor
 # stretches the state or its gradient; the slopes of tanh still shrink the
-# gradient, as Problem 4 measures), biases zero. Every sequence starts from $h_0 = 0$, because the
-# sequences here are independent of each other.
+# gradient, as Problem 4 measures), biases zero. Every sequence starts from
+# $h_0 = 0$, because the sequences here are independent of each other
+# (Problem 3b makes $h_0$ a trained parameter instead).
 #
 # Mini-batches are drawn in a fresh random order **every epoch** from the
 # model's own generator, `np.random.default_rng(random_state)`, so the same
@@ -1649,6 +1655,190 @@ if __name__ == "__main__":
 # The loss falls by orders of magnitude and the validation accuracy reaches
 # 1.000 (the line above gives the epoch-1 value too): at 20 steps, the vanilla
 # RNN carries the first key across more than a dozen distractors.
+#
+# ## Problem 3b: sequences of different lengths, and a learned $h_0$
+#
+# Real sequences — sentences, recordings, sensor traces — come in different
+# lengths, and so did the sequences of Hochreiter & Schmidhuber's own
+# temporal-order experiment (100 to 110 steps). To put them in one batch we
+# pad them with zeros to a common length $T$ and tell the layer each
+# sequence's own length. With $m_t = 1$ while step $t$ is within the
+# sequence and $m_t = 0$ after its end, the update becomes
+#
+# $$h_t = m_t \tanh(a_t) + (1 - m_t) \thinspace h_{t-1} :$$
+#
+# at a padded step the state is carried through unchanged, so $h_T$ is each
+# sequence's state after its own last step. `SimpleRNN.forward(x, h0,
+# lengths)` does exactly this: after the tanh of each step, one
+# `np.copyto(a_t, h_prev, where=pad[t])` puts the carried state back into
+# the rows whose sequence has ended. The entries of `hs` at padded steps are
+# returned as zeros (what PyTorch's `pad_packed_sequence` returns), so a loss
+# cannot read padding by accident. Without `lengths`, or with every length
+# equal to $T$, nothing changes: the layer takes the same path as before.
+#
+# **Backward.** Differentiate the masked update with $\tilde h_t = \tanh(a_t)$.
+# The state $h_{t-1}$ now reaches $h_t$ along two paths, through tanh with
+# weight $m_t$ and straight with weight $1 - m_t$, so Steps 1 and 2 of
+# Problem 2 become
+#
+# $$\delta_t = m_t \thinspace g_t \odot (1 - \tilde h_t^2), \qquad
+#   g_{t-1} = \hat g_{t-1} + \delta_t W_h^\top + (1 - m_t) \thinspace g_t .$$
+#
+# $m_t$ of the gradient goes through tanh, $1 - m_t$ passes straight to
+# $h_{t-1}$: the gradient the loss puts on $h_T$ travels unchanged back to
+# each sequence's last real step, and $\delta_t = 0$ at padded steps makes
+# their terms in $dW_x$, $dW_h$, $dB$ and $dx$ zero. The direct gradient
+# $\hat g_t$ at a padded step is ignored, since the `hs` there is a constant
+# zero. In `SimpleRNN_BPTT.backward` that is `delta[pad] = 0` before the
+# loop and the `carry` term inside it; Step 3 is unchanged.
+#
+# Two checks: the padded batch must give what each sequence gives when run
+# alone at its own length, and the masked gradients must agree with central
+# differences. The batch mixes lengths 1, $T$ and values in between.
+
+# %%
+def check_masked_layer(seed=0):
+    """The masked layer on a batch of lengths (1, 7, 3, 5) against each sequence alone, and
+    against central differences. Returns (largest |difference| from running alone,
+    {form: {gradient: rel. error}})."""
+    rng = np.random.default_rng(seed)
+    batch_size, n_sequences, n_features, n_nodes = 4, 7, 3, 5
+    lengths = np.array([1, 7, 3, 5])
+    layer = SimpleRNN_BPTT(
+        rng.normal(0, 0.5, (n_features, n_nodes)),
+        rng.normal(0, 0.5, (n_nodes, n_nodes)),
+        rng.normal(0, 0.1, n_nodes),
+    )
+    x, h0 = rng.normal(size=(batch_size, n_sequences, n_features)), rng.normal(
+        size=(batch_size, n_nodes)
+    )
+    dh = rng.normal(size=(batch_size, n_sequences, n_nodes))
+    h_T, hs = layer.forward(x, h0, lengths)
+    dx = layer.backward(dh)["dx"]
+    worst = 0.0
+    for i, n_steps in enumerate(lengths):   # sequence i alone, unpadded
+        alone = SimpleRNN_BPTT(layer.w_x, layer.w_h, layer.b)
+        alone_T, alone_hs = alone.forward(x[i:i + 1, :n_steps], h0[i:i + 1])
+        alone_dx = alone.backward(dh[i:i + 1, :n_steps])["dx"]
+        worst = max(
+            worst,
+            np.max(np.abs(h_T[i] - alone_T[0])),
+            np.max(np.abs(hs[i, :n_steps] - alone_hs[0])),
+            np.max(np.abs(dx[i, :n_steps] - alone_dx[0])),
+            np.max(np.abs(hs[i, n_steps:]), initial=0.0),
+            np.max(np.abs(dx[i, n_steps:]), initial=0.0),
+        )
+    checks = {"many-to-one": check_rnn_gradients(layer, x, h0, dh[:, -1], lengths=lengths),
+              "many-to-many": check_rnn_gradients(layer, x, h0, dh, lengths=lengths)}
+    return worst, checks
+
+
+if __name__ == "__main__":
+    print("Problem 3b: the masked layer, lengths (1, 7, 3, 5) padded to n_sequences = 7")
+    alone_difference, masked_checks = check_masked_layer(ARGS.seed)
+    print(f"largest |difference| from running each sequence alone (h_T, hs, dx; zeros at padding): "
+          f"{alone_difference:.1e}")
+    print(
+        format_table(
+            ["gradient", "rel. error, many-to-one", "rel. error, many-to-many"],
+            [
+                [
+                    name,
+                    f"{masked_checks['many-to-one'][name]:.1e}",
+                    f"{masked_checks['many-to-many'][name]:.1e}",
+                ]
+                for name in masked_checks["many-to-one"]
+            ],
+        )
+    )
+    print("All below 1e-7:", max(e for c in masked_checks.values() for e in c.values()) < 1e-7)
+
+# %% [markdown]
+# ### Ragged data in the classifier
+#
+# `pad_sequences(sequences)` turns a list of arrays of shapes
+# (n_steps_i, n_features) into one zero-padded array and the lengths the
+# layer takes. The classifier accepts such a list wherever it accepts a 3-D
+# array: `fit` pads each mini-batch to *its own* longest sequence, not to the
+# longest in the data set, so the cost follows the real lengths, and the
+# batches are still drawn in a fresh random order every epoch. A sequence's
+# prediction cannot depend on what it is batched with, because its state
+# never reads the padding; below, the same sequence is predicted alone and
+# inside a batch of longer ones.
+#
+# **A learned initial state.** With `learn_h0=True` the initial state is one
+# more parameter, $h_0$ of shape (n_nodes,), shared by every sequence and
+# updated by the same optimizer and clipping. Its gradient is already
+# computed: the `dh0` that BPTT returns, summed over the batch (each
+# sequence starts from the same $h_0$, so their gradients add). It helps
+# when the start of a sequence matters and the zero state is a poor place to
+# read it from — short sequences, or outputs at the first steps; a long
+# sequence that overwrites its state anyway gains little. The gradient check
+# of the whole classifier, now with $h_0$ and a padded batch, and training on
+# temporal-order sequences of 15 to 25 steps with and without it:
+
+# %%
+def run_problem_3b(seed=0, epochs=20):
+    """Gradient check with a learned h0 on a ragged batch, then training on 15-25-step sequences.
+
+    Returns {learn_h0: fitted model} for learn_h0 in (False, True).
+    """
+    X_small, y_small = make_temporal_order_data(16, (6, 10), rng=seed)
+    check = ScratchSimpleRNNClassifier(
+        n_nodes=5, epochs=1, batch_size=8, learn_h0=True, random_state=seed
+    )
+    check.fit(X_small, y_small)
+    X_pad, lengths = pad_sequences(X_small)
+    y_idx = _label_indices(check.classes_, y_small)
+    _, grads = check.loss_and_gradients(X_pad, y_idx, lengths)
+    errors = {
+        name: rel_error(
+            grads[name],
+            numerical_gradient(lambda: check.loss_and_gradients(X_pad, y_idx, lengths)[0], p),
+        )
+        for name, p in check._params().items()
+    }
+    print("Classifier gradient check with learn_h0 on a padded batch of lengths "
+          f"{lengths.min()}..{lengths.max()} (float64):")
+    print(format_table(["parameter", "rel. error"], [[k, f"{e:.1e}"] for k, e in errors.items()]))
+    print(f"All below 1e-7: {max(errors.values()) < 1e-7}")
+
+    X, y = make_temporal_order_data(2000, (15, 25), rng=seed)
+    X_val, y_val = make_temporal_order_data(500, (15, 25), rng=seed + 1)
+    print(f"\ntraining data: {len(X)} sequences of {min(map(len, X))} to {max(map(len, X))} steps, "
+          f"e.g. {decode_sequence(X[0])} -> {y[0]}")
+    models = {}
+    for learn_h0 in (False, True):
+        models[learn_h0] = ScratchSimpleRNNClassifier(
+            epochs=epochs, learn_h0=learn_h0, random_state=seed
+        )
+        models[learn_h0].fit(X, y, X_val, y_val)
+        print(f"learn_h0={learn_h0!s:5}: validation accuracy after epoch 1 "
+              f"{models[learn_h0].val_accuracy_history[0]:.3f}, after {epochs}: "
+              f"{models[learn_h0].val_accuracy_history[-1]:.3f}")
+    print("both reach 0.95:", all(m.val_accuracy_history[-1] >= 0.95 for m in models.values()))
+    short = min(range(len(X_val)), key=lambda i: len(X_val[i]))
+    longer = [x for x in X_val if len(x) == max(map(len, X_val))][:31]
+    alone = models[True].predict_proba([X_val[short]])[0]
+    in_batch = models[True].predict_proba(longer + [X_val[short]])[-1]
+    difference = np.max(np.abs(alone - in_batch))
+    print(f"a {len(X_val[short])}-step sequence predicted alone and in a batch padded to "
+          f"{len(longer[0])} steps: largest |difference| of the probabilities {difference:.1e}")
+    return models
+
+
+if __name__ == "__main__":
+    ragged_models = run_problem_3b(ARGS.seed)
+
+# %% [markdown]
+# Both models solve the variable-length task (the yes/no line), and the
+# learned $h_0$ changes little here, as the text above expected: every
+# sequence begins with the same symbol B, so the first step already puts
+# every sequence into one common state, which the network can shape through
+# $W_x$ and $B$ as well as through $h_0$; the keys come later. The
+# probabilities of a sequence predicted alone and inside a padded batch
+# agree to rounding (the batch's matrix products may sum in another order
+# than a single row's).
 #
 # ## Problem 4 (beyond the assignment): why a vanilla RNN forgets
 #
@@ -2370,15 +2560,6 @@ if __name__ == "__main__":
 #   one state but makes its update a gated, additive mix of $h_{t-1}$ and a
 #   candidate: two gates and a candidate, three blocks of weights. Each is a
 #   new layer with its own BPTT, not a small edit of the loops above.
-# * **Sequences of different lengths**: pad them to a common $T$ and pass a
-#   mask $m_t \in \lbrace 0, 1 \rbrace$ per sequence; the update becomes
-#   $h_t = m_t \tilde h_t + (1 - m_t) h_{t-1}$, where $\tilde h_t$ is the
-#   normal tanh step, so a padded step copies the state through unchanged. In
-#   BPTT the same mask splits the gradient: $m_t$ of it goes through tanh,
-#   $1 - m_t$ passes straight to $h_{t-1}$.
-# * **The initial state**: instead of $h_0 = 0$, learn $h_0$ as one more
-#   parameter; its gradient is exactly the `dh0` that BPTT already returns,
-#   summed over the batch.
 # * **Long streams**: cut them into chunks and carry the last state of one
 #   chunk over as the next chunk's $h_0$, without backpropagating into the
 #   previous chunk (truncated BPTT).

@@ -8,7 +8,10 @@ and dtype:
   * one forward + backward pass of the layer, with dL/dh for every step
     (many-to-many), computing dw_x, dw_h, db, dx and dh0;
   * one training epoch of the classifier (model built from scratch, 4 batches
-    of fixed data, 4 classes, global-norm clipping at 5), with SGD and Adam.
+    of fixed data, 4 classes, global-norm clipping at 5), with SGD and Adam;
+  * the layer's forward + backward with per-sequence lengths (masks): all
+    equal to n_sequences, ragged in T/2..T, and about T/2 with the batch
+    padded to its own longest sequence, against the same pass without lengths.
 Against:
   (a) TextbookRNN below: the lesson's plain loops (rnn_forward_loop and
       rnn_backward_loop), straight from the equations, batch-first, with
@@ -53,7 +56,9 @@ class TextbookRNN:
         self.w_x, self.w_h, self.b = w_x, w_h, b
         self.dtype = w_x.dtype
 
-    def forward(self, x, h0=None):
+    def forward(self, x, h0=None, lengths=None):
+        if lengths is not None:
+            raise ValueError("the plain loops have no masks: the benchmark times them on full batches")
         self._x = x
         self._h0 = np.zeros((x.shape[0], len(self.b)), self.dtype) if h0 is None else h0
         h_T, self._hs = rs.rnn_forward_loop(x, self.w_x, self.w_h, self.b, self._h0)
@@ -121,13 +126,25 @@ def make_layer_case(size, dtype, seed=0):
     return w_x, w_h, b, x, h0, dh
 
 
-def numpy_pass(layer_class, w_x, w_h, b, x, h0, dh):
+def numpy_pass(layer_class, w_x, w_h, b, x, h0, dh, lengths=None):
+    """Forward + backward of our layer; with lengths, the batch is cut to its own longest sequence
+    (as the classifier pads each batch) and masked."""
     layer = layer_class(w_x, w_h, b)
+    if lengths is not None:
+        longest = int(np.max(lengths))
+        x, dh = x[:, :longest], dh[:, :longest]
 
     def run():
-        _, hs = layer.forward(x, h0)
+        _, hs = layer.forward(x, h0, lengths) if lengths is not None else layer.forward(x, h0)
         return hs, layer.backward(dh)
     return run
+
+
+def mask_lengths(size, low, high, seed=0):
+    """Lengths drawn uniformly from round(low * T)..round(high * T) for a batch of this size."""
+    batch_size, n_sequences = size[:2]
+    rng = np.random.default_rng(seed)
+    return rng.integers(max(1, round(low * n_sequences)), round(high * n_sequences) + 1, size=batch_size)
 
 
 def torch_pass(torch, w_x, w_h, b, x, h0, dh):
@@ -250,7 +267,7 @@ def main(argv=None):
     print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
           "the minima, our time / theirs (< 1: ours is faster)\n")
 
-    layer_rows, epoch_rows = [], []
+    layer_rows, epoch_rows, mask_rows = [], [], []
     for dtype in (np.float32, np.float64):
         peak = gemm_peak_gflops(dtype, n=512 if args.quick else 2048)
         print(f"{np.dtype(dtype).name} GEMM peak on this machine: {peak:.0f} GFLOP/s")
@@ -272,6 +289,15 @@ def main(argv=None):
                 f"| {np.dtype(dtype).name} | {size} | {t_ours[0]:.2f} / {t_ours[1]:.2f} | {gflops:.0f} "
                 f"| {100 * gflops / peak:.0f}% | {fmt_ms(t_book, 2)} | {fmt_ratio(t_ours, t_book)} "
                 f"| {fmt_ms(t_torch, 2)} | {fmt_ratio(t_ours, t_torch)} | {mem:.1f} |")
+            T_full = np.full(B, T)
+            masked = {"full": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=T_full),
+                      "ragged": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=mask_lengths(size, 0.5, 1.0)),
+                      "half": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=mask_lengths(size, 0.4, 0.6))}
+            m = timed(masked, repeats)
+            mask_rows.append(
+                f"| {np.dtype(dtype).name} | {size} | {t_ours[0]:.2f} | {fmt_ms(m['full'], 2)} | "
+                f"{fmt_ratio(m['full'], t_ours)} | {fmt_ms(m['ragged'], 2)} | {fmt_ratio(m['ragged'], t_ours)} | "
+                f"{fmt_ms(m['half'], 2)} | {fmt_ratio(m['half'], t_ours)} |")
             X, y = make_epoch_data(size)
             for optimizer in ("sgd", "adam"):
                 epochs = {"ours": numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y),
@@ -296,6 +322,12 @@ def main(argv=None):
           "| ours / PyTorch |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(epoch_rows))
+    print("\n## Masks: forward + backward with lengths (ratios to the unmasked pass, < 1: cheaper)\n")
+    print("all T: every length equal to n_sequences; ragged: lengths uniform in T/2..T, padded to T and "
+          "masked; half: lengths uniform in 0.4 T..0.6 T, the batch padded to its own longest\n")
+    print("| dtype | size | no lengths ms | all T ms | ratio | ragged ms | ratio | half ms | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(mask_rows))
     return 0
 
 
