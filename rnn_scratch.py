@@ -59,11 +59,13 @@
 # | $B$ | `b` | (n_nodes,) | bias, broadcast over the batch |
 # | $a_t$ | `a_t` | (batch_size, n_nodes) | pre-activation |
 # | $h_t$ | `hs[:, t-1]` | (batch_size, n_nodes) | hidden state after step $t$ |
-# | $h_0$ | `h0` | (batch_size, n_nodes) | initial state |
+# | $h_0$ | `h0` | (batch_size, n_nodes) | initial state (learned: one (n_nodes,) row for all, Problem 3b) |
 # | $h_T$ | `h_T` | (batch_size, n_nodes) | final state, `hs[:, -1]` |
 # | $\hat g_t$ | `dh[:, t-1]` | (batch_size, n_nodes) | the loss's *direct* gradient at $h_t$ |
 # | $g_t$ | `g_t` | (batch_size, n_nodes) | the *total* gradient $\partial L / \partial h_t$ |
 # | $\delta_t$ | `delta_t` | (batch_size, n_nodes) | $\partial L / \partial a_t$ |
+# | $\ell_n$ | `lengths[n]` | int | sequence $n$'s own length, at most $T$ (Problem 3b) |
+# | $m_t$ | `~pad[t-1]` | (batch_size,) of 0/1 | $m_{t,n} = 1$ while $t \le \ell_n$ (Problem 3b) |
 #
 # A whole input batch `x` has shape (batch_size, n_sequences, n_features):
 # `n_sequences` is the API's name for the sequence length $T$, the number of
@@ -1060,8 +1062,11 @@ def cross_entropy_and_gradient(z, y_idx):
 # again, and occasionally it explodes: one huge step then undoes everything
 # learned. Clipping the *global* norm,
 #
-# $$g \leftarrow \min\left(1, \frac{\theta_\text{clip}}{\lVert g \rVert}\right) g, \qquad
-#   \lVert g \rVert = \sqrt{{\textstyle\sum_\text{all parameters}} \sum g^2},$$
+# $$G \leftarrow \min\left(1, \frac{\theta_\text{clip}}{\lVert G \rVert}\right) G, \qquad
+#   \lVert G \rVert = \sqrt{{\textstyle\sum_\text{all parameters}} \sum G^2},$$
+#
+# where $G$ is the gradient of the loss with respect to the parameters (not
+# $g_t$, the gradient at a hidden state),
 #
 # shortens a too-long step but keeps its direction (clipping each entry on
 # its own would change the direction). With plain gradient descent at
@@ -1087,18 +1092,19 @@ def clip_by_global_norm(grads, clip_norm):
 # ### Two update rules: gradient descent and Adam
 #
 # Plain gradient descent moves every parameter against its gradient,
-# $\theta \leftarrow \theta - \eta \thinspace g$. Adam (Kingma & Ba, 2015)
+# $\theta \leftarrow \theta - \eta \thinspace G$. Adam (Kingma & Ba, 2015)
 # keeps two running averages per parameter — of the gradient, $m$, and of its
-# square, $v$ (an *uncentred* second moment: the mean of $g^2$, not a
+# square, $v$ (an *uncentred* second moment: the mean of $G^2$, not a
 # variance) — and divides one by the square root of the other, so each
 # parameter's step is about $\eta$ whatever the scale of its gradient:
 #
-# $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
-#   v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
+# $$m \leftarrow \beta_1 m + (1 - \beta_1) G, \quad
+#   v \leftarrow \beta_2 v + (1 - \beta_2) G^2, \quad
 #   \theta \leftarrow \theta - \eta \frac{m / (1 - \beta_1^\tau)}{\sqrt{v / (1 - \beta_2^\tau)} + \epsilon},$$
 #
 # at update number $\tau$, with $\beta_1 = 0.9$, $\beta_2 = 0.999$,
-# $\epsilon = 10^{-8}$. The divisions by $1 - \beta^k$ correct the bias of
+# $\epsilon = 10^{-8}$ (not the finite-difference step $\varepsilon$). The
+# divisions by $1 - \beta_1^\tau$ and $1 - \beta_2^\tau$ correct the bias of
 # averages that start at zero.
 
 # %%
@@ -1578,7 +1584,7 @@ if __name__ == "__main__":
 # the global gradient norm clipped at 5. The left panel plots the loss on a
 # log scale, where its fall stays visible long after it reaches the bottom of
 # a linear axis; the right panel shows validation accuracy: at 20 steps the
-# task is solved within the first epoch. An epoch's training loss is the mean over its
+# task is nearly solved (0.996) after one epoch. An epoch's training loss is the mean over its
 # batches, taken while the weights were still changing; the validation loss
 # is measured after the epoch — which is why it can be the lower of the two
 # early on.
@@ -1670,10 +1676,12 @@ if __name__ == "__main__":
 # at a padded step the state is carried through unchanged, so $h_T$ is each
 # sequence's state after its own last step. `SimpleRNN.forward(x, h0,
 # lengths)` does exactly this: after the tanh of each step, one
-# `np.copyto(a_t, h_prev, where=pad[t])` puts the carried state back into
+# `np.copyto(a_t, h_prev, where=pad[t][:, None])` puts the carried state back into
 # the rows whose sequence has ended. The entries of `hs` at padded steps are
 # returned as zeros (what PyTorch's `pad_packed_sequence` returns), so a loss
-# cannot read padding by accident. Without `lengths`, or with every length
+# cannot read padding by accident (so with padding, `hs[:, t-1]` is $h_t$ only
+# up to each sequence's end, and `hs[:, -1]` is not $h_T$: use the returned
+# `h_T`). Without `lengths`, or with every length
 # equal to $T$, nothing changes: the layer takes the same path as before.
 #
 # **Backward.** Differentiate the masked update with $\tilde h_t = \tanh(a_t)$.
@@ -1682,7 +1690,9 @@ if __name__ == "__main__":
 # Problem 2 become
 #
 # $$\delta_t = m_t \thinspace g_t \odot (1 - \tilde h_t^2), \qquad
-#   g_{t-1} = \hat g_{t-1} + \delta_t W_h^\top + (1 - m_t) \thinspace g_t .$$
+#   g_{t-1} = m_{t-1} \thinspace \hat g_{t-1} + \delta_t W_h^\top + (1 - m_t) \thinspace g_t ,$$
+#
+# where $m_t$ multiplies each sequence's row by its own 0 or 1.
 #
 # $m_t$ of the gradient goes through tanh, $1 - m_t$ passes straight to
 # $h_{t-1}$: the gradient the loss puts on $h_T$ travels unchanged back to
@@ -1760,7 +1770,8 @@ if __name__ == "__main__":
 # (n_steps_i, n_features) into one zero-padded array and the lengths the
 # layer takes. The classifier accepts such a list wherever it accepts a 3-D
 # array: `fit` pads each mini-batch to *its own* longest sequence, not to the
-# longest in the data set, so the cost follows the real lengths, and the
+# longest in the data set, so the cost follows the real lengths
+# (`benchmarks/README.md` measures it), and the
 # batches are still drawn in a fresh random order every epoch. A sequence's
 # prediction cannot depend on what it is batched with, because its state
 # never reads the padding; below, the same sequence is predicted alone and
@@ -1770,10 +1781,12 @@ if __name__ == "__main__":
 # more parameter, $h_0$ of shape (n_nodes,), shared by every sequence and
 # updated by the same optimizer and clipping. Its gradient is already
 # computed: the `dh0` that BPTT returns, summed over the batch (each
-# sequence starts from the same $h_0$, so their gradients add). It helps
-# when the start of a sequence matters and the zero state is a poor place to
-# read it from — short sequences, or outputs at the first steps; a long
-# sequence that overwrites its state anyway gains little. The gradient check
+# sequence starts from the same $h_0$, so their gradients add). It can help
+# when the first symbols of a sequence vary and matter, so that the zero
+# state is a poor place to read them from; this lesson does not measure such
+# a case. On the temporal-order task it cannot help, by construction: every
+# sequence starts with B, so whatever $h_0 W_h$ adds at the first step, the
+# B row of $W_x$ can add as well. The gradient check
 # of the whole classifier, now with $h_0$ and a padded batch, and training on
 # temporal-order sequences of 15 to 25 steps with and without it:
 
@@ -1831,11 +1844,9 @@ if __name__ == "__main__":
     ragged_models = run_problem_3b(ARGS.seed)
 
 # %% [markdown]
-# Both models solve the variable-length task (the yes/no line), and the
-# learned $h_0$ changes little here, as the text above expected: every
-# sequence begins with the same symbol B, so the first step already puts
-# every sequence into one common state, which the network can shape through
-# $W_x$ and $B$ as well as through $h_0$; the keys come later. The
+# Both models solve the variable-length task (the yes/no line); as argued
+# above, the learned $h_0$ cannot add anything here, and the final accuracies
+# are the same. The
 # probabilities of a sequence predicted alone and inside a padded batch
 # agree to rounding (the batch's matrix products may sum in another order
 # than a single row's).
@@ -1989,7 +2000,10 @@ if __name__ == "__main__":
     print(f"saved {os.path.join(ARGS.plots_dir, 'gradient_flow.png')}")
 
 # %% [markdown]
-# Start with the one nearly linear row. With inputs of scale 0.1 and
+# The figure draws these runs over all 40 steps, one curve per $\rho$: the
+# loss reads $h_T$ at the right, so going left is going back in time; the
+# table gives the curves' two ends. Start with the one nearly linear row.
+# With inputs of scale 0.1 and
 # $\rho = 0.5$ the units are barely saturated (mean $1 - h^2 = 0.987$), and the
 # matrix behaves like its linear self: $(\rho \cdot \text{mean})^{T-1}$,
 # $1.1 \cdot 10^{-12}$, is within a factor of two of the measured
@@ -2004,7 +2018,7 @@ if __name__ == "__main__":
 # growth is $\times 11$ and $\times 7 \cdot 10^{5}$, and at scale 1 the gradient
 # at $\rho = 1.5$ even *decays* ($2.3 \cdot 10^{-3}$) while $\rho = 3$ grows it
 # $\times 4 \cdot 10^{4}$. $(\rho \cdot \text{mean})^{T-1}$ is only a rough
-# guide once units saturate (for $\rho = 3$ it predicts $\times 3$ where
+# guide once units saturate (at scale 0.1 and $\rho = 3$ it predicts $\times 3$ where
 # $\times 7 \cdot 10^{5}$ is measured): an average slope hides that the
 # gradient travels through the units that are *not* saturated.
 #
@@ -2023,7 +2037,9 @@ if __name__ == "__main__":
 # (n_sequences), three seeds each (data, initialisation and batch order all
 # change with the seed), 1,000 training sequences and 20 epochs per run. The
 # key positions scale with the length, so at $T$ steps the first key must be
-# carried $0.8$–$0.9 \thinspace T$ steps to the end.
+# carried $0.8$–$0.9 \thinspace T$ steps to the end. In the figure, the three
+# dots of one length are spread a little sideways so that equal accuracies
+# stay visible; all three belong to that length.
 
 
 # %%
@@ -2260,7 +2276,7 @@ if __name__ == "__main__":
 # From $\sigma_{\max} = 0.10$ every seed still learns 20 steps, but at 30
 # steps — where every orthogonally started seed reached 1.00 — no seed
 # solves the task (the best of the three lands between 0.6 and 0.9,
-# depending on the CPU). Within this budget, starting at the edge
+# depending on the CPU; see 4.5). Within this budget, starting at the edge
 # $\sigma_{\max} = 1$ is what lets the same network solve 30 steps.
 #
 # ### 4.3 What the hidden state remembers
@@ -2528,7 +2544,7 @@ if __name__ == "__main__":
 # step until a run takes another path. Measured on the machine that ran
 # this notebook, by forcing OpenBLAS onto three of its CPU kernels
 # (`OPENBLAS_CORETYPE=...`), the same code printed identical numbers for
-# Problems 1–3, 4.1 and 4.3 (up to the last digit of the rounding-level
+# Problems 1–3, 3b, 4.1 and 4.3 (up to the last digit of the rounding-level
 # gradient-check errors), but:
 #
 # | printed line | SkylakeX (this notebook) | Haswell | Prescott |
