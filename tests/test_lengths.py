@@ -10,6 +10,12 @@ CASES = [((4, 6, 3, 5), [1, 6, 3, 4]), ((3, 1, 2, 3), [1, 1, 1]), ((5, 7, 1, 1),
          ((1, 4, 2, 2), [2])]
 
 
+def random_dh(shape, rng, many_to_many):
+    """A direct gradient dL/dh: for every step (many-to-many) or for h_T only."""
+    batch_size, n_sequences, _, n_nodes = shape
+    return rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
+
+
 def random_layer(shape, seed):
     batch_size, n_sequences, n_features, n_nodes = shape
     rng = np.random.default_rng(seed)
@@ -33,8 +39,7 @@ def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths):
 @pytest.mark.parametrize("shape, lengths", CASES)
 def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, lengths, many_to_many):
     layer, x, h0, rng = random_layer(shape, sum(shape) + 1)
-    batch_size, n_sequences, _, n_nodes = shape
-    dh = rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
+    dh = random_dh(shape, rng, many_to_many)
     layer.forward(x, h0, lengths)
     grads = layer.backward(dh)
     totals = {name: np.zeros_like(grads[name]) for name in ("dw_x", "dw_h", "db")}
@@ -55,8 +60,7 @@ def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, leng
 @pytest.mark.parametrize("shape, lengths", CASES)
 def test_masked_backward_matches_finite_differences(shape, lengths, many_to_many):
     layer, x, h0, rng = random_layer(shape, sum(shape) + 2)
-    batch_size, n_sequences, _, n_nodes = shape
-    dh = rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
+    dh = random_dh(shape, rng, many_to_many)
     errors = rs.check_rnn_gradients(layer, x, h0, dh, lengths=lengths)
     assert max(errors.values()) < 1e-7, errors
 
@@ -91,7 +95,7 @@ def test_masked_layer_matches_pytorch_packed_sequences():
     for (shape, lengths), many_to_many in [(CASES[0], False), (CASES[0], True), (CASES[2], True)]:
         layer, x, h0, rng = random_layer(shape, sum(shape) + 3)
         batch_size, n_sequences, n_features, n_nodes = shape
-        dh = rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
+        dh = random_dh(shape, rng, many_to_many)
         h_T, hs = layer.forward(x, h0, lengths)
         grads = layer.backward(dh)
         rnn = torch.nn.RNN(n_features, n_nodes, batch_first=True, dtype=torch.float64)
