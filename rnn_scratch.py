@@ -275,6 +275,10 @@ class SimpleRNN:
         self.w_h = w_h.astype(dtype, copy=False)
         self.b = b.astype(dtype, copy=False)
 
+    def parameters(self):
+        """The layer's weights by name; backward returns their gradients as "d" + name."""
+        return {"w_x": self.w_x, "w_h": self.w_h, "b": self.b}
+
     @property
     def n_features(self):
         return self.w_x.shape[0]
@@ -647,22 +651,8 @@ class SimpleRNN_BPTT(SimpleRNN):
             )
         x_tm, h0, h, pad = self._cache
         n_sequences, batch_size, n_nodes = h.shape
-        dh = _as_float_array(dh, "dh").astype(self.dtype, copy=False)
-        if dh.shape == (batch_size, n_nodes):
-            many_to_many = False
-            dh_T = dh
-        elif dh.shape == (batch_size, n_sequences, n_nodes):
-            many_to_many = True
-            dh_tm = dh.transpose(1, 0, 2)
-            if pad is not None:                    # the loss's gradient at padded steps is ignored
-                dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
-            dh_T = dh_tm[-1]
-        else:
-            raise ValueError(
-                f"dh must have shape (batch_size, n_nodes) = ({batch_size}, {n_nodes}) "
-                f"or (batch_size, n_sequences, n_nodes) = ({batch_size}, {n_sequences}, "
-                f"{n_nodes}) to match the last forward pass; got {dh.shape}."
-            )
+        dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
+        many_to_many = dh_tm is not None
 
         # tanh'(a) = 1 - h^2 for every step at once, outside the loop: it needs
         # only the stored states. The loop then turns it into delta in place.
@@ -690,18 +680,60 @@ class SimpleRNN_BPTT(SimpleRNN):
         dh0 = g_t                                  # the step before the first is the initial state
 
         # Step 3's sums over time as single products of the stacked (T * batch_size) rows.
-        delta_2d = delta.reshape(-1, n_nodes)
-        dw_x = x_tm.reshape(-1, self.n_features).T @ delta_2d
-        # h_{t-1} pairs with delta_t: h0 with delta[0], then h[0..T-2] with delta[1..T-1].
-        dw_h = h0.T @ delta[0]
-        if n_sequences > 1:
-            dw_h += h[:-1].reshape(-1, n_nodes).T @ delta[1:].reshape(-1, n_nodes)
-        db = delta_2d.sum(axis=0)
+        dw_x, db, dx = self._input_products(x_tm, delta, input_gradient)
+        dw_h, _ = self._recurrent_products(h0, h, delta)
+        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": dh0}
+
+    # Helpers that chapter 2's gated layers share with this one.
+    def _direct_gradients(self, dh, state_shape, pad):
+        """Check dh against the last forward's (n_sequences, batch_size, n_nodes) = state_shape.
+
+        Returns (dh_T (batch_size, n_nodes), dh_tm (n_sequences, batch_size, n_nodes) or None for a
+        many-to-one dh); the direct gradient at padded steps is set to zero (Problem 3b).
+        """
+        n_sequences, batch_size, n_nodes = state_shape
+        dh = _as_float_array(dh, "dh").astype(self.dtype, copy=False)
+        if dh.shape == (batch_size, n_nodes):
+            return dh, None
+        if dh.shape != (batch_size, n_sequences, n_nodes):
+            raise ValueError(
+                f"dh must have shape (batch_size, n_nodes) = ({batch_size}, {n_nodes}) "
+                f"or (batch_size, n_sequences, n_nodes) = ({batch_size}, {n_sequences}, "
+                f"{n_nodes}) to match the last forward pass; got {dh.shape}."
+            )
+        dh_tm = dh.transpose(1, 0, 2)
+        if pad is not None:                        # the loss's gradient at padded steps is ignored
+            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+        return dh_tm[-1], dh_tm
+
+    def _input_products(self, x_tm, d_a, input_gradient):
+        """Sums over time of the input side of a_t = x_t W_x + ... + bias, as single GEMMs.
+
+        d_a : (n_sequences, batch_size, width), dL/da_t for every step.
+        Returns dW_x (n_features, width), d bias (width,), dx (batch_size, n_sequences, n_features)
+        or None.
+        """
+        n_sequences, batch_size, width = d_a.shape
+        d_2d = d_a.reshape(-1, width)
+        dw_x = x_tm.reshape(-1, self.n_features).T @ d_2d
         dx = None
         if input_gradient:
-            dx = delta_2d @ self.w_x.T
+            dx = d_2d @ self.w_x.T
             dx = dx.reshape(n_sequences, batch_size, self.n_features).transpose(1, 0, 2)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": dh0}
+        return dw_x, d_2d.sum(axis=0), dx
+
+    @staticmethod
+    def _recurrent_products(h0, h, d_a):
+        """dW_h = sum over t of h_{t-1}^T d_a[t] as single GEMMs, and the sum of d_a (a bias's).
+
+        h0 : (batch_size, n_nodes); h : (n_sequences, batch_size, n_nodes); d_a : (n_sequences,
+        batch_size, width). h_{t-1} pairs with d_a[t]: h0 with d_a[0], then h[0..T-2] with d_a[1..].
+        """
+        n_nodes, width = h.shape[2], d_a.shape[2]
+        dw_h = h0.T @ d_a[0]
+        if len(h) > 1:
+            dw_h += h[:-1].reshape(-1, n_nodes).T @ d_a[1:].reshape(-1, width)
+        return dw_h, d_a.reshape(-1, width).sum(axis=0)
 
 
 # %% [markdown]
@@ -1364,16 +1396,18 @@ class ScratchSimpleRNNClassifier:
             )
 
     # -- the model -----------------------------------------------------------
-    def _init_params(self, n_features, n_classes, rng):
-        """Scaled-normal input weights, orthogonal recurrent weights, zero biases."""
-        dtype = np.dtype(self.dtype)
+    def _init_layer(self, n_features, rng, dtype):
+        """The recurrent layer's starting weights: scaled-normal w_x, orthogonal w_h, zero b."""
         w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, self.n_nodes))
         # An orthogonal w_h has every singular value 1: by itself it neither
         # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
         w_h, _ = np.linalg.qr(rng.normal(size=(self.n_nodes, self.n_nodes)))
-        self.rnn = self.layer_class(
-            w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype)
-        )
+        return self.layer_class(w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype))
+
+    def _init_params(self, n_features, n_classes, rng):
+        """The layer (see _init_layer), then a scaled-normal w_y and zero b_y (and h0)."""
+        dtype = np.dtype(self.dtype)
+        self.rnn = self._init_layer(n_features, rng, dtype)
         w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes))
         self.w_y = w_y.astype(dtype)
         self.b_y = np.zeros(n_classes, dtype)
@@ -1382,8 +1416,7 @@ class ScratchSimpleRNNClassifier:
 
     def _params(self):
         """The trainable arrays, by name; the optimizer updates them in place."""
-        params = {"w_x": self.rnn.w_x, "w_h": self.rnn.w_h, "b": self.rnn.b,
-                  "w_y": self.w_y, "b_y": self.b_y}
+        params = {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
         if self.learn_h0:
             params["h0"] = self.h0
         return params
@@ -1392,7 +1425,7 @@ class ScratchSimpleRNNClassifier:
         """X (batch_size, n_sequences, n_features), lengths (batch_size,) or None ->
         h_T (batch_size, n_nodes), z (batch_size, n_classes)."""
         h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
-        h_T, _ = self.rnn.forward(X, h0, lengths)
+        h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
         return h_T, h_T @ self.w_y + self.b_y
 
     def loss_and_gradients(self, X, y_idx, lengths=None):
@@ -1408,8 +1441,8 @@ class ScratchSimpleRNNClassifier:
         loss, dz = cross_entropy_and_gradient(z, y_idx)
         # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
         rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
-        grads = {"w_x": rnn_grads["dw_x"], "w_h": rnn_grads["dw_h"], "b": rnn_grads["db"],
-                 "w_y": h_T.T @ dz, "b_y": dz.sum(axis=0)}
+        grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}  # dw_x -> w_x, ...
+        grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
         if self.learn_h0:
             grads["h0"] = rnn_grads["dh0"].sum(axis=0)   # one h0 shared by the whole batch
         return loss, grads
