@@ -801,14 +801,16 @@ def rel_error(g, g_hat):
     return float(np.max(np.abs(g - g_hat))) / scale
 
 
-def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6, lengths=None):
+def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6, lengths=None, **states):
     """Compare rnn.backward(dh) with central differences of L = sum(h * dh).
 
-    rnn : SimpleRNN_BPTT in float64
+    rnn : SimpleRNN_BPTT in float64 (or any layer with its forward/backward/parameters)
     x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes)
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
     lengths : (batch_size,) ints or None, passed to forward (Problem 3b)
-    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err}.
+    states : further initial states that forward takes by name (chapter 2's LSTM: c0)
+    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err}: one relative error
+    per parameter of the layer, then per input and initial state.
     """
     if rnn.dtype != np.float64:
         raise ValueError(
@@ -816,15 +818,17 @@ def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6, lengths=None):
         )
     x = np.array(x, dtype=np.float64)    # private copies: they get perturbed
     h0 = np.array(h0, dtype=np.float64)
+    states = {name: np.array(state, dtype=np.float64) for name, state in states.items()}
     dh = np.asarray(dh, dtype=np.float64)
 
     def loss():
-        h_T, hs = rnn.forward(x, h0, lengths)
+        h_T, hs = rnn.forward(x, h0, lengths=lengths, **states)
         return float(np.sum((hs if dh.ndim == 3 else h_T) * dh))
 
     loss()
     grads = rnn.backward(dh)
-    inputs = {"dw_x": rnn.w_x, "dw_h": rnn.w_h, "db": rnn.b, "dx": x, "dh0": h0}
+    inputs = {"d" + name: p for name, p in rnn.parameters().items()}
+    inputs.update(dx=x, dh0=h0, **{"d" + name: state for name, state in states.items()})
     return {
         name: rel_error(grads[name], numerical_gradient(loss, arr, eps))
         for name, arr in inputs.items()
@@ -1334,6 +1338,9 @@ class ScratchSimpleRNNClassifier:
     learn_h0 : bool, default False
         Train the initial state h0 (n_nodes,), shared by every sequence, as one more
         parameter (Problem 3b); otherwise every sequence starts from zeros.
+    stop_at_accuracy : float or None, default None
+        With validation data, stop after the first epoch whose validation accuracy
+        reaches this value (chapter 2 uses it to stop runs that have solved the task).
 
     X may be a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
     (n_steps_i, n_features) of different lengths; each batch is then padded to its own
@@ -1352,12 +1359,14 @@ class ScratchSimpleRNNClassifier:
         epoch's batches, measured before clipping
     clip_fraction_history : list of float, the fraction of each epoch's
         batches whose gradient was clipped (0 when clip_norm is None)
+    n_epochs_ : int, the number of epochs trained (fewer than epochs when stopped early)
     """
 
     layer_class = SimpleRNN_BPTT  # the recurrent layer it composes
 
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01, optimizer="adam",
-                 clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False, learn_h0=False):
+                 clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False, learn_h0=False,
+                 stop_at_accuracy=None):
         self.n_nodes = n_nodes
         self.epochs = epochs
         self.batch_size = batch_size
@@ -1368,6 +1377,7 @@ class ScratchSimpleRNNClassifier:
         self.random_state = random_state
         self.verbose = verbose
         self.learn_h0 = learn_h0
+        self.stop_at_accuracy = stop_at_accuracy
 
     # -- checks --------------------------------------------------------------
     def _check_hyperparameters(self):
@@ -1524,8 +1534,16 @@ class ScratchSimpleRNNClassifier:
                 self.val_loss_history.append(val_loss)
                 self.val_accuracy_history.append(val_acc)
                 line += f"  val_loss {val_loss:.4f}  val_accuracy {val_acc:.3f}"
+            self.n_epochs_ = epoch
             if self.verbose:
                 print(line)
+            solved = (
+                X_val is not None
+                and self.stop_at_accuracy is not None
+                and val_acc >= self.stop_at_accuracy
+            )
+            if solved:
+                break                              # no need for the remaining epochs
         return self
 
     def _logits(self, X, lengths):
@@ -2083,24 +2101,29 @@ def accuracy_vs_length(
     n_val=300,
     epochs=20,
     model_class=ScratchSimpleRNNClassifier,
+    **settings,
 ):
-    """Final validation accuracy of model_class (defaults otherwise) at each length and seed.
+    """Final validation accuracy of model_class at each length and seed.
 
-    Returns a list of {"n_sequences", "seed", "val_accuracy", "model"}, one per (length, seed);
-    the validation data of a (length, seed) is
-    make_temporal_order_data(n_val, length, rng=2000 + seed).
+    settings : further constructor parameters of model_class (defaults otherwise).
+    Returns a list of {"n_sequences", "seed", "val_accuracy", "epochs", "model"}, one per
+    (length, seed); the validation data of a (length, seed) is
+    make_temporal_order_data(n_val, length, rng=2000 + seed), measured after every epoch.
     """
     results = []
     for n_sequences in lengths:
         for seed in seeds:
             X, y = make_temporal_order_data(n_train, n_sequences, rng=1000 + seed)
             X_val, y_val = make_temporal_order_data(n_val, n_sequences, rng=2000 + seed)
-            model = model_class(epochs=epochs, random_state=seed).fit(X, y)
+            model = model_class(epochs=epochs, random_state=seed, **settings).fit(
+                X, y, X_val, y_val
+            )
             results.append(
                 {
                     "n_sequences": n_sequences,
                     "seed": seed,
                     "val_accuracy": model.score(X_val, y_val),
+                    "epochs": model.n_epochs_,
                     "model": model,
                 }
             )
@@ -2116,37 +2139,48 @@ def summarize_by_length(results):
 
 
 def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_length.png",
-                            budget="1,000 training sequences, 20 epochs"):
-    """Each seed's accuracy as a dot (spread sideways so equal ones stay visible); the mean line."""
+                            budget="1,000 training sequences, 20 epochs", title="Vanilla RNN"):
+    """Each seed's accuracy as a dot (spread sideways so equal ones stay visible), the mean as a
+    line; one colour per cell when the rows carry a "cell" (chapter 2)."""
     import matplotlib.pyplot as plt
 
-    by_length = summarize_by_length(results)
-    lengths = list(by_length)
-    n_seeds = len(next(iter(by_length.values())))
-    spread = 0.012 * (max(lengths) - min(lengths) + 1)
+    cells = list(dict.fromkeys(row.get("cell", "") for row in results))
+    all_lengths = sorted({row["n_sequences"] for row in results})
+    spread = 0.012 * (max(all_lengths) - min(all_lengths) + 1)
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-    for n_sequences, accuracies in by_length.items():
-        offsets = (np.arange(len(accuracies)) - (len(accuracies) - 1) / 2) * spread
-        ax.plot(
-            n_sequences + offsets,
-            accuracies,
-            "o",
-            color="tab:blue",
-            alpha=0.6,
-            ms=6,
-            mec="none",
-            label="one seed" if n_sequences == lengths[0] else None,
-        )
-    ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color="tab:blue", lw=2,
-            label=f"mean over {n_seeds} seeds")
+    for k, (cell, color) in enumerate(
+        zip(cells, ("tab:blue", "tab:orange", "tab:green", "tab:red"))
+    ):
+        by_length = summarize_by_length([row for row in results if row.get("cell", "") == cell])
+        lengths = list(by_length)
+        shift = (k - (len(cells) - 1) / 2) * spread * 4 if len(cells) > 1 else 0.0
+        for n_sequences, accuracies in by_length.items():
+            offsets = shift + (np.arange(len(accuracies)) - (len(accuracies) - 1) / 2) * spread
+            ax.plot(
+                n_sequences + offsets,
+                accuracies,
+                "o",
+                color=color,
+                alpha=0.6,
+                ms=6,
+                mec="none",
+                label="one seed" if n_sequences == lengths[0] and len(cells) == 1 else None,
+            )
+        n_seeds = len(by_length[lengths[0]])
+        name = f"{cell}: mean" if cell else "mean"
+        ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color=color, lw=2,
+                label=f"{name} over {n_seeds} seeds")
     ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
     ax.set_ylim(0, 1.05)
-    ax.set_xticks(lengths)
+    ax.set_xticks(all_lengths)
     ax.set_xlabel("sequence length $T$ (n_sequences)")
     ax.set_ylabel("final validation accuracy")
-    ax.set_title(f"Vanilla RNN on the temporal-order task ({budget} per run)", fontsize=11)
+    ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
+    if len(cells) > 1:   # several cells: the legend goes below the axes, clear of every dot
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9)
+    else:
+        ax.legend(loc="upper right", fontsize=9)
     save_figure(fig, plots_dir, filename)
     return fig
 

@@ -1,4 +1,5 @@
-"""rnn_scratch.ipynb: in sync with rnn_scratch.py, runs in a fresh kernel, committed with real outputs."""
+"""Each chapter's notebook: in sync with its script, runs in a fresh kernel (once per test run),
+committed with real outputs; and its markdown and code render well."""
 import copy
 import difflib
 import html
@@ -14,12 +15,15 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from sync_notebook import KEPT_METADATA, execute_notebook  # noqa: E402
+from sync_notebook import KEPT_METADATA, LESSONS, execute_notebook  # noqa: E402
 
-SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
-NOTEBOOK = os.path.join(ROOT, "rnn_scratch.ipynb")
 FIX = "python tools/sync_notebook.py"
-CELL_TIMEOUT = 600  # seconds for any one cell; the whole lesson takes seconds
+CELL_TIMEOUT = 600  # seconds for any one cell; a whole chapter takes a minute or two
+FIRST_PLOT = {"rnn_scratch": "training_loss_curve.png", "gated_rnn_scratch": "gated_accuracy_vs_length.png"}
+
+
+def paths(name):
+    return os.path.join(ROOT, f"{name}.py"), os.path.join(ROOT, f"{name}.ipynb")
 
 
 def cells_as_text(nb):
@@ -31,9 +35,14 @@ def cells_as_text(nb):
     return lines
 
 
+@pytest.fixture(scope="module", params=LESSONS)
+def lesson(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def committed():
-    return nbformat.read(NOTEBOOK, as_version=4)
+def committed(lesson):
+    return nbformat.read(paths(lesson)[1], as_version=4)
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +57,20 @@ def fresh_run(committed, tmp_path_factory):
     return nb, workdir
 
 
-def test_notebook_cells_equal_the_script_cells(committed):
-    from_script = jupytext.read(SCRIPT)
+def test_notebook_cells_equal_the_script_cells(lesson, committed):
+    from_script = jupytext.read(paths(lesson)[0])
     ours, theirs = cells_as_text(from_script), cells_as_text(committed)
     if ours != theirs:
-        diff = "\n".join(difflib.unified_diff(ours, theirs, "rnn_scratch.py", "rnn_scratch.ipynb", lineterm=""))
-        pytest.fail(f"rnn_scratch.ipynb and rnn_scratch.py differ:\n{diff}\n\nTo bring them back in sync, run:\n    {FIX}")
+        diff = "\n".join(difflib.unified_diff(ours, theirs, f"{lesson}.py", f"{lesson}.ipynb", lineterm=""))
+        pytest.fail(f"{lesson}.ipynb and {lesson}.py differ:\n{diff}\n\nTo bring them back in sync, run:\n"
+                    f"    {FIX} {lesson}")
 
 
-def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(fresh_run):
+def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(lesson, fresh_run):
     nb, workdir = fresh_run
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    assert (workdir / "plots" / "training_loss_curve.png").is_file()  # plots went to the temporary folder
+    assert (workdir / "plots" / FIRST_PLOT[lesson]).is_file()  # plots went to the temporary folder
 
 
 # Cells whose printed numbers depend on the CPU's BLAS kernels (the lesson's section "Why your
@@ -68,12 +78,20 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(fresh_run):
 # They are found by a line of their source. Their numbers are not compared; their text is, and so
 # are the yes/no lines they print, which state the claims of the prose in a form that held on
 # every kernel tried (OpenBLAS SkylakeX, Haswell and Prescott).
-CPU_DEPENDENT_CELLS = (
-    "length_results = accuracy_vs_length()",      # 4.2: accuracy against length
-    "reach = gradient_reach(length_results)",     # 4.2: the trained 60-step model's gradient
-    "small_results = accuracy_vs_length(",         # 4.2: the small-start sweep
-    "clip_models = clipping_experiment()",         # 4.4: SGD at the edge of stability
-)
+CPU_DEPENDENT_CELLS = {
+    "rnn_scratch": (
+        "length_results = accuracy_vs_length()",      # 4.2: accuracy against length
+        "reach = gradient_reach(length_results)",     # 4.2: the trained 60-step model's gradient
+        "small_results = accuracy_vs_length(",         # 4.2: the small-start sweep
+        "clip_models = clipping_experiment()",         # 4.4: SGD at the edge of stability
+    ),
+    "gated_rnn_scratch": (
+        "sweep = gated_sweep(",                        # 5: training at 20, 50 and 100 steps
+        "curves[row[\"cell\"], weights] =",             # 6: gradients of the trained models
+        "zero_bias = accuracy_vs_length(",             # 7: training without the forget bias
+        "lstm_50 = [",                                 # 8: the trained LSTM's cell
+    ),
+}
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?")
 TIMING = re.compile(r"\d+(?:\.\d+)? s\b")       # "in 1.2 s": wall-clock time, never compared
 ROUNDING_LEVEL = 1e-6  # gradient-check errors and fast-vs-plain differences: rounding, machine-specific
@@ -117,7 +135,7 @@ def test_compare_printed_text_catches_a_stale_number_and_allows_rounding_noise()
     assert compare_printed_text(TIMING.sub("<time> s", "in 1.2 s"), TIMING.sub("<time> s", "in 3.4 s"), False) == []
 
 
-def test_committed_notebook_prints_what_a_fresh_run_prints(committed, fresh_run):
+def test_committed_notebook_prints_what_a_fresh_run_prints(lesson, committed, fresh_run):
     nb, _ = fresh_run
     assert len(nb.cells) == len(committed.cells), f"out of sync: run {FIX}"
     for i, (fresh, old) in enumerate(zip(nb.cells, committed.cells)):
@@ -128,15 +146,15 @@ def test_committed_notebook_prints_what_a_fresh_run_prints(committed, fresh_run)
         assert old_kinds == fresh_kinds, (
             f"cell {i} gives outputs {sorted(fresh_kinds)} when run, but the committed notebook holds "
             f"{sorted(old_kinds)}: run {FIX}\n{old.source[:300]}")
-        cpu_dependent = any(marker in old.source for marker in CPU_DEPENDENT_CELLS)
+        cpu_dependent = any(marker in old.source for marker in CPU_DEPENDENT_CELLS[lesson])
         problems = compare_printed_text(printed_text(fresh), printed_text(old), cpu_dependent)
         assert not problems, (f"cell {i} prints other text than the committed notebook holds "
                               f"(run {FIX}):\n" + "\n".join(problems[:10]) + f"\n--- cell source:\n{old.source[:300]}")
 
 
-def test_every_cpu_dependent_cell_is_still_in_the_lesson(committed):
+def test_every_cpu_dependent_cell_is_still_in_the_lesson(lesson, committed):
     sources = [c.source for c in committed.cells if c.cell_type == "code"]
-    for marker in CPU_DEPENDENT_CELLS:
+    for marker in CPU_DEPENDENT_CELLS[lesson]:
         assert sum(marker in s for s in sources) == 1, f"no single cell holds {marker!r}"
 
 
@@ -150,12 +168,12 @@ def test_committed_notebook_is_one_clean_run(committed):
             assert "Traceback" not in text, f"cell {i} holds a traceback"
 
 
-def test_committed_notebook_metadata_is_clean(committed):
+def test_committed_notebook_metadata_is_clean(lesson, committed):
     assert set(committed.metadata) <= set(KEPT_METADATA), sorted(committed.metadata)
     assert committed.metadata["kernelspec"]["name"] == "python3"
     for i, cell in enumerate(committed.cells):
         assert "execution" not in cell.metadata and "widgets" not in cell.metadata, (i, cell.metadata)
-    with open(NOTEBOOK, encoding="utf-8") as f:
+    with open(paths(lesson)[1], encoding="utf-8") as f:
         raw = f.read()
     for path in ("/tmp/", "/root/", "/home/", "/work/", "site-packages"):
         assert path not in raw, f"machine-specific path {path!r} in the notebook"
@@ -164,12 +182,13 @@ def test_committed_notebook_metadata_is_clean(committed):
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$]+?\$", re.S)
 
 
-def test_math_survives_github_flavoured_markdown():
+@pytest.mark.parametrize("name", LESSONS)
+def test_math_survives_github_flavoured_markdown(name):
     # A notebook's markdown goes through a markdown renderer before MathJax sees it. GitHub's
     # (cmark-gfm) turns _a_ into emphasis, \{ into {, \, into , and a line starting with + into a
     # list item, which breaks the math. Every math span must come out of it unchanged.
     broken = []
-    for cell in jupytext.read(SCRIPT).cells:
+    for cell in jupytext.read(paths(name)[0]).cells:
         if cell.cell_type != "markdown":
             continue
         rendered = " ".join(html.unescape(cmarkgfm.github_flavored_markdown_to_html(cell.source)).split())
@@ -185,8 +204,9 @@ def test_math_check_catches_what_markdown_breaks():
         assert " ".join(MATH.findall(bad)[0].split()) not in rendered, bad
 
 
-def test_code_lines_fit_a_notebook_column():
+@pytest.mark.parametrize("name", LESSONS)
+def test_code_lines_fit_a_notebook_column(name):
     # Longer lines are cut off at the right edge of a rendered notebook (about 100 characters at 1,024 px).
-    long_lines = [line for cell in jupytext.read(SCRIPT).cells if cell.cell_type == "code"
+    long_lines = [line for cell in jupytext.read(paths(name)[0]).cells if cell.cell_type == "code"
                   for line in cell.source.splitlines() if len(line) > 100]
     assert not long_lines, "\n".join(long_lines)

@@ -5,6 +5,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
+CHAPTER_2 = os.path.join(ROOT, "gated_rnn_scratch.py")
 
 
 def run(args, cwd, timeout=300):
@@ -55,3 +56,19 @@ def test_a_mistyped_option_is_an_error_not_ignored(tmp_path):
     assert result.returncode == 2
     assert "unrecognized arguments: --epohcs 3" in result.stderr
     assert os.listdir(tmp_path) == []  # stopped before doing anything
+
+
+def test_chapter_2_runs_headless_with_its_options(tmp_path):
+    # The full chapter runs in the notebook test; here its command line, on one short length and seed.
+    plots = tmp_path / "p"
+    result = run([CHAPTER_2, "--plots-dir", str(plots), "--quiet", "--lengths", "20", "--seeds", "1"],
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "All below 1e-7: True" in out
+    assert [out.index(f"Section {k}:") for k in (5, 6, 7, 8)] == sorted(out.index(f"Section {k}:") for k in (5, 6, 7, 8))
+    assert {p.name for p in plots.iterdir()} == {"gated_accuracy_vs_length.png", "gated_gradient_flow.png",
+                                                 "lstm_cell_state.png"}
+    assert os.listdir(tmp_path) == ["p"]
+    bad = run([CHAPTER_2, "--lengths", "20,x", "--plots-dir", str(plots)], cwd=tmp_path, timeout=60)
+    assert bad.returncode == 2 and "--lengths must be integers" in bad.stderr

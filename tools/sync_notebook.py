@@ -1,6 +1,7 @@
-"""Bring rnn_scratch.ipynb and rnn_scratch.py back in sync, and re-run the notebook.
+"""Bring each lesson's notebook and script back in sync, and re-run the notebook.
 
-    python tools/sync_notebook.py
+    python tools/sync_notebook.py                      # every chapter
+    python tools/sync_notebook.py gated_rnn_scratch    # one chapter
 
 1. `jupytext --sync`: the cells of whichever file was edited last are copied
    to the other, so either file may be edited.
@@ -18,8 +19,7 @@ from jupytext.cli import jupytext as jupytext_cli
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
-NOTEBOOK = os.path.join(ROOT, "rnn_scratch.ipynb")
+LESSONS = ("rnn_scratch", "gated_rnn_scratch")   # the chapters, in order: each NAME.py + NAME.ipynb
 KEPT_METADATA = ("jupytext", "kernelspec")
 
 
@@ -34,6 +34,8 @@ def execute_notebook(nb, cwd, timeout=600):
     # A notebook shows its plots inline: a backend inherited from our own
     # environment (tests set MPLBACKEND=Agg) would hide them.
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    # Later chapters import earlier ones: the repository is on the kernel's path wherever it runs.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
     client.execute(env=env)
     return nb
 
@@ -46,15 +48,30 @@ def clean_metadata(nb):
     return nb
 
 
-def main():
-    status = jupytext_cli(["--sync", SCRIPT])
+def sync(name):
+    """Sync, execute and clean one lesson's pair NAME.py / NAME.ipynb. Returns 0 on success."""
+    script, notebook = (os.path.join(ROOT, f"{name}.{ext}") for ext in ("py", "ipynb"))
+    status = jupytext_cli(["--sync", script])
     if status:
         return status
-    nb = jupytext.read(NOTEBOOK)
-    print(f"executing {os.path.relpath(NOTEBOOK)} ...", flush=True)
+    nb = jupytext.read(notebook)
+    print(f"executing {os.path.relpath(notebook)} ...", flush=True)
     execute_notebook(nb, ROOT)
-    jupytext.write(clean_metadata(nb), NOTEBOOK)
-    print(f"wrote {os.path.relpath(NOTEBOOK)} with fresh outputs; {os.path.relpath(SCRIPT)} is in sync")
+    jupytext.write(clean_metadata(nb), notebook)
+    print(f"wrote {os.path.relpath(notebook)} with fresh outputs; {os.path.relpath(script)} is in sync")
+    return 0
+
+
+def main(argv=None):
+    names = (sys.argv[1:] if argv is None else argv) or LESSONS
+    unknown = [name for name in names if name not in LESSONS]
+    if unknown:
+        print(f"unknown lesson(s) {unknown}; the lessons are {list(LESSONS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        status = sync(name)
+        if status:
+            return status
     return 0
 
 

@@ -1,0 +1,206 @@
+"""Chapter 2 (in progress): LSTM_BPTT, GRU_BPTT and their classifiers."""
+import numpy as np
+import pytest
+
+import gated_rnn_scratch as gs
+import rnn_scratch as rs
+
+# (batch_size, n_sequences, n_features, n_nodes), including sizes of 1
+SHAPES = [(3, 5, 4, 6), (1, 4, 3, 2), (2, 1, 3, 4), (2, 6, 2, 1), (1, 1, 1, 1)]
+
+
+def random_lstm(rng, n_features, n_nodes):
+    return gs.LSTM_BPTT(rng.normal(0, 0.6, (n_features, 4 * n_nodes)), rng.normal(0, 0.6, (n_nodes, 4 * n_nodes)),
+                        rng.normal(0, 0.6, 4 * n_nodes))
+
+
+def random_gru(rng, n_features, n_nodes):
+    return gs.GRU_BPTT(rng.normal(0, 0.6, (n_features, 3 * n_nodes)), rng.normal(0, 0.6, (n_nodes, 3 * n_nodes)),
+                       rng.normal(0, 0.6, 3 * n_nodes), rng.normal(0, 0.6, 3 * n_nodes))
+
+
+def case(cell, shape, seed, many_to_many, padded):
+    batch_size, n_sequences, n_features, n_nodes = shape
+    rng = np.random.default_rng(seed)
+    layer = (random_lstm if cell == "lstm" else random_gru)(rng, n_features, n_nodes)
+    x = rng.normal(size=(batch_size, n_sequences, n_features))
+    h0 = rng.normal(0, 0.5, (batch_size, n_nodes))
+    states = {"c0": rng.normal(0, 0.5, (batch_size, n_nodes))} if cell == "lstm" else {}
+    dh = rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
+    lengths = rng.integers(1, n_sequences + 1, batch_size) if padded else None
+    if padded:
+        lengths[0] = n_sequences
+        lengths[-1] = 1
+    return layer, x, h0, states, dh, lengths
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("many_to_many", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backward_matches_finite_differences(cell, shape, many_to_many, padded):
+    layer, x, h0, states, dh, lengths = case(cell, shape, sum(shape), many_to_many, padded)
+    errors = rs.check_rnn_gradients(layer, x, h0, dh, lengths=lengths, **states)
+    expected = {"lstm": {"dw_x", "dw_h", "db", "dx", "dh0", "dc0"},
+                "gru": {"dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"}}[cell]
+    assert set(errors) == expected
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_padded_batch_equals_each_sequence_alone(cell):
+    layer, x, h0, states, dh, lengths = case(cell, (4, 6, 3, 5), 3, True, True)
+    h_T, hs = layer.forward(x, h0, lengths=lengths, **states)
+    grads = layer.backward(dh)
+    for i, n_steps in enumerate(lengths):
+        alone_states = {k: v[i:i + 1] for k, v in states.items()}
+        alone_T, alone_hs = layer.forward(x[i:i + 1, :n_steps], h0[i:i + 1], **alone_states)
+        alone = layer.backward(dh[i:i + 1, :n_steps])
+        np.testing.assert_allclose(h_T[i], alone_T[0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(hs[i, :n_steps], alone_hs[0], rtol=1e-12, atol=1e-14)
+        assert np.all(hs[i, n_steps:] == 0) and np.all(grads["dx"][i, n_steps:] == 0)
+        np.testing.assert_allclose(grads["dx"][i, :n_steps], alone["dx"][0], rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(grads["dh0"][i], alone["dh0"][0], rtol=1e-11, atol=1e-13)
+
+
+def test_lstm_and_gru_match_pytorch():
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
+    for cell in ("lstm", "gru"):
+        for shape, many_to_many, with_state in [((3, 5, 4, 6), False, True), ((2, 4, 3, 2), True, False),
+                                                 ((1, 1, 1, 1), True, True)]:
+            layer, x, h0, states, dh, _ = case(cell, shape, sum(shape) + 5, many_to_many, False)
+            if not with_state:
+                h0, states = np.zeros_like(h0), {k: np.zeros_like(v) for k, v in states.items()}
+            h_T, hs = layer.forward(x, h0, **states)
+            grads = layer.backward(dh)
+            n_features, n_nodes = shape[2], shape[3]
+            module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(n_features, n_nodes, batch_first=True,
+                                                                          dtype=torch.float64)
+            with torch.no_grad():   # the mapping the README gives
+                module.weight_ih_l0.copy_(torch.tensor(layer.w_x.T))
+                module.weight_hh_l0.copy_(torch.tensor(layer.w_h.T))
+                if cell == "lstm":
+                    module.bias_ih_l0.copy_(torch.tensor(layer.b))
+                    module.bias_hh_l0.zero_()
+                else:
+                    module.bias_ih_l0.copy_(torch.tensor(layer.b_x))
+                    module.bias_hh_l0.copy_(torch.tensor(layer.b_h))
+            xt = torch.tensor(x, requires_grad=True)
+            h0t = torch.tensor(h0[None], requires_grad=True)
+            if cell == "lstm":
+                c0t = torch.tensor(states["c0"][None], requires_grad=True)
+                out, (h_n, _) = module(xt, (h0t, c0t))
+            else:
+                out, h_n = module(xt, h0t)
+            np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(h_T, h_n[0].detach().numpy(), rtol=1e-10, atol=1e-12)
+            loss = (out * torch.tensor(dh)).sum() if many_to_many else (h_n[0] * torch.tensor(dh)).sum()
+            loss.backward()
+            expected = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
+                        "dx": xt.grad, "dh0": h0t.grad[0]}
+            if cell == "lstm":
+                expected.update(db=module.bias_ih_l0.grad, dc0=c0t.grad[0])
+            else:
+                expected.update(db_x=module.bias_ih_l0.grad, db_h=module.bias_hh_l0.grad)
+            for name, value in expected.items():
+                np.testing.assert_allclose(grads[name], value.numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{cell} {shape} {name}")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda: gs.LSTM_BPTT(np.zeros((3, 8)), np.zeros((2, 6)), np.zeros(8)), r"w_h must have shape \(n_nodes, 4·n_nodes\)"),
+    (lambda: gs.LSTM_BPTT(np.zeros((3, 6)), np.zeros((2, 8)), np.zeros(8)), r"w_x must have shape \(n_features, 4·n_nodes\) = \(n_features, 8\)"),
+    (lambda: gs.LSTM_BPTT(np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(6)), r"b must have shape \(4·n_nodes,\) = \(8,\)"),
+    (lambda: gs.GRU_BPTT(np.zeros((3, 6)), np.zeros((2, 8)), np.zeros(6), np.zeros(6)), r"w_h must have shape \(n_nodes, 3·n_nodes\)"),
+    (lambda: gs.GRU_BPTT(np.zeros((3, 5)), np.zeros((2, 6)), np.zeros(6), np.zeros(6)), r"w_x must have shape \(n_features, 3·n_nodes\)"),
+    (lambda: gs.GRU_BPTT(np.zeros((3, 6)), np.zeros((2, 6)), np.zeros(6), np.zeros(5)), r"b_h must have shape \(3·n_nodes,\) = \(6,\)"),
+])
+def test_mismatched_weights_raise_value_errors_naming_the_gate_blocks(make, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        make()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bad_forward_input_is_the_same_clear_error_as_in_chapter_1(cell):
+    layer, x, h0, states, dh, _ = case(cell, (2, 4, 3, 5), 1, False, False)
+    with pytest.raises(ValueError, match=r"x must be 3-D \(batch_size, n_sequences, n_features\) with n_features = 3"):
+        layer.forward(x[:, :, :2])
+    with pytest.raises(ValueError, match=r"h0 must have shape \(batch_size, n_nodes\) = \(2, 5\)"):
+        layer.forward(x, h0[:1])
+    with pytest.raises(ValueError, match=r"lengths must lie in 1..n_sequences = 1..4"):
+        layer.forward(x, lengths=[0, 4])
+    if cell == "lstm":
+        with pytest.raises(ValueError, match=r"c0 must have shape \(batch_size, n_nodes\) = \(2, 5\)"):
+            layer.forward(x, c0=np.zeros((2, 4)))
+    layer.forward(x)
+    with pytest.raises(ValueError, match="dh must have shape"):
+        layer.backward(dh[:, :2])
+
+
+@pytest.mark.parametrize("model_class", [gs.ScratchLSTMClassifier, gs.ScratchGRUClassifier])
+def test_gated_classifier_gradients_match_finite_differences(model_class):
+    X, y = rs.make_temporal_order_data(12, (6, 9), rng=2)
+    model = model_class(n_nodes=3, epochs=1, batch_size=6, learn_h0=True, random_state=0).fit(X, y)
+    X_pad, lengths = rs.pad_sequences(X)
+    y_idx = np.searchsorted(model.classes_, y)
+    _, grads = model.loss_and_gradients(X_pad, y_idx, lengths)
+    params = model._params()
+    assert set(grads) == set(params)
+    for name, param in params.items():
+        numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X_pad, y_idx, lengths)[0], param)
+        assert rs.rel_error(grads[name], numeric) < 1e-7, name
+
+
+def test_lstm_classifier_starts_with_forget_bias_one_and_orthogonal_gate_blocks():
+    X, y = rs.make_temporal_order_data(8, 6, rng=0)
+    model = gs.ScratchLSTMClassifier(n_nodes=4, epochs=1, random_state=0)
+    model._init_params(8, 4, np.random.default_rng(0))
+    b = model.rnn.b
+    assert np.all(b[4:8] == 1.0) and np.all(b[:4] == 0) and np.all(b[8:] == 0)
+    for k in range(4):
+        block = model.rnn.w_h[:, 4 * k:4 * (k + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(4), atol=1e-12)
+
+
+@pytest.mark.parametrize("model_class", [gs.ScratchLSTMClassifier, gs.ScratchGRUClassifier])
+def test_gated_classifier_has_chapter_1_api_and_errors(model_class):
+    X, y = rs.make_temporal_order_data(20, 8, rng=1)
+    model = model_class(n_nodes=4, epochs=2, random_state=0).fit(X, y, X, y)
+    assert isinstance(model.rnn, model_class.layer_class)
+    assert model.predict_proba(X).shape == (20, len(model.classes_))
+    assert len(model.loss_history) == len(model.val_accuracy_history) == 2
+    with pytest.raises(rs.NotFittedError):
+        model_class().predict(X)
+    with pytest.raises(ValueError, match="n_features = 7"):
+        model.predict(X[:, :, :7])
+
+
+def test_a_gated_cell_learns_a_length_where_the_vanilla_rnn_does_not():
+    # 60 steps: every vanilla seed of chapter 1's 4.2 stays near chance there; the LSTM (forget
+    # bias 1) learns it within a few epochs. Same data, same budget, same seed.
+    X, y = rs.make_temporal_order_data(1000, 60, rng=1000)
+    X_val, y_val = rs.make_temporal_order_data(300, 60, rng=2000)
+    settings = dict(epochs=6, dtype=np.float32, random_state=0, stop_at_accuracy=0.95)
+    lstm = gs.ScratchLSTMClassifier(**settings).fit(X, y, X_val, y_val)
+    vanilla = rs.ScratchSimpleRNNClassifier(**settings).fit(X, y, X_val, y_val)
+    assert lstm.val_accuracy_history[-1] >= 0.95, lstm.val_accuracy_history
+    assert max(vanilla.val_accuracy_history) <= 0.35, vanilla.val_accuracy_history
+
+
+def test_stop_at_accuracy_stops_after_the_epoch_that_reaches_it():
+    X, y = rs.make_temporal_order_data(400, 10, rng=3)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=8, epochs=30, random_state=0, stop_at_accuracy=0.9).fit(X, y, X, y)
+    assert model.n_epochs_ == len(model.loss_history) < 30
+    assert model.val_accuracy_history[-1] >= 0.9 and all(a < 0.9 for a in model.val_accuracy_history[:-1])
+
+
+def test_importing_chapter_2_has_no_side_effects(tmp_path):
+    import subprocess
+    import sys
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", "import sys, gated_rnn_scratch; print('matplotlib' in sys.modules)"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\n" and result.stderr == "" and os.listdir(tmp_path) == []
