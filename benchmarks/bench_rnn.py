@@ -38,6 +38,7 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import gated_rnn_scratch as gs  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
 
 SIZES = [(32, 20, 8, 32), (64, 50, 32, 128), (128, 100, 64, 256), (64, 50, 128, 512)]
@@ -55,6 +56,9 @@ class TextbookRNN:
     def __init__(self, w_x, w_h, b):
         self.w_x, self.w_h, self.b = w_x, w_h, b
         self.dtype = w_x.dtype
+
+    def parameters(self):
+        return {"w_x": self.w_x, "w_h": self.w_h, "b": self.b}
 
     def forward(self, x, h0=None, lengths=None):
         if lengths is not None:
@@ -171,6 +175,55 @@ def torch_pass(torch, w_x, w_h, b, x, h0, dh):
     return run
 
 
+def gated_passes(torch, size, dtype, seed=0):
+    """{"LSTM": (ours, torch's), "GRU": (ours, torch's)} forward + backward functions on the same
+    weights and data (torch's is None without torch). Weights and dL/dh as in make_layer_case."""
+    batch_size, n_sequences, n_features, n_nodes = size
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
+    h0 = (0.1 * rng.normal(size=(batch_size, n_nodes))).astype(dtype)
+    dh = rng.normal(size=(batch_size, n_sequences, n_nodes)).astype(dtype)
+    passes = {}
+    for cell, n_gates, n_biases in (("LSTM", 4, 1), ("GRU", 3, 2)):
+        w_x = (rng.normal(size=(n_features, n_gates * n_nodes)) / np.sqrt(n_features)).astype(dtype)
+        w_h = (rng.normal(size=(n_nodes, n_gates * n_nodes)) / np.sqrt(n_nodes)).astype(dtype)
+        biases = [(0.1 * rng.normal(size=n_gates * n_nodes)).astype(dtype) for _ in range(n_biases)]
+        layer = gs.LSTM_BPTT(w_x, w_h, *biases) if cell == "LSTM" else gs.GRU_BPTT(w_x, w_h, *biases)
+
+        def ours(layer=layer):
+            _, hs = layer.forward(x, h0)
+            grads = layer.backward(dh)
+            return hs, {k: grads[k] for k in ("dw_x", "dw_h", "dx", "dh0")}
+
+        theirs = None
+        if torch is not None:
+            tdtype = getattr(torch, np.dtype(dtype).name)
+            module = getattr(torch.nn, cell)(n_features, n_nodes, batch_first=True).to(tdtype)
+            with torch.no_grad():
+                module.weight_ih_l0.copy_(torch.from_numpy(w_x.T.copy()))
+                module.weight_hh_l0.copy_(torch.from_numpy(w_h.T.copy()))
+                module.bias_ih_l0.copy_(torch.from_numpy(biases[0]))
+                if cell == "LSTM":
+                    module.bias_hh_l0.zero_()
+                else:
+                    module.bias_hh_l0.copy_(torch.from_numpy(biases[1]))
+            tx = torch.from_numpy(x).requires_grad_(True)
+            th0 = torch.from_numpy(h0[None]).requires_grad_(True)
+            state = (th0, torch.zeros_like(th0)) if cell == "LSTM" else th0
+            tdh = torch.from_numpy(dh)
+
+            def theirs(module=module, tx=tx, th0=th0, state=state, tdh=tdh):
+                module.zero_grad(set_to_none=True)
+                tx.grad = th0.grad = None
+                out, _ = module(tx, state)
+                out.backward(tdh)
+                grads = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
+                         "dx": tx.grad, "dh0": th0.grad[0]}
+                return out.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
+        passes[cell] = (ours, theirs)
+    return passes
+
+
 def assert_same(reference, other, dtype, what):
     """Before timing: `other` must compute what `reference` computes."""
     tol = 1e-3 if dtype == np.float32 else 1e-9
@@ -267,7 +320,7 @@ def main(argv=None):
     print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
           "the minima, our time / theirs (< 1: ours is faster)\n")
 
-    layer_rows, epoch_rows, mask_rows = [], [], []
+    layer_rows, epoch_rows, mask_rows, gated_rows = [], [], [], []
     for dtype in (np.float32, np.float64):
         peak = gemm_peak_gflops(dtype, n=512 if args.quick else 2048)
         print(f"{np.dtype(dtype).name} GEMM peak on this machine: {peak:.0f} GFLOP/s")
@@ -299,6 +352,13 @@ def main(argv=None):
                 f"| {np.dtype(dtype).name} | {size} | {m['none'][0]:.2f} | {fmt_ms(m['full'], 2)} | "
                 f"{fmt_ratio(m['full'], m['none'])} | {fmt_ms(m['ragged'], 2)} | {fmt_ratio(m['ragged'], m['none'])} | "
                 f"{fmt_ms(m['half'], 2)} | {fmt_ratio(m['half'], m['none'])} |")
+            for cell, (ours, theirs) in gated_passes(torch, size, dtype).items():
+                fns = {"ours": ours} if theirs is None else {"ours": ours, "torch": theirs}
+                if theirs is not None:
+                    assert_same(ours(), theirs(), dtype, f"torch.nn.{cell}")
+                g = timed(fns, repeats)
+                gated_rows.append(f"| {cell} | {np.dtype(dtype).name} | {size} | {g['ours'][0]:.2f} / {g['ours'][1]:.2f} "
+                                  f"| {fmt_ms(g.get('torch'), 2)} | {fmt_ratio(g['ours'], g.get('torch'))} |")
             X, y = make_epoch_data(size)
             for optimizer in ("sgd", "adam"):
                 epochs = {"ours": numpy_epoch(rs.ScratchSimpleRNNClassifier, size, dtype, optimizer, X, y),
@@ -329,6 +389,10 @@ def main(argv=None):
     print("| dtype | size | no lengths ms | all T ms | ratio | ragged ms | ratio | half ms | ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(mask_rows))
+    print("\n## Gated layers (chapter 2): forward + backward against torch.nn.LSTM / torch.nn.GRU\n")
+    print("| cell | dtype | size | ours ms (min / median) | PyTorch ms | ours / PyTorch |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(gated_rows))
     return 0
 
 
