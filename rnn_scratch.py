@@ -2168,12 +2168,14 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
             )
         n_seeds = len(by_length[lengths[0]])
         name = f"{cell}: mean" if cell else "mean"
-        ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color=color, lw=2,
-                label=f"{name} over {n_seeds} seeds")
+        style = ("-", "--", ":", "-.")[k]                 # lines that overlap stay distinguishable
+        ax.plot(lengths, [np.mean(a) for a in by_length.values()], style, color=color, lw=2,
+                marker="s" if len(cells) > 1 else None, label=f"{name} over {n_seeds} seeds")
     ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
     ax.set_ylim(0, 1.05)
     ax.set_xticks(all_lengths)
-    ax.set_xlabel("sequence length $T$ (n_sequences)")
+    only_ticked = "; only the ticked lengths were run" if len(cells) > 1 else ""
+    ax.set_xlabel("sequence length $T$ (n_sequences)" + only_ticked)
     ax.set_ylabel("final validation accuracy")
     ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
     ax.grid(True, alpha=0.3)
