@@ -48,7 +48,6 @@
 # %%
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
@@ -65,6 +64,7 @@ from rnn_scratch import (
     initial_model,
     key_variants,
     make_temporal_order_data,
+    parse_known_lesson_args,
     plot_accuracy_vs_length,
     save_figure,
     summarize_by_length,
@@ -82,9 +82,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--seeds", type=int, default=3, help="seeds per cell and length (default 3)"
     )
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parse_known_lesson_args(parser, argv)
     try:
         args.lengths = tuple(int(n) for n in args.lengths.split(","))
     except ValueError:
@@ -209,10 +207,6 @@ class LSTM_BPTT(SimpleRNN_BPTT):
         self.b = biases["b"]
         self._cache = None
 
-    @property
-    def n_nodes(self):
-        return self.w_h.shape[0]
-
     def forward(self, x, h0=None, c0=None, lengths=None):
         """Forward through all steps; c0 (batch_size, n_nodes) is the initial cell (None: zeros).
 
@@ -250,27 +244,12 @@ class LSTM_BPTT(SimpleRNN_BPTT):
             h_prev, c_prev = h[t], c[t]
         self._cache = (x_tm, h0, c0, gates, c, tanh_c, h, pad)
         self.c_T, self.cs = c[-1], c.transpose(1, 0, 2)   # the cells, kept for a look (section 8)
-        hs = h.transpose(1, 0, 2)
-        if pad is not None:
-            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)
-        return h[-1], hs
-
-    def _check_state(self, state, name, batch_size):
-        """Validate an initial state (batch_size, n_nodes); zeros when None."""
-        if state is None:
-            return np.zeros((batch_size, self.n_nodes), self.dtype)
-        state = _as_float_array(state, name).astype(self.dtype, copy=False)
-        if state.shape != (batch_size, self.n_nodes):
-            raise ValueError(f"{name} must have shape (batch_size, n_nodes) = ({batch_size}, "
-                             f"{self.n_nodes}); got {state.shape}.")
-        return state
+        return h[-1], self._states_batch_first(h, pad)
 
     def backward(self, dh, input_gradient=True):
         """BPTT through the LSTM. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
         n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db, dx, dh0, dc0."""
-        if self._cache is None:
-            raise RuntimeError("backward() needs the states of a forward pass: call forward first.")
-        x_tm, h0, c0, gates, c, tanh_c, h, pad = self._cache
+        x_tm, h0, c0, gates, c, tanh_c, h, pad = self._last_forward()
         n_sequences, batch_size, H = h.shape
         dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
         d_a = np.empty_like(gates)                    # dL/da_t, all four blocks, every step
@@ -374,10 +353,6 @@ class GRU_BPTT(SimpleRNN_BPTT):
     def parameters(self):
         return {"w_x": self.w_x, "w_h": self.w_h, "b_x": self.b_x, "b_h": self.b_h}
 
-    @property
-    def n_nodes(self):
-        return self.w_h.shape[0]
-
     def forward(self, x, h0=None, lengths=None):
         """Forward through all steps; returns h_T (batch_size, n_nodes) and hs (batch_size,
         n_sequences, n_nodes), zeros at padded steps."""
@@ -410,17 +385,12 @@ class GRU_BPTT(SimpleRNN_BPTT):
                 np.copyto(h[t], h_prev, where=pad[t][:, None])
             h_prev = h[t]
         self._cache = (x_tm, h0, gates, rec_n, h, pad)
-        hs = h.transpose(1, 0, 2)
-        if pad is not None:
-            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)
-        return h[-1], hs
+        return h[-1], self._states_batch_first(h, pad)
 
     def backward(self, dh, input_gradient=True):
         """BPTT through the GRU. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
         n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
-        if self._cache is None:
-            raise RuntimeError("backward() needs the states of a forward pass: call forward first.")
-        x_tm, h0, gates, rec_n, h, pad = self._cache
+        x_tm, h0, gates, rec_n, h, pad = self._last_forward()
         n_sequences, batch_size, H = h.shape
         dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
         d_in = np.empty_like(gates)                   # dL/d(x_t W_x + b_x), blocks r, z, n

@@ -84,6 +84,15 @@ import time
 import numpy as np
 
 
+def parse_known_lesson_args(parser, argv=None):
+    """parser.parse_known_args, but an unknown option is an error outside a Jupyter kernel
+    (inside one, sys.argv holds the kernel's own flags; see "Running the lesson")."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def parse_args(argv=None):
     """Command-line options of the lesson (see "Running the lesson" at the end)."""
     parser = argparse.ArgumentParser(
@@ -101,9 +110,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quiet", action="store_true", help="print only headers and results, not every epoch"
     )
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parse_known_lesson_args(parser, argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1; got {args.epochs}")
     return args
@@ -285,7 +292,7 @@ class SimpleRNN:
 
     @property
     def n_nodes(self):
-        return self.w_x.shape[1]
+        return self.w_h.shape[0]   # w_h is (n_nodes, n_nodes) here, (n_nodes, k*n_nodes) in ch. 2
 
     @property
     def dtype(self):
@@ -306,21 +313,33 @@ class SimpleRNN:
         if 0 in x.shape:
             raise ValueError(f"x is empty: got shape {x.shape}.")
         batch_size, n_sequences, _ = x.shape
-        if h0 is None:
-            h0 = np.zeros((batch_size, self.n_nodes), dtype=self.dtype)
-        else:
-            h0 = _as_float_array(h0, "h0").astype(self.dtype, copy=False)
-            if h0.shape != (batch_size, self.n_nodes):
-                raise ValueError(
-                    f"h0 must have shape (batch_size, n_nodes) = ({batch_size}, "
-                    f"{self.n_nodes}); got {h0.shape}."
-                )
+        h0 = self._check_state(h0, "h0", batch_size)
         pad = None
         if lengths is not None:
             lengths = _check_lengths(lengths, batch_size, n_sequences)
             if lengths.min() < n_sequences:
                 pad = np.arange(n_sequences)[:, None] >= lengths[None, :]   # step t+1 > length
         return x, h0, pad
+
+    def _check_state(self, state, name, batch_size):
+        """Validate an initial state such as h0: (batch_size, n_nodes), zeros when None."""
+        if state is None:
+            return np.zeros((batch_size, self.n_nodes), dtype=self.dtype)
+        state = _as_float_array(state, name).astype(self.dtype, copy=False)
+        if state.shape != (batch_size, self.n_nodes):
+            raise ValueError(
+                f"{name} must have shape (batch_size, n_nodes) = ({batch_size}, "
+                f"{self.n_nodes}); got {state.shape}."
+            )
+        return state
+
+    def _states_batch_first(self, h_tm, pad):
+        """Time-major states (n_sequences, batch_size, n_nodes) as the batch-first hs that forward
+        returns: a view, or with padding a copy that reads 0 at the padded steps (Problem 3b)."""
+        hs = h_tm.transpose(1, 0, 2)
+        if pad is not None:
+            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)
+        return hs
 
     def _recurrence(self, x_tm, h0, pad=None):
         """Run the recurrence on a time-major input.
@@ -374,10 +393,7 @@ class SimpleRNN:
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major, once
         h_tm = self._recurrence(x_tm, h0, pad)
         self._keep_for_backward(x_tm, h0, h_tm, pad)
-        hs = h_tm.transpose(1, 0, 2)
-        if pad is not None:
-            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)  # 0 at padding
-        return h_tm[-1], hs
+        return h_tm[-1], self._states_batch_first(h_tm, pad)
 
     def _keep_for_backward(self, x_tm, h0, h_tm, pad):
         """A forward-only layer keeps nothing (SimpleRNN_BPTT keeps these four)."""
@@ -645,11 +661,7 @@ class SimpleRNN_BPTT(SimpleRNN):
             "db": (n_nodes,), "dx": (batch_size, n_sequences, n_features),
             "dh0": (batch_size, n_nodes) — each summed over the batch.
         """
-        if self._cache is None:
-            raise RuntimeError(
-                "backward() needs the states of a forward pass: call forward(x) first."
-            )
-        x_tm, h0, h, pad = self._cache
+        x_tm, h0, h, pad = self._last_forward()
         n_sequences, batch_size, n_nodes = h.shape
         dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
         many_to_many = dh_tm is not None
@@ -685,6 +697,14 @@ class SimpleRNN_BPTT(SimpleRNN):
         return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": dh0}
 
     # Helpers that chapter 2's gated layers share with this one.
+    def _last_forward(self):
+        """What the last forward kept for backward; an error if there was none."""
+        if self._cache is None:
+            raise RuntimeError(
+                "backward() needs the states of a forward pass: call forward(x) first."
+            )
+        return self._cache
+
     def _direct_gradients(self, dh, state_shape, pad):
         """Check dh against the last forward's (n_sequences, batch_size, n_nodes) = state_shape.
 

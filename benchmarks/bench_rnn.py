@@ -118,28 +118,30 @@ def gemm_peak_gflops(dtype, n=2048, repeats=5):
     return 2 * n ** 3 / (best * 1e-3) / 1e9
 
 
-def make_layer_case(size, dtype, seed=0):
+def make_layer_case(size, dtype, seed=0, layer_class=rs.SimpleRNN_BPTT):
+    """Random weights for layer_class (one block of columns for the vanilla layer, 4 for the LSTM,
+    3 for the GRU), an input x, h0 and dL/dh for every step. Returns (weights, x, h0, dh)."""
+    n_blocks, n_biases = {rs.SimpleRNN_BPTT: (1, 1), gs.LSTM_BPTT: (4, 1), gs.GRU_BPTT: (3, 2)}[layer_class]
     batch_size, n_sequences, n_features, n_nodes = size
     rng = np.random.default_rng(seed)
-    w_x = (rng.normal(size=(n_features, n_nodes)) / np.sqrt(n_features)).astype(dtype)
-    w_h = (rng.normal(size=(n_nodes, n_nodes)) / np.sqrt(n_nodes)).astype(dtype)
-    b = (0.1 * rng.normal(size=n_nodes)).astype(dtype)
+    w_x = (rng.normal(size=(n_features, n_blocks * n_nodes)) / np.sqrt(n_features)).astype(dtype)
+    w_h = (rng.normal(size=(n_nodes, n_blocks * n_nodes)) / np.sqrt(n_nodes)).astype(dtype)
+    biases = [(0.1 * rng.normal(size=n_blocks * n_nodes)).astype(dtype) for _ in range(n_biases)]
     x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
     h0 = (0.1 * rng.normal(size=(batch_size, n_nodes))).astype(dtype)
     dh = rng.normal(size=(batch_size, n_sequences, n_nodes)).astype(dtype)
-    return w_x, w_h, b, x, h0, dh
+    return (w_x, w_h, *biases), x, h0, dh
 
 
-def numpy_pass(layer_class, w_x, w_h, b, x, h0, dh, lengths=None):
-    """Forward + backward of our layer; with lengths, the batch is cut to its own longest sequence
+def numpy_pass(layer, x, h0, dh, lengths=None):
+    """Forward + backward of a layer; with lengths, the batch is cut to its own longest sequence
     (as the classifier pads each batch) and masked."""
-    layer = layer_class(w_x, w_h, b)
     if lengths is not None:
         longest = int(np.max(lengths))
         x, dh = x[:, :longest], dh[:, :longest]
 
     def run():
-        _, hs = layer.forward(x, h0, lengths) if lengths is not None else layer.forward(x, h0)
+        _, hs = layer.forward(x, h0, lengths=lengths)
         return hs, layer.backward(dh)
     return run
 
@@ -151,77 +153,42 @@ def mask_lengths(size, low, high, seed=0):
     return rng.integers(max(1, round(low * n_sequences)), round(high * n_sequences) + 1, size=batch_size)
 
 
-def torch_pass(torch, w_x, w_h, b, x, h0, dh):
-    """torch.nn.RNN set to our weights; returns a function doing forward + backward."""
-    tdtype = getattr(torch, np.dtype(w_x.dtype).name)
-    rnn = torch.nn.RNN(w_x.shape[0], w_x.shape[1], batch_first=True, nonlinearity="tanh").to(tdtype)
+def torch_pass(torch, layer, x, h0, dh):
+    """torch.nn.RNN, LSTM or GRU (matching the layer's class) set to the layer's weights; returns a
+    function doing forward + backward that returns hs and the gradients under our names."""
+    cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM", gs.GRU_BPTT: "GRU"}[type(layer)]
+    params = layer.parameters()               # w_x, w_h, then one bias (b) or two (b_x, b_h)
+    bias_names = list(params)[2:]
+    module = getattr(torch.nn, cell)(layer.n_features, layer.n_nodes, batch_first=True)
+    module = module.to(getattr(torch, np.dtype(layer.dtype).name))
     with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(w_x.T.copy()))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(w_h.T.copy()))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(b))
-        rnn.bias_hh_l0.zero_()
+        module.weight_ih_l0.copy_(torch.from_numpy(layer.w_x.T.copy()))
+        module.weight_hh_l0.copy_(torch.from_numpy(layer.w_h.T.copy()))
+        module.bias_ih_l0.copy_(torch.from_numpy(params[bias_names[0]]))
+        if len(bias_names) == 2:
+            module.bias_hh_l0.copy_(torch.from_numpy(params[bias_names[1]]))
+        else:                                 # our single b is bias_ih + bias_hh
+            module.bias_hh_l0.zero_()
     tx = torch.from_numpy(x).requires_grad_(True)
-    th0 = torch.from_numpy(h0[None]).requires_grad_(True)
+    states = [torch.from_numpy(h0[None]).requires_grad_(True)]
+    if cell == "LSTM":                        # and c0 = 0, as our forward defaults to
+        states.append(torch.zeros_like(states[0]).requires_grad_(True))
     tdh = torch.from_numpy(dh)
 
     def run():
-        rnn.zero_grad(set_to_none=True)
-        tx.grad = th0.grad = None
-        out, _ = rnn(tx, th0)
+        module.zero_grad(set_to_none=True)
+        for tensor in (tx, *states):
+            tensor.grad = None
+        out, _ = module(tx, tuple(states) if cell == "LSTM" else states[0])
         out.backward(tdh)
-        grads = {"dw_x": rnn.weight_ih_l0.grad.T, "dw_h": rnn.weight_hh_l0.grad.T, "db": rnn.bias_ih_l0.grad,
-                 "dx": tx.grad, "dh0": th0.grad[0]}
+        grads = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
+                 "d" + bias_names[0]: module.bias_ih_l0.grad, "dx": tx.grad, "dh0": states[0].grad[0]}
+        if len(bias_names) == 2:
+            grads["d" + bias_names[1]] = module.bias_hh_l0.grad
+        if cell == "LSTM":
+            grads["dc0"] = states[1].grad[0]
         return out.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
     return run
-
-
-def gated_passes(torch, size, dtype, seed=0):
-    """{"LSTM": (ours, torch's), "GRU": (ours, torch's)} forward + backward functions on the same
-    weights and data (torch's is None without torch). Weights and dL/dh as in make_layer_case."""
-    batch_size, n_sequences, n_features, n_nodes = size
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
-    h0 = (0.1 * rng.normal(size=(batch_size, n_nodes))).astype(dtype)
-    dh = rng.normal(size=(batch_size, n_sequences, n_nodes)).astype(dtype)
-    passes = {}
-    for cell, n_gates, n_biases in (("LSTM", 4, 1), ("GRU", 3, 2)):
-        w_x = (rng.normal(size=(n_features, n_gates * n_nodes)) / np.sqrt(n_features)).astype(dtype)
-        w_h = (rng.normal(size=(n_nodes, n_gates * n_nodes)) / np.sqrt(n_nodes)).astype(dtype)
-        biases = [(0.1 * rng.normal(size=n_gates * n_nodes)).astype(dtype) for _ in range(n_biases)]
-        layer = gs.LSTM_BPTT(w_x, w_h, *biases) if cell == "LSTM" else gs.GRU_BPTT(w_x, w_h, *biases)
-
-        def ours(layer=layer):
-            _, hs = layer.forward(x, h0)
-            grads = layer.backward(dh)
-            return hs, {k: grads[k] for k in ("dw_x", "dw_h", "dx", "dh0")}
-
-        theirs = None
-        if torch is not None:
-            tdtype = getattr(torch, np.dtype(dtype).name)
-            module = getattr(torch.nn, cell)(n_features, n_nodes, batch_first=True).to(tdtype)
-            with torch.no_grad():
-                module.weight_ih_l0.copy_(torch.from_numpy(w_x.T.copy()))
-                module.weight_hh_l0.copy_(torch.from_numpy(w_h.T.copy()))
-                module.bias_ih_l0.copy_(torch.from_numpy(biases[0]))
-                if cell == "LSTM":
-                    module.bias_hh_l0.zero_()
-                else:
-                    module.bias_hh_l0.copy_(torch.from_numpy(biases[1]))
-            tx = torch.from_numpy(x).requires_grad_(True)
-            th0 = torch.from_numpy(h0[None]).requires_grad_(True)
-            state = (th0, torch.zeros_like(th0)) if cell == "LSTM" else th0
-            tdh = torch.from_numpy(dh)
-
-            def theirs(module=module, tx=tx, th0=th0, state=state, tdh=tdh):
-                module.zero_grad(set_to_none=True)
-                tx.grad = th0.grad = None
-                out, _ = module(tx, state)
-                out.backward(tdh)
-                grads = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
-                         "dx": tx.grad, "dh0": th0.grad[0]}
-                return out.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
-        passes[cell] = (ours, theirs)
-    return passes
 
 
 def assert_same(reference, other, dtype, what):
@@ -326,10 +293,11 @@ def main(argv=None):
         print(f"{np.dtype(dtype).name} GEMM peak on this machine: {peak:.0f} GFLOP/s")
         for size in sizes:
             B, T, F, H = size
-            case = make_layer_case(size, dtype)
-            passes = {"ours": numpy_pass(rs.SimpleRNN_BPTT, *case), "book": numpy_pass(TextbookRNN, *case)}
+            weights, x, h0, dh = make_layer_case(size, dtype)
+            passes = {"ours": numpy_pass(rs.SimpleRNN_BPTT(*weights), x, h0, dh),
+                      "book": numpy_pass(TextbookRNN(*weights), x, h0, dh)}
             if torch is not None:
-                passes["torch"] = torch_pass(torch, *case)
+                passes["torch"] = torch_pass(torch, rs.SimpleRNN_BPTT(*weights), x, h0, dh)
             reference = passes["ours"]()
             for name in ("book", "torch"):
                 if name in passes:
@@ -344,18 +312,21 @@ def main(argv=None):
                 f"| {fmt_ms(t_torch, 2)} | {fmt_ratio(t_ours, t_torch)} | {mem:.1f} |")
             T_full = np.full(B, T)
             # The unmasked pass is timed again in the same call, so each ratio is of neighbours in time.
-            masked = {"none": passes["ours"], "full": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=T_full),
-                      "ragged": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=mask_lengths(size, 0.5, 1.0)),
-                      "half": numpy_pass(rs.SimpleRNN_BPTT, *case, lengths=mask_lengths(size, 0.4, 0.6))}
+            masked = {"none": passes["ours"]}
+            for name, lengths in [("full", T_full), ("ragged", mask_lengths(size, 0.5, 1.0)),
+                                  ("half", mask_lengths(size, 0.4, 0.6))]:
+                masked[name] = numpy_pass(rs.SimpleRNN_BPTT(*weights), x, h0, dh, lengths)
             m = timed(masked, repeats)
             mask_rows.append(
                 f"| {np.dtype(dtype).name} | {size} | {m['none'][0]:.2f} | {fmt_ms(m['full'], 2)} | "
                 f"{fmt_ratio(m['full'], m['none'])} | {fmt_ms(m['ragged'], 2)} | {fmt_ratio(m['ragged'], m['none'])} | "
                 f"{fmt_ms(m['half'], 2)} | {fmt_ratio(m['half'], m['none'])} |")
-            for cell, (ours, theirs) in gated_passes(torch, size, dtype).items():
-                fns = {"ours": ours} if theirs is None else {"ours": ours, "torch": theirs}
-                if theirs is not None:
-                    assert_same(ours(), theirs(), dtype, f"torch.nn.{cell}")
+            for cell, layer_class in (("LSTM", gs.LSTM_BPTT), ("GRU", gs.GRU_BPTT)):
+                gated_weights, gx, gh0, gdh = make_layer_case(size, dtype, layer_class=layer_class)
+                fns = {"ours": numpy_pass(layer_class(*gated_weights), gx, gh0, gdh)}
+                if torch is not None:
+                    fns["torch"] = torch_pass(torch, layer_class(*gated_weights), gx, gh0, gdh)
+                    assert_same(fns["ours"](), fns["torch"](), dtype, f"torch.nn.{cell}")
                 g = timed(fns, repeats)
                 gated_rows.append(f"| {cell} | {np.dtype(dtype).name} | {size} | {g['ours'][0]:.2f} / {g['ours'][1]:.2f} "
                                   f"| {fmt_ms(g.get('torch'), 2)} | {fmt_ratio(g['ours'], g.get('torch'))} |")
