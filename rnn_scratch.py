@@ -1207,6 +1207,32 @@ def adam_state(params):
 # seed gives the same run and the global `np.random` state is never touched.
 
 # %%
+def training_step(model, params, grads, state, loss, epoch):
+    """One update of params (dict of arrays, in place) from grads, with model's clip_norm,
+    optimizer ("sgd" or "adam", whose state comes from adam_state) and learning_rate.
+
+    Returns the global gradient norm measured before clipping. Raises FloatingPointError, and
+    leaves params unchanged, when the loss or an updated weight is NaN or infinite.
+    """
+    norm = clip_by_global_norm(grads, model.clip_norm)
+    if model.optimizer == "sgd":
+        updates = {name: model.learning_rate * g for name, g in grads.items()}
+    else:
+        updates = adam_updates(grads, state, model.learning_rate)
+    new_params = {name: p - updates[name] for name, p in params.items()}
+    # Check before writing, so a diverging run never leaves NaN or inf weights behind.
+    if not (np.isfinite(loss) and all(np.all(np.isfinite(p)) for p in new_params.values())):
+        raise FloatingPointError(
+            f"Training diverged in epoch {epoch}: the loss ({loss:.4g}) or the updated weights "
+            "became NaN or infinite. The weights are left at their last finite values. "
+            f"Try a smaller learning_rate (now {model.learning_rate}) or set clip_norm "
+            f"(now {model.clip_norm})."
+        )
+    for name, p in params.items():
+        p[...] = new_params[name]
+    return norm
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when predict, predict_proba or score is called before fit."""
 
@@ -1523,27 +1549,9 @@ class ScratchSimpleRNNClassifier:
                 batch = order[start:start + self.batch_size]
                 X_batch, batch_lengths = _take(X, lengths, batch, dtype)  # padded to its longest
                 loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
-                norm = clip_by_global_norm(grads, self.clip_norm)
+                norm = training_step(self, params, grads, state, loss, epoch)
                 total_norm += norm
                 n_clipped += self.clip_norm is not None and norm > self.clip_norm
-                if self.optimizer == "sgd":
-                    updates = {name: self.learning_rate * g for name, g in grads.items()}
-                else:
-                    updates = adam_updates(grads, state, self.learning_rate)
-                new_params = {name: p - updates[name] for name, p in params.items()}
-                # Check before writing, so a diverging run never leaves NaN or inf weights behind.
-                if not (
-                    np.isfinite(loss) and all(np.all(np.isfinite(p)) for p in new_params.values())
-                ):
-                    raise FloatingPointError(
-                        f"Training diverged in epoch {epoch}: the loss ({loss:.4g}) or the updated "
-                        "weights "
-                        "became NaN or infinite. The weights are left at their last finite values. "
-                        f"Try a smaller learning_rate (now {self.learning_rate}) or set clip_norm "
-                        f"(now {self.clip_norm})."
-                    )
-                for name, p in params.items():
-                    p[...] = new_params[name]
                 total += loss * len(batch)
             self.loss_history.append(total / n_samples)
             self.grad_norm_history.append(total_norm / len(batch_starts))
