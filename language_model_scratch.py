@@ -471,7 +471,8 @@ class ScratchRNNLanguageModel:
         total, n_total = 0.0, 0
         order = np.argsort([len(s) for s in data], kind="stable")   # similar lengths together
         for start in range(0, len(data), 256):
-            x_idx, y_idx, lengths = pad_symbol_sequences([data[i] for i in order[start:start + 256]])
+            batch = [data[i] for i in order[start:start + 256]]
+            x_idx, y_idx, lengths = pad_symbol_sequences(batch)
             z_tm, _, _ = self._run(x_idx, lengths=lengths)
             real = np.arange(len(z_tm))[:, None] < lengths[None, :]
             log_p = log_softmax(z_tm[real])
@@ -511,7 +512,8 @@ class ScratchRNNLanguageModel:
         drawn = []
         for _ in range(length):
             p = np.exp(log_softmax(z_tm[-1, 0].astype(np.float64) / temperature))
-            k = min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")), len(p) - 1)
+            u = rng.random() * p.sum()                     # inverse-CDF draw of one symbol
+            k = min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
             drawn.append(k)
             z_tm, _, state = self._run(np.array([[k]]), state)
         return prime + "".join(self.vocab_[k] for k in drawn)
@@ -762,11 +764,22 @@ if __name__ == "__main__":
         ["cell", "held-out bits/symbol", "second-to-last right", "grammatical samples",
          "training time"],
         [[c, f"{b:.3f}", f"{a:.1%}", f"{g:.0%}", f"{s:.1f} s"] for c, b, a, g, s in reber_rows]))
-    print(f"The grammar's own entropy on these test strings (a perfect model): "
-          f"{reber_entropy_bits(reber_test):.3f} bits per symbol")
+    lengths = [len(s) for s in reber_test]
+    print(f"{len(reber_test)} test strings of {min(lengths)} to {max(lengths)} symbols "
+          f"(mean {np.mean(lengths):.1f}); the grammar's own entropy on them, which a perfect "
+          f"model reaches: {reber_entropy_bits(reber_test):.3f} bits per symbol")
 
 
 # %% [markdown]
+# All three cells predict the second-to-last symbol right in every test
+# string, and sample a grammatical string 94 to 96 times in 100 — in line
+# with the PyTorch reference (94% and 97%; 99.9% and 100%). Their held-out
+# bits lie within 0.02 of the grammar's own entropy. Why does the vanilla
+# cell manage a dependency here when it failed at 50 steps in chapter 1? The
+# lag is short — the test strings average 12 symbols and the longest has 42,
+# as printed above — and the loss speaks at every step, so the state must track the grammar
+# all along rather than hold one bit in silence.
+#
 # What the models predict along one held-out string, chosen as the first
 # test string whose inner part is at least 12 symbols long: each column is one
 # step, each row a symbol, the shade its predicted probability of coming
@@ -822,7 +835,7 @@ if __name__ == "__main__":
 # text how often each symbol followed that context, with **add-$k$
 # smoothing** so that an unseen pair is improbable but not impossible:
 #
-# $$p(s \mid c) = \frac{\text{count}(c\,s) + k}{\text{count}(c) + k V}.$$
+# $$p(s \mid c) = \frac{\text{count}(c \thinspace s) + k}{\text{count}(c) + k V}.$$
 #
 # At the start of the held-out text, where fewer than $n - 1$ symbols
 # precede, the shorter context is used. For each $n$, $k$ is chosen from a
@@ -956,8 +969,8 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
                 label=f"{cell}, training")
     for n, k, bits in ngram_rows[2:]:                    # 3-, 4- and 5-grams, labelled in place
         ax.axhline(bits, color="0.35", linestyle=":", linewidth=1.2)
-        ax.annotate(f"{n}-gram (add-{k:g}), held out", (1.0, bits), xycoords=("axes fraction",
-                    "data"), xytext=(-4, 2), textcoords="offset points", ha="right", va="bottom",
+        ax.annotate(f"{n}-gram (add-{k:g}), held out", (0.0, bits), xycoords=("axes fraction",
+                    "data"), xytext=(4, 2), textcoords="offset points", ha="left", va="bottom",
                     fontsize=8, color="0.25")
     ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.0),
            title="Character-level language models on standard-library docstrings")
@@ -988,6 +1001,18 @@ if __name__ == "__main__":
 
 
 # %% [markdown]
+# After 10 epochs the GRU beats the best n-gram, the 4-gram, by 0.214 bits
+# per character (2.284 against 2.498) — the target this chapter set itself —
+# and the LSTM beats it too (2.435); the vanilla cell (2.555) beats the 3-
+# and 5-grams but not the 4-gram in 10 epochs. The n-grams had their $k$
+# chosen on this very held-out text; the networks had nothing tuned on it.
+# The GRU's held-out bits improve by only 0.04 from epoch 6 to epoch 10
+# while its training loss falls by 0.28 bits: the gap between its dashed and
+# solid curves is the beginning of overfitting, on a text of 174,150
+# characters. (The issue that asked for this chapter measured a vanilla
+# RNN at 2.91 against 2.94 for a 4-gram with PyTorch, on a different list
+# of modules: a different text, so the numbers do not compare.)
+#
 # **Samples.** The best cell, primed with `"Return the "`, at three
 # temperatures (section 3): 0.2 (nearly greedy), 0.6 and 1.0 (the model as
 # trained).
@@ -1002,6 +1027,10 @@ if __name__ == "__main__":
 
 
 # %% [markdown]
+# At 0.2 the model repeats its likeliest phrases; at 1.0 it also invents
+# words. (Samples, like every trained number in this chapter, change with
+# the CPU's BLAS kernels: chapter 1, section 4.5.)
+#
 # ## 6. What `bptt_steps` trades
 #
 # Section 2 said that shorter chunks mean more updates per epoch, each
@@ -1037,9 +1066,25 @@ if __name__ == "__main__":
 
 
 # %% [markdown]
+# Chunks of 20 and 50 steps come out best after 10 epochs (2.539 and 2.555
+# bits per character). Chunks of 5 take ten times as many updates as chunks
+# of 50 but end worse (2.613): the gradient never sees more than 5 symbols
+# back. Chunks of 200 see furthest but give only 28 updates per epoch, and
+# at a fixed number of epochs that costs far more (2.883). The time per
+# epoch includes measuring the held-out text; the shortest chunks are the
+# slowest because the same steps cost more Python-level calls.
+#
 # ## Where this leaves us
 #
-# PLACEHOLDER
+# The layers of chapters 1 and 2 needed no change to become language models:
+# a per-step output layer, a loss over the real positions, and a
+# many-to-many `dh` were enough, and the whole model's gradient matches
+# central differences with padding and with a carried state. On a grammar
+# whose rules we know, all three cells learned to generate grammatical
+# strings most of the time and to carry the one long-range bit it needs; on
+# real text, the gated cells beat the best count model within 10 epochs.
+# Truncated BPTT made the long text trainable, and its chunk length traded
+# updates against reach in the way section 2 said it would.
 
 # %%
 if __name__ == "__main__":
