@@ -257,6 +257,16 @@ def blas_description():
     return text + (f" (OPENBLAS_CORETYPE={coretype} set)" if coretype else "")
 
 
+def load_torch(threads):
+    """(torch set to `threads` threads, a note naming it), or (None, a note) without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None, "PyTorch not installed: its columns say n/a"
+    torch.set_num_threads(threads)
+    return torch, f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
 def fmt_ms(timing, digits):
     """The min of a (min, median) timing, or n/a when that reference did not run."""
     return "n/a" if timing is None else f"{timing[0]:.{digits}f}"
@@ -276,13 +286,7 @@ def main(argv=None):
     sizes = QUICK_SIZES if args.quick else SIZES
     repeats = args.repeats or (2 if args.quick else 5)
     threads = os.cpu_count()
-    try:
-        import torch
-        torch.set_num_threads(threads)
-        torch_note = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
-    except ImportError:
-        torch = None
-        torch_note = "PyTorch not installed: its columns say n/a"
+    torch, torch_note = load_torch(threads)
     print(f"# RNN benchmark: {threads} cores, NumPy {np.__version__} with {blas_description()}; {torch_note}")
     print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
           "the minima, our time / theirs (< 1: ours is faster)\n")

@@ -11,6 +11,8 @@ from language_model_scratch import ScratchRNNLanguageModel
 from rnn_scratch import NotFittedError, numerical_gradient, rel_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import bench_language_model as bench  # noqa: E402  (the PyTorch twin of the model lives there)
 CELLS = ("rnn", "gru", "lstm")
 TEXT = "the cat sat on the mat; the dog sat on the log. " * 4
 
@@ -357,38 +359,17 @@ def test_split_corpus_holds_out_the_last_tenth_and_drops_unseen_symbols():
 
 
 # -- optional: PyTorch ------------------------------------------------------------------------------
-def torch_twin(torch, model):
-    """torch.nn.RNN/GRU/LSTM + Linear holding model's weights (float64)."""
-    n_vocab, n_nodes = len(model.vocab_), model.n_nodes
-    kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[model.cell]
-    layer = kind(n_vocab, n_nodes, batch_first=True, dtype=torch.float64)
-    linear = torch.nn.Linear(n_nodes, n_vocab, dtype=torch.float64)
-    rnn = model.rnn
-    with torch.no_grad():
-        layer.weight_ih_l0.copy_(torch.tensor(rnn.w_x.T))
-        layer.weight_hh_l0.copy_(torch.tensor(rnn.w_h.T))
-        if model.cell == "gru":
-            layer.bias_ih_l0.copy_(torch.tensor(rnn.b_x))
-            layer.bias_hh_l0.copy_(torch.tensor(rnn.b_h))
-        else:
-            layer.bias_ih_l0.copy_(torch.tensor(rnn.b))
-            layer.bias_hh_l0.zero_()
-        linear.weight.copy_(torch.tensor(model.w_y.T))
-        linear.bias.copy_(torch.tensor(model.b_y))
-    return layer, linear
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_bits_and_truncated_gradients_match_pytorch(cell):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
     model = small_model(cell, epochs=2, bptt_steps=6).fit(TEXT)
-    layer, linear = torch_twin(torch, model)
+    layer, linear, _ = bench.torch_twin(torch, cell, model.rnn, model.w_y, model.b_y)
     n_vocab = len(model.vocab_)
 
-    def torch_bits(text, state=None):
+    def torch_bits(text):
         idx = torch.tensor(model._encode(text, "t"))
         x = torch.nn.functional.one_hot(idx[:-1], n_vocab).double()[None]
-        out, _ = layer(x) if state is None else layer(x, state)
+        out, _ = layer(x)
         log_p = torch.log_softmax(linear(out[0]), dim=-1)
         return -log_p[torch.arange(len(idx) - 1), idx[1:]], len(idx) - 1
 
@@ -405,24 +386,17 @@ def test_bits_and_truncated_gradients_match_pytorch(cell):
     idx = model._encode(TEXT, "t")
     chunks = list(lm.stream_chunks(idx, 3, 6))
     _, _, state = model.loss_and_gradients(*chunks[0])
-    _, grads, _ = model.loss_and_gradients(*chunks[1], state)
-    with torch.no_grad():
-        x0 = torch.nn.functional.one_hot(torch.tensor(chunks[0][0]), n_vocab).double()
-        _, carried = layer(x0)                                       # no gradient across chunks
-    x1 = torch.nn.functional.one_hot(torch.tensor(chunks[1][0]), n_vocab).double()
-    out, _ = layer(x1, carried)
-    loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, n_vocab),
-                                             torch.tensor(chunks[1][1]).reshape(-1))
+    our_loss, grads, _ = model.loss_and_gradients(*chunks[1], state)
+    with torch.no_grad():                                            # no gradient across chunks
+        _, carried = bench.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab,
+                                            *chunks[0], None)
+    loss, _ = bench.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab, *chunks[1],
+                                     carried)
     loss.backward()
-    theirs = {"w_x": layer.weight_ih_l0.grad.T, "w_h": layer.weight_hh_l0.grad.T,
-              "w_y": linear.weight.grad.T, "b_y": linear.bias.grad}
-    if cell == "gru":
-        theirs.update(b_x=layer.bias_ih_l0.grad, b_h=layer.bias_hh_l0.grad)
-    else:
-        theirs["b"] = layer.bias_ih_l0.grad
-    assert set(theirs) == set(grads)
+    theirs = bench.torch_gradients(cell, layer, linear)
+    assert abs(loss.item() - our_loss) < 1e-9 and set(theirs) == set(grads)
     for name, g in theirs.items():
-        np.testing.assert_allclose(grads[name], g.numpy(), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(grads[name], g, rtol=0, atol=1e-9)
 
 
 # -- the chapter as a script ------------------------------------------------------------------------
