@@ -125,7 +125,56 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # model would spend on each symbol. Its **perplexity** is $2^{\text{bits}}$:
 # a model with perplexity 8 is as unsure as a fair choice among 8 symbols.
 
+#
+# The plain version first, one sequence and one step at a time, exactly as
+# the equations read; then the fast one, with a check that the two agree.
+
 # %%
+def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
+    """The per-step output layer, loss and gradients as the equations read (the plain version).
+
+    hs : (batch_size, n_sequences, n_nodes) states; y_idx : (batch_size, n_sequences) ints, the
+    symbol each step must predict; w_y : (n_nodes, n_vocab); b_y : (n_vocab,);
+    lengths : (batch_size,) ints or None (every step real).
+    Returns (loss, dw_y, db_y, dh: dL/dh_t for every step, (batch_size, n_sequences, n_nodes)).
+    """
+    batch_size, n_sequences, _ = hs.shape
+    lengths = np.full(batch_size, n_sequences) if lengths is None else np.asarray(lengths)
+    n_real = lengths.sum()                                # N, the real positions
+    loss, dw_y, db_y, dh = 0.0, np.zeros_like(w_y), np.zeros_like(b_y), np.zeros_like(hs)
+    for n in range(batch_size):
+        for t in range(lengths[n]):                       # padded steps are not predictions
+            z_t = hs[n, t] @ w_y + b_y
+            p_t = np.exp(z_t - z_t.max())
+            p_t /= p_t.sum()                              # softmax
+            loss -= np.log(p_t[y_idx[n, t]]) / n_real
+            dz_t = p_t.copy()
+            dz_t[y_idx[n, t]] -= 1                        # (p_t - e_{s_{t+1}})
+            dz_t /= n_real                                # ... / N
+            dw_y += np.outer(hs[n, t], dz_t)
+            db_y += dz_t
+            dh[n, t] = dz_t @ w_y.T                       # g-hat_t
+    return loss, dw_y, db_y, dh
+
+
+def output_layer(hs_tm, w_y, b_y):
+    """z_t = h_t W_y + b_y for every step and sequence at once: one GEMM over the stacked rows.
+
+    hs_tm : (n_sequences, batch_size, n_nodes), time-major. Returns z_tm (n_sequences, batch_size,
+    n_vocab)."""
+    n_sequences, batch_size, n_nodes = hs_tm.shape
+    z = hs_tm.reshape(-1, n_nodes) @ w_y + b_y
+    return z.reshape(n_sequences, batch_size, -1)
+
+
+def output_layer_backward(hs_tm, dz_tm, w_y):
+    """dW_y = sum_t h_t^T dz_t, db_y = sum of dz_t, g-hat_t = dz_t W_y^T: each one product over
+    the stacked rows. Returns (dw_y, db_y, dh_tm (n_sequences, batch_size, n_nodes))."""
+    dz_2d = dz_tm.reshape(-1, dz_tm.shape[-1])
+    dw_y = hs_tm.reshape(-1, hs_tm.shape[-1]).T @ dz_2d
+    return dw_y, dz_2d.sum(axis=0), (dz_2d @ w_y.T).reshape(hs_tm.shape)
+
+
 def one_hot(idx, n_vocab, dtype=np.float64):
     """Rows of the identity: idx (...) ints in 0..n_vocab-1 -> (..., n_vocab), 1 at each index."""
     idx = np.asarray(idx)
@@ -150,6 +199,31 @@ def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
     dz_tm = np.zeros_like(z_tm)
     dz_tm[real] = dz_real
     return loss, dz_tm
+
+
+def compare_output_layer_with_loop(seed=0):
+    """Max |difference| between the fast output layer (output_layer, then
+    sequence_cross_entropy_and_gradient, then output_layer_backward) and output_layer_loop, on a
+    random padded batch: 3 sequences of lengths 6, 2 and 4, 5 nodes, 7 symbols (float64)."""
+    rng = np.random.default_rng(seed)
+    lengths = np.array([6, 2, 4])
+    real = np.arange(6)[:, None] < lengths[None, :]                  # (n_sequences, batch_size)
+    hs = rng.normal(size=(3, 6, 5)) * real.T[:, :, None]             # zeros at padding, as layers
+    y_idx = rng.integers(0, 7, (3, 6))
+    w_y, b_y = rng.normal(size=(5, 7)), rng.normal(size=7)
+    plain = output_layer_loop(hs, y_idx, w_y, b_y, lengths)
+    hs_tm = np.ascontiguousarray(hs.transpose(1, 0, 2))
+    loss, dz_tm = sequence_cross_entropy_and_gradient(output_layer(hs_tm, w_y, b_y), y_idx.T, real)
+    dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, w_y)
+    fast = (loss, dw_y, db_y, dh_tm.transpose(1, 0, 2))
+    return max(float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(plain, fast))
+
+
+if __name__ == "__main__":
+    print("Section 1: the per-step output layer and loss")
+    difference = compare_output_layer_with_loop(ARGS.seed)
+    print(f"Fast output layer against the plain loop (loss, dW_y, db_y, every g-hat_t): "
+          f"max |difference| = {difference:.1e}; below 1e-12: {difference < 1e-12}")
 
 
 # %% [markdown]
@@ -360,9 +434,7 @@ class ScratchRNNLanguageModel:
             h_T, hs = self.rnn.forward(x, None if state is None else state[0], lengths=lengths)
             new_state = (h_T.copy(),)
         hs_tm = hs.transpose(1, 0, 2)         # time-major: without padding, the layer's own array
-        n_sequences, batch_size, _ = hs_tm.shape
-        z_tm = hs_tm.reshape(-1, self.n_nodes) @ self.w_y + self.b_y   # every step: one GEMM
-        return z_tm.reshape(n_sequences, batch_size, -1), hs_tm, new_state
+        return output_layer(hs_tm, self.w_y, self.b_y), hs_tm, new_state
 
     def loss_and_gradients(self, x_idx, y_idx, state=None, lengths=None):
         """Mean cross-entropy of a batch (nats per real position) and its gradients.
@@ -377,12 +449,11 @@ class ScratchRNNLanguageModel:
         if lengths is not None:
             real = np.arange(z_tm.shape[0])[:, None] < np.asarray(lengths)[None, :]
         loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, np.asarray(y_idx).T, real)
-        dz_2d = dz_tm.reshape(-1, dz_tm.shape[-1])
-        dh_tm = (dz_2d @ self.w_y.T).reshape(hs_tm.shape)        # g-hat_t for every step
+        dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)   # g-hat_t, every t
         # dh0 (and dc0) are dropped: the carried state is a constant (truncated BPTT)
         layer_grads = self.rnn.backward(dh_tm.transpose(1, 0, 2), input_gradient=False)
         grads = {name: layer_grads["d" + name] for name in self.rnn.parameters()}
-        grads.update(w_y=hs_tm.reshape(-1, self.n_nodes).T @ dz_2d, b_y=dz_2d.sum(axis=0))
+        grads.update(w_y=dw_y, b_y=db_y)
         return loss, grads, new_state
 
     def _params(self):
@@ -559,7 +630,6 @@ def check_language_model_gradients(seed=0, eps=1e-6):
 
 
 if __name__ == "__main__":
-    print("Section 1: the per-step output layer and loss")
     grad_rows = check_language_model_gradients(ARGS.seed)
     print(format_table(["cell", "batch", "worst parameter", "relative error"],
                        [[c, b, w, f"{e:.1e}"] for c, b, w, e in grad_rows]))

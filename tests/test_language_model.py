@@ -54,6 +54,20 @@ def test_gradients_match_central_differences_with_padding_and_a_carried_state():
     assert all(err < 1e-7 for *_, err in rows), rows
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_output_layer_equals_the_plain_loop(seed):
+    assert lm.compare_output_layer_with_loop(seed) < 1e-12
+    # and the plain loop is the model's own loss: same states, weights and targets
+    model = small_model("rnn").fit(TEXT)
+    x_idx, y_idx, lengths = lm.pad_symbol_sequences([np.array([1, 2, 3, 4, 5]), np.array([3, 1])])
+    loss, grads, _ = model.loss_and_gradients(x_idx, y_idx, lengths=lengths)
+    _, hs = model.rnn.forward(lm.one_hot(x_idx, len(model.vocab_)), lengths=lengths)
+    plain = lm.output_layer_loop(hs, y_idx, model.w_y, model.b_y, lengths)
+    assert plain[0] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(plain[1], grads["w_y"], atol=1e-14)
+    np.testing.assert_allclose(plain[2], grads["b_y"], atol=1e-14)
+
+
 def test_loss_is_the_mean_over_real_positions_only():
     model = small_model("gru").fit(TEXT)
     rng = np.random.default_rng(0)
