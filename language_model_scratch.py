@@ -46,6 +46,7 @@
 import argparse
 import ast
 import importlib.util
+import os
 import sys
 import time
 from collections import Counter
@@ -69,7 +70,8 @@ from rnn_scratch import (
 
 
 def parse_args(argv=None):
-    """Command-line options of chapter 3 (the same as chapter 1's, see its end)."""
+    """Command-line options of chapter 3: chapter 1's --seed, --plots-dir and --quiet (see its
+    end), and --epochs for section 5's text models."""
     parser = argparse.ArgumentParser(description="A character-level RNN language model.")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--plots-dir", default="plots", help="where plots go (default plots/)")
@@ -104,7 +106,10 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # position — $N$ of them; with sequences of different lengths the padded
 # positions are not predictions and are left out (chapter 1, Problem 3b):
 #
-# $$L = -\frac{1}{N} \sum_{\text{real } (n, t)} \log p_t[s_{t+1}] .$$
+# $$L = -\frac{1}{N} \sum_{\text{real } (n, t)} \log p_{n,t}[s_{n,t+1}],$$
+#
+# where $p_{n,t}$ is the prediction for sequence $n$ at step $t$ and
+# $s_{n,t+1}$ the symbol that follows.
 #
 # Chapter 1's `cross_entropy_and_gradient` computes exactly this when it is
 # given the $N$ real rows of $z$, and returns
@@ -124,7 +129,7 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # $L / \ln 2$ — the average number of bits an ideal coder driven by the
 # model would spend on each symbol. Its **perplexity** is $2^{\text{bits}}$:
 # a model with perplexity 8 is as unsure as a fair choice among 8 symbols.
-
+#
 #
 # The plain version first, one sequence and one step at a time, exactly as
 # the equations read; then the fast one, with a check that the two agree.
@@ -229,9 +234,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## 2. Truncated BPTT and the carried state
 #
-# A text of 160,000 characters is one sequence. Backpropagating through all
-# of it at once would keep 160,000 states per hidden node and take one update
-# per epoch. **Truncated BPTT** instead
+# Section 5's training text, 174,150 characters, is one sequence.
+# Backpropagating through all of it at once would keep 174,150 states per
+# hidden node and take one update per epoch. **Truncated BPTT** instead
 #
 # 1. cuts the text into `batch_size` parallel **streams**: stream $b$ is the
 #    $b$-th of `batch_size` consecutive pieces, so a batch holds one chunk
@@ -255,8 +260,8 @@ if __name__ == "__main__":
 # there. Section 6 measures the trade on real text. Within an epoch the
 # chunks must come in order, so stream mode never shuffles; the state is
 # reset to zero at the start of each epoch. The last
-# $(\text{length} - 1) \bmod \text{batch size}$ positions of the text, fewer
-# than one per stream, are not trained on.
+# $(\text{length} - 1) \bmod \text{batch size}$ positions of the text —
+# fewer than batch_size in all — are not trained on.
 #
 # A **list of strings** is the other shape: independent sequences (the
 # Reber strings of section 4), each predicted from its first symbol to its
@@ -317,8 +322,8 @@ CELLS = {"rnn": ScratchSimpleRNNClassifier, "gru": ScratchGRUClassifier,
 
 
 def _check_corpus(corpus, name):
-    """A corpus is one non-empty string (a stream) or a non-empty list of strings of at least 2
-    symbols each. Returns ("stream", corpus) or ("list", list of str)."""
+    """A corpus is one string of at least 2 symbols (a stream) or a non-empty list of strings of
+    at least 2 symbols each. Returns ("stream", corpus) or ("list", list of str)."""
     if isinstance(corpus, str):
         if len(corpus) < 2:
             raise ValueError(f"{name} must hold at least 2 symbols, one to read and one to "
@@ -591,7 +596,10 @@ class ScratchRNNLanguageModel:
 
 
 # %% [markdown]
-# Before the model is trained on anything, its gradient is checked as a
+# ### The model, checked
+#
+# With the model defined, sections 1 and 2 can be checked on it. Before the
+# model is trained on anything real, its gradient is checked as a
 # whole — the recurrent layer, the per-step output layer, the mean over the
 # real positions — against central differences of the loss itself, for all
 # three cells, in float64, after one epoch of training on a toy text so the
@@ -630,6 +638,7 @@ def check_language_model_gradients(seed=0, eps=1e-6):
 
 
 if __name__ == "__main__":
+    print("\nSection 3: the whole model's gradient against central differences")
     grad_rows = check_language_model_gradients(ARGS.seed)
     print(format_table(["cell", "batch", "worst parameter", "relative error"],
                        [[c, b, w, f"{e:.1e}"] for c, b, w, e in grad_rows]))
@@ -637,18 +646,23 @@ if __name__ == "__main__":
 
 
 # %% [markdown]
-# Section 2's two claims, checked on a toy stream of 61 symbols cut into two
-# streams of 30 steps (float64, 6 nodes):
+# Section 2's two claims, checked on a toy text of 61 symbols (float64, 6
+# nodes):
 #
 # - **The carried state makes chunking invisible to the forward pass**: the
-#   log-probabilities of a stream read in chunks of 7 steps, with the state
-#   carried, equal those of the stream read in one piece.
+#   log-probabilities of the text read as one stream of 60 steps in chunks
+#   of 7, with the state carried, equal those of the stream read in one
+#   piece.
 # - **Truncation changes the gradient, and only truncation does**: the
 #   gradient of the mean loss over the whole stream, summed over chunks of
 #   `bptt_steps` (each chunk's gradient weighted by its share of the
 #   positions), is compared with central differences of the whole stream's
-#   loss — full BPTT. With `bptt_steps` at least the stream's 30 steps it is
-#   the full gradient; shorter chunks drop the terms that cross a boundary.
+#   loss — full BPTT — with the text cut into two streams of 30 steps. With
+#   `bptt_steps` at least 30 it is the full gradient; shorter chunks drop the
+#   terms that cross a boundary. The table gives the worst parameter's
+#   relative error: near 1 means that the truncated gradient of some
+#   parameter differs from the full one by about as much as the gradient is
+#   large — most of it came from across a boundary.
 
 # %%
 def stream_gradient(model, idx, n_streams, bptt_steps):
@@ -690,7 +704,7 @@ def truncation_checks(seed=0, bptt_values=(1, 3, 10, 30)):
 
 
 if __name__ == "__main__":
-    print("\nSection 2: truncated BPTT and the carried state")
+    print("\nSection 3: section 2's claims, the carried state and truncation")
     chunked_difference, truncation_rows = truncation_checks(ARGS.seed)
     print(f"Stream read in chunks of 7 vs in one piece: max |difference| of log p = "
           f"{chunked_difference:.1e}")
@@ -719,8 +733,9 @@ if __name__ == "__main__":
 #
 # The **embedded** Reber grammar (Smith & Zipser, 1989; Hochreiter &
 # Schmidhuber, 1997, experiment 1) wraps a Reber string as
-# B T (Reber string) T E or B P (Reber string) P E. Everything inside
-# is locally predictable, but the **second-to-last symbol must repeat the
+# B T (Reber string) T E or B P (Reber string) P E. Which symbols may come
+# next inside depends only on the automaton's state, that is on the last few symbols, but
+# the **second-to-last symbol must repeat the
 # second**, across the whole inner string: a long-range dependency. A model
 # that forgets the second symbol can do no better than a coin flip there.
 #
@@ -734,10 +749,11 @@ if __name__ == "__main__":
 #   its second E (an embedded string has exactly two), accepted or rejected
 #   by the automaton above.
 #
-# 16 nodes, Adam at learning rate 0.01, 10 epochs, float64 — the settings
-# of the PyTorch reference measured on this machine in the issue that asked
-# for this chapter (vanilla RNN: 94% of 200 samples grammatical, the
-# second-to-last symbol right in 99.9% of test strings; GRU: 97% and 100%).
+# 16 nodes, Adam at learning rate 0.01, 10 epochs, float64. (These are the
+# settings of a PyTorch run on a machine of this kind, reported in the
+# project's issue tracker and not reproduced here: there the vanilla RNN
+# sampled 94% grammatical strings and got the second-to-last symbol right in
+# 99.9% of test strings, the GRU 97% and 100%.)
 
 # %%
 REBER = {0: (("T", 1), ("P", 2)), 1: (("S", 1), ("X", 3)), 2: (("T", 2), ("V", 4)),
@@ -842,13 +858,14 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # All three cells predict the second-to-last symbol right in every test
-# string, and sample a grammatical string 94 to 96 times in 100 — in line
-# with the PyTorch reference (94% and 97%; 99.9% and 100%). Their held-out
-# bits lie within 0.02 of the grammar's own entropy. Why does the vanilla
-# cell manage a dependency here when it failed at 50 steps in chapter 1? The
-# lag is short — the test strings average 12 symbols and the longest has 42,
-# as printed above — and the loss speaks at every step, so the state must track the grammar
-# all along rather than hold one bit in silence.
+# string, and sample a grammatical string 94 to 96 times in 100, close to
+# the PyTorch run quoted above. Their held-out bits lie within 0.02 of the
+# grammar's own entropy. Why does the vanilla cell manage a long-range
+# dependency here when chapter 1's vanilla classifier failed at 50 steps?
+# There it had to carry one fact through up to 50 steps in which the loss
+# said nothing; here the test strings average 12 symbols (the longest 42, as
+# printed above) and the loss speaks at every step, so the state must track
+# the grammar all along. We did not measure which of the two matters more.
 #
 # What the models predict along one held-out string, chosen as the first
 # test string whose inner part is at least 12 symbols long: each column is one
@@ -861,7 +878,7 @@ if __name__ == "__main__":
 def plot_reber_probabilities(models, string, plots_dir="plots",
                              filename="reber_next_symbol.png"):
     """Next-symbol probabilities of each model along string (one panel per model), the symbol
-    that came next boxed. Returns the saved path."""
+    that came next boxed. Saves plots_dir/filename and returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.3 * len(models)), sharex=True)
@@ -877,14 +894,22 @@ def plot_reber_probabilities(models, string, plots_dir="plots",
     axes[-1].set_xlabel(f"input symbol (the string {string})")
     fig.colorbar(image, ax=axes, label="predicted probability", fraction=0.03)
     axes[0].set_title("Embedded Reber grammar: next-symbol probabilities (box: what came next)")
-    path = save_figure(fig, plots_dir, filename)
-    plt.close(fig)
-    return path
+    save_figure(fig, plots_dir, filename)
+    return fig
 
 
 if __name__ == "__main__":
     reber_example = next(s for s in reber_test if len(s) >= 16)
-    print(plot_reber_probabilities(reber_models, reber_example, ARGS.plots_dir))
+    plot_reber_probabilities(reber_models, reber_example, ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'reber_next_symbol.png')}")
+
+
+# %% [markdown]
+# In the column after the inner string's E, all three models put nearly all
+# their probability on the symbol that repeats the second one; where the
+# grammar branches, they spread it over the two allowed symbols, not always
+# evenly; and no panel gives a symbol the grammar forbids more than a faint
+# shade.
 
 
 # %% [markdown]
@@ -911,6 +936,9 @@ if __name__ == "__main__":
 # precede, the shorter context is used. For each $n$, $k$ is chosen from a
 # grid on the held-out text itself — which favours the n-grams, since the
 # networks get no such choice.
+#
+# **The target** of this section: the best of the three cells beats the best
+# n-gram on held-out bits per character, in this default run.
 
 # %%
 DOCSTRING_MODULES = ("argparse", "calendar", "collections", "csv", "datetime", "fractions",
@@ -998,7 +1026,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # **The networks.** Each cell with the class's defaults — 128 nodes,
 # chunks of 50 steps, 32 streams, Adam at learning rate 0.005, the global
-# norm clipped at 1 — in float32 (which halves the time), 10 epochs (the
+# norm clipped at 1 — in float32 (faster than float64: `benchmarks/README.md`
+# has the timings), 10 epochs (the
 # script's `--epochs`), with the held-out bits measured after every epoch.
 # The bits are read over the held-out text as one stream from a zero state,
 # exactly the positions the n-grams predict.
@@ -1028,7 +1057,8 @@ def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=tup
 def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
                               filename="text_learning_curves.png"):
     """Held-out (solid) and training (dashed) bits per character per epoch for each cell, with
-    the n-gram models' held-out bits drawn across. Returns the saved path."""
+    the 3-, 4- and 5-gram models' held-out bits drawn across. Saves plots_dir/filename and
+    returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -1039,16 +1069,16 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
                 label=f"{cell}, training")
     for n, k, bits in ngram_rows[2:]:                    # 3-, 4- and 5-grams, labelled in place
         ax.axhline(bits, color="0.35", linestyle=":", linewidth=1.2)
+        below = n != 3                                   # the lines lie close: labels apart
         ax.annotate(f"{n}-gram (add-{k:g}), held out", (0.0, bits), xycoords=("axes fraction",
-                    "data"), xytext=(4, 2), textcoords="offset points", ha="left", va="bottom",
-                    fontsize=8, color="0.25")
-    ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.0),
+                    "data"), xytext=(4, -2 if below else 2), textcoords="offset points",
+                    ha="left", va="top" if below else "bottom", fontsize=8, color="0.25")
+    ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.6),
            title="Character-level language models on standard-library docstrings")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
-    path = save_figure(fig, plots_dir, filename)
-    plt.close(fig)
-    return path
+    save_figure(fig, plots_dir, filename)
+    return fig
 
 
 if __name__ == "__main__":
@@ -1067,23 +1097,30 @@ if __name__ == "__main__":
     print(f"Best cell: {best_cell[0]}, {best_cell[1]:.3f} bits/char; best n-gram: "
           f"{best_ngram[0]}-gram, {best_ngram[2]:.3f}. The best cell beats the best n-gram by "
           f"{best_ngram[2] - best_cell[1]:.3f} bits/char: {best_cell[1] < best_ngram[2]}")
-    print(plot_text_learning_curves(text_results, ngram_rows, ARGS.plots_dir))
+    plot_text_learning_curves(text_results, ngram_rows, ARGS.plots_dir)
+    print(f"saved {os.path.join(ARGS.plots_dir, 'text_learning_curves.png')}")
 
 
 # %% [markdown]
 # After 10 epochs the GRU beats the best n-gram, the 4-gram, by 0.214 bits
-# per character (2.284 against 2.498) — the target this chapter set itself —
-# and the LSTM beats it too (2.435); the vanilla cell (2.555) beats the 3-
-# and 5-grams but not the 4-gram in 10 epochs. The n-grams had their $k$
-# chosen on this very held-out text; the networks had nothing tuned on it.
-# The GRU's held-out bits improve by only 0.04 from epoch 6 to epoch 10
-# while its training loss falls by 0.28 bits: the gap between its dashed and
-# solid curves is the beginning of overfitting, on a text of 174,150
-# characters. (The issue that asked for this chapter measured a vanilla
-# RNN at 2.91 against 2.94 for a 4-gram with PyTorch, on a different list
-# of modules: a different text, so the numbers do not compare.)
+# per character (2.284 against 2.498), which meets the target; the LSTM
+# beats it too (2.435); the vanilla cell (2.555) beats the 3- and 5-grams
+# but not the 4-gram in 10 epochs. The n-grams had their $k$ chosen on this
+# very held-out text; the networks' settings were not tuned on it (only
+# which cell is called best is read off it). The 5-gram does worse than the
+# 4-gram because a longer context is seen fewer times in the training text,
+# so its counts are noisier and smoothing has more to make up.
 #
-# **Samples.** The best cell, primed with `"Return the "`, at three
+# Held-out bits still fall in epoch 10 for every cell, so 10 epochs do not
+# yet overfit. But the gap widens: the GRU's held-out bits improve by only
+# 0.04 from epoch 6 to epoch 10 while its training loss falls by 0.28 bits.
+# Two cautions in reading the gap: the held-out tenth is the *end* of the
+# text, the docstrings of the last modules in the list, so part of it is a
+# change of text; and the training curve is the mean loss over an epoch
+# while the weights change, which is why it lies *above* the held-out curve
+# in the first epochs.
+#
+# **Samples.** The best cell (printed above), primed with `"Return the "`, at three
 # temperatures (section 3): 0.2 (nearly greedy), 0.6 and 1.0 (the model as
 # trained).
 
@@ -1140,9 +1177,11 @@ if __name__ == "__main__":
 # bits per character). Chunks of 5 take ten times as many updates as chunks
 # of 50 but end worse (2.613): the gradient never sees more than 5 symbols
 # back. Chunks of 200 see furthest but give only 28 updates per epoch, and
-# at a fixed number of epochs that costs far more (2.883). The time per
-# epoch includes measuring the held-out text; the shortest chunks are the
-# slowest because the same steps cost more Python-level calls.
+# at a fixed number of epochs that costs far more (2.883). (The 50-step row
+# is section 5's run.) The time per epoch includes measuring the held-out
+# text and is one run on a shared machine: only the 5-step chunks stand
+# clearly apart, slowest, because the same steps cost more Python-level
+# calls.
 #
 # ## Where this leaves us
 #

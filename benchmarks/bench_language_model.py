@@ -157,7 +157,7 @@ def main(argv=None):
                         f"| {fmt_ms(t.get('torch'), 0)} | {fmt_ratio(t['ours'], t.get('torch'))} "
                         f"| {check} |")
             print(f"  done {cell} {np.dtype(dtype).name}", flush=True)
-    print("\n| cell | dtype | ours ms per epoch (min / median) | PyTorch ms | ours / PyTorch "
+    print("\n| cell | dtype | ours ms per epoch (min / median) | PyTorch ms (min) | ours / PyTorch "
           "| max gradient difference, one chunk |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

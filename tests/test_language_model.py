@@ -426,7 +426,7 @@ def test_chapter_3_runs_headless_with_its_options(tmp_path):
         stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    heads = [out.index(f"Section {k}:") for k in (1, 2, 4, 5, 6)]
+    heads = [out.index(f"Section {k}:") for k in (1, 3, 4, 5, 6)]
     assert heads == sorted(heads)
     assert "All below 1e-7: True" in out and "below 1e-7: True" in out
     assert not any(line.startswith("epoch ") for line in out.splitlines())   # --quiet
