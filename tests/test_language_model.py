@@ -1,4 +1,5 @@
 """Chapter 3: the language model, its truncated BPTT, sampling, the Reber grammar and n-grams."""
+import inspect
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import pytest
 
 import language_model_scratch as lm
 from language_model_scratch import ScratchRNNLanguageModel
-from rnn_scratch import NotFittedError, numerical_gradient, rel_error
+from gated_rnn_scratch import GRU_BPTT, LSTM_BPTT
+from rnn_scratch import NotFittedError, SimpleRNN_BPTT, numerical_gradient, rel_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -31,10 +33,24 @@ def test_fit_sets_the_documented_attributes():
     assert model.rnn.n_features == n_vocab and model.rnn.w_x.shape == (n_vocab, 4 * 6)
     assert len(model.loss_history) == 2 and len(model.val_bits_history) == 2
     assert small_model().fit(TEXT).val_bits_history == []
+    assert model.val_bits_history[-1] == pytest.approx(model.bits_per_symbol("the cat"), rel=1e-12)
+    for cell, layer_class in (("rnn", SimpleRNN_BPTT), ("gru", GRU_BPTT), ("lstm", LSTM_BPTT)):
+        assert type(small_model(cell).fit(TEXT).rnn) is layer_class
+    assert list(inspect.signature(ScratchRNNLanguageModel).parameters) == [
+        "n_nodes", "cell", "bptt_steps", "batch_size", "epochs", "learning_rate", "optimizer",
+        "clip_norm", "dtype", "random_state", "verbose"]
     defaults = ScratchRNNLanguageModel()
     assert (defaults.n_nodes, defaults.cell, defaults.bptt_steps, defaults.batch_size,
             defaults.epochs, defaults.learning_rate, defaults.optimizer, defaults.clip_norm,
-            defaults.dtype) == (128, "rnn", 50, 32, 10, 0.005, "adam", 1.0, np.float64)
+            defaults.dtype, defaults.random_state, defaults.verbose) == (
+        128, "rnn", 50, 32, 10, 0.005, "adam", 1.0, np.float64, None, False)
+
+
+def test_vocabulary_is_sorted_and_dtype_is_kept():
+    assert small_model().fit(["cab", "ba"]).vocab_ == ["a", "b", "c"]
+    model = small_model("gru", dtype=np.float32).fit(TEXT)
+    assert model.w_y.dtype == model.b_y.dtype == model.rnn.w_x.dtype == np.float32
+    assert model.rnn.b_h.dtype == np.float32
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -49,7 +65,7 @@ def test_training_lowers_the_loss_on_a_stream_and_on_a_list(cell):
 # -- section 1: the per-step loss and its gradient ------------------------------------------------
 def test_gradients_match_central_differences_with_padding_and_a_carried_state():
     rows = lm.check_language_model_gradients(seed=3)
-    assert {(cell, batch) for cell, batch, _, _ in rows} == {
+    assert {(cell, batch) for cell, batch, _ in rows} == {
         (c, b) for c in CELLS for b in ("list, padded", "stream, carried state")}
     assert all(err < 1e-7 for *_, err in rows), rows
 
@@ -57,7 +73,10 @@ def test_gradients_match_central_differences_with_padding_and_a_carried_state():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_output_layer_equals_the_plain_loop(seed):
     assert lm.compare_output_layer_with_loop(seed) < 1e-12
-    # and the plain loop is the model's own loss: same states, weights and targets
+
+
+def test_the_plain_output_layer_is_the_models_own_loss():
+    # same states, weights and targets: the plain loop gives the model's loss and dW_y, db_y
     model = small_model("rnn").fit(TEXT)
     x_idx, y_idx, lengths = lm.pad_symbol_sequences([np.array([1, 2, 3, 4, 5]), np.array([3, 1])])
     loss, grads, _ = model.loss_and_gradients(x_idx, y_idx, lengths=lengths)
@@ -84,8 +103,10 @@ def test_loss_is_the_mean_over_real_positions_only():
         np.testing.assert_allclose(grads[name], combined, rtol=1e-10, atol=1e-13)
     # garbage at the padded positions changes nothing
     x_bad, y_bad = x_idx.copy(), y_idx.copy()
-    x_bad[1, 3:] = 1
-    y_bad[1, 3:] = 2
+    for i, n_real in enumerate(lengths):
+        x_bad[i, n_real:] = 1
+        y_bad[i, n_real:] = 2
+    assert (x_bad != x_idx).sum() == 3 + 2
     loss_bad, grads_bad, _ = model.loss_and_gradients(x_bad, y_bad, lengths=lengths)
     assert loss_bad == loss and all(np.array_equal(grads[k], grads_bad[k]) for k in grads)
 
@@ -190,9 +211,81 @@ def test_list_batches_are_reshuffled_every_epoch(monkeypatch):
     small_model(batch_size=4, epochs=3).fit(strings)
     per_epoch = [firsts[i:i + 4] for i in range(0, 12, 4)]
     assert per_epoch[0] != per_epoch[1] and per_epoch[1] != per_epoch[2]
+    assert len(firsts) == 12
     for epoch in per_epoch:                                          # each string once per epoch
-        assert sorted(epoch) != [] and len(set(sum((list(zip(b[:4], b[4:])) for b in epoch),
-                                                   []))) == 16
+        assert len(set(sum((list(zip(b[:4], b[4:])) for b in epoch), []))) == 16
+
+
+def test_stream_chunks_cut_the_text_into_consecutive_pieces():
+    idx = np.arange(23)
+    chunks = list(lm.stream_chunks(idx, 3, 4))
+    assert [x.shape for x, _ in chunks] == [(3, 4), (3, 3)]
+    x = np.concatenate([c[0] for c in chunks], axis=1)
+    y = np.concatenate([c[1] for c in chunks], axis=1)
+    np.testing.assert_array_equal(x, np.arange(21).reshape(3, 7))   # stream b = piece b
+    np.testing.assert_array_equal(y, x + 1)
+    (x, y), = lm.stream_chunks(np.array([4, 2]), 32, 50)            # capped at n_symbols - 1
+    assert x.tolist() == [[4]] and y.tolist() == [[2]]
+    assert len(small_model(batch_size=32).fit("ab").loss_history) == 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_stream_loss_history_is_the_mean_over_the_cut_streams(cell):
+    model = small_model(cell, learning_rate=1e-300).fit(TEXT)        # weights do not move
+    n = (len(TEXT) - 1) // 3
+    pieces = [TEXT[b * n:(b + 1) * n + 1] for b in range(3)]
+    expected = np.mean([model.bits_per_symbol(p) for p in pieces]) * np.log(2)
+    assert model.loss_history[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_training_loss_uses_the_carried_state(cell):
+    model = small_model(cell).fit(TEXT)
+    idx = model._encode(TEXT, "t")
+    total, state = 0.0, None
+    for x, y in lm.stream_chunks(idx, 1, 7):
+        loss, _, state = model.loss_and_gradients(x, y, state)
+        total += loss * y.size
+    assert total == pytest.approx(-np.sum(model._stream_log_probs(idx)), rel=1e-12)
+
+
+def test_list_loss_history_and_val_bits_are_over_every_position():
+    strings = ["the cat", "on", "the dog sat", "a log", "cat sat on", "the mat", "dog"]
+    model = small_model("gru", batch_size=2, learning_rate=1e-300).fit(strings)
+    assert model.loss_history[0] == pytest.approx(model.bits_per_symbol(strings) * np.log(2),
+                                                  rel=1e-12)
+    model = small_model("gru", batch_size=2, epochs=2, learning_rate=0.05).fit(
+        strings, val_corpus=strings[:3])
+    assert model.val_bits_history[-1] == pytest.approx(model.bits_per_symbol(strings[:3]),
+                                                       rel=1e-12)
+    with pytest.raises(ValueError, match=r"\['Q'\]"):
+        small_model().fit(strings, val_corpus=["the", "Qat"])
+
+
+def test_stream_gradient_weights_each_chunk_by_its_positions():
+    model = small_model("gru").fit(TEXT[:60])
+    idx = model._encode(TEXT[:60], "t")
+    chunks, states, state = list(lm.stream_chunks(idx, 3, 4)), [], None
+    for x, y in chunks:
+        states.append(state)
+        _, _, state = model.loss_and_gradients(x, y, state)
+    n = sum(y.size for _, y in chunks)
+    expected = {k: 0.0 for k in model._params()}
+    for (x, y), s in zip(chunks, states):      # each chunk's loss, its incoming state held fixed
+        for k, p in model._params().items():
+            chunk_loss = lambda: model.loss_and_gradients(x, y, s)[0]   # noqa: E731
+            expected[k] = expected[k] + numerical_gradient(chunk_loss, p) * y.size / n
+    got = lm.stream_gradient(model, idx, 3, 4)
+    assert max(rel_error(got[k], expected[k]) for k in expected) < 1e-7
+
+
+def test_bits_per_symbol_on_a_list_longer_than_one_evaluation_batch():
+    model = small_model("rnn").fit(TEXT)
+    rng = np.random.default_rng(0)
+    strings = ["".join(rng.choice(model.vocab_, rng.integers(2, 9))) for _ in range(300)]
+    positions = [-np.log2(model.predict_proba(s)[t, model.vocab_.index(s[t + 1])])
+                 for s in strings for t in range(len(s) - 1)]
+    assert model.bits_per_symbol(strings) == pytest.approx(np.mean(positions), rel=1e-12)
 
 
 # -- section 3: sampling ------------------------------------------------------------------------
@@ -207,17 +300,18 @@ def test_sampling_is_seeded_and_starts_with_the_prime(cell):
     assert model.sample(0, prime="cat") == "cat"
 
 
-def test_sampling_draws_from_the_model_distribution():
-    model = small_model("gru", epochs=2).fit(TEXT)
-    p = model.predict_proba("the c")[-1]
-    draws = [model.sample(1, prime="the c", random_state=s)[-1] for s in range(3000)]
-    freq = np.array([draws.count(ch) for ch in model.vocab_]) / 3000
-    assert np.max(np.abs(freq - p)) < 0.04       # ~4 standard errors of a share near 0.1
-    hot = [model.sample(1, prime="the c", temperature=0.5, random_state=s)[-1]
-           for s in range(3000)]
-    sharp = p ** 2 / np.sum(p ** 2)              # softmax(z / 0.5)
-    freq_hot = np.array([hot.count(ch) for ch in model.vocab_]) / 3000
-    assert np.max(np.abs(freq_hot - sharp)) < 0.04
+def test_sampling_draws_from_softmax_of_z_over_the_temperature():
+    model = small_model().fit("abcd" * 5)
+    q = np.array([0.6, 0.25, 0.1, 0.05])
+    model.w_y[:] = 0
+    model.b_y[:] = np.log(q)                                # p_t = q after any input
+    n = 6000
+    for temperature, target in ((1.0, q), (0.5, q ** 2 / np.sum(q ** 2)),
+                                (2.0, np.sqrt(q) / np.sum(np.sqrt(q)))):
+        s = model.sample(n, prime="a", temperature=temperature, random_state=0)[1:]
+        freq = np.array([s.count(ch) for ch in "abcd"]) / n
+        assert np.all(np.abs(freq - target) < 5 * np.sqrt(target * (1 - target) / n)), (
+            temperature, freq, target)
 
 
 def test_temperature_near_zero_is_greedy_decoding():
@@ -241,6 +335,7 @@ def test_temperature_near_zero_is_greedy_decoding():
     ([], "empty list"),
     (123, "string .* or a list of strings"),
     (np.array(["ab"]), "string .* or a list of strings"),
+    (("ab", "cd"), "string .* or a list of strings"),
     (["ab", 3], r"corpus\[1\] must be a string"),
     (["abc", "a"], r"corpus\[1\] = 'a' has fewer than 2 symbols"),
 ])
@@ -272,7 +367,9 @@ def test_bad_settings_and_unknown_symbols_are_clear_errors():
         model.sample(5, prime="#the")
     with pytest.raises(ValueError, match="length must be an integer >= 0"):
         model.sample(-1)
-    for t in (0, -1.0, float("nan")):
+    assert model.sample(3, temperature=np.int64(2), random_state=0) == model.sample(
+        3, temperature=2.0, random_state=0)
+    for t in (0, -1.0, float("nan"), True):
         with pytest.raises(ValueError, match="temperature must be a positive number"):
             model.sample(5, temperature=t)
 
@@ -325,7 +422,8 @@ def test_grading_on_the_grammar_separates_a_trained_model_from_an_untrained_one(
     untrained = ScratchRNNLanguageModel(n_nodes=16, cell="rnn", epochs=1, learning_rate=1e-9,
                                         random_state=0).fit(train)
     assert lm.grammatical_share(trained, 50) > 0.5 > lm.grammatical_share(untrained, 50)
-    assert lm.second_to_last_accuracy(trained, test) > 0.55
+    assert lm.second_to_last_accuracy(trained, test) > 0.9 > lm.second_to_last_accuracy(untrained,
+                                                                                      test)
     assert trained.bits_per_symbol(test) < 1.0 < untrained.bits_per_symbol(test)
 
 
@@ -370,6 +468,7 @@ def test_docstrings_are_read_without_importing_or_printing(tmp_path):
 def test_split_corpus_holds_out_the_last_tenth_and_drops_unseen_symbols():
     train, held_out, dropped = lm.split_corpus("a" * 85 + "b" * 5 + "ab" * 4 + "z!")
     assert train == "a" * 85 + "b" * 5 and held_out == "ab" * 4 and dropped == 2
+    assert lm.split_corpus("abcdefgh") == ("abcdefgh", "", 0)   # a tenth of 8 is 0 symbols
 
 
 # -- optional: PyTorch ------------------------------------------------------------------------------
@@ -428,7 +527,8 @@ def test_chapter_3_runs_headless_with_its_options(tmp_path):
     out = result.stdout
     heads = [out.index(f"Section {k}:") for k in (1, 3, 4, 5, 6)]
     assert heads == sorted(heads)
-    assert "All below 1e-7: True" in out and "below 1e-7: True" in out
+    assert "All below 1e-7: True" in out and "below 1e-12: True" in out
+    assert "Full BPTT (bptt_steps >= 30) matches central differences below 1e-7: True" in out
     assert not any(line.startswith("epoch ") for line in out.splitlines())   # --quiet
     assert {p.name for p in plots.iterdir()} == {"reber_next_symbol.png",
                                                  "text_learning_curves.png"}
