@@ -1,5 +1,5 @@
-"""Each chapter's notebook: in sync with its script, runs in a fresh kernel (once per test run),
-committed with real outputs; and its markdown and code render well."""
+"""Each chapter's notebook: in sync with its script, runs in a fresh kernel (once per test run, when
+RUN_NOTEBOOKS=1), committed with real outputs; and its markdown and code render well."""
 import copy
 import difflib
 import html
@@ -46,9 +46,19 @@ def committed(lesson):
     return nbformat.read(paths(lesson)[1], as_version=4)
 
 
+# Re-executing all three notebooks takes about 3 minutes on 2 cores, more than the rest of the
+# suite together, so it runs only when asked for: RUN_NOTEBOOKS=1 python -m pytest. CI always sets
+# it; without it the two tests that need a fresh run are reported as skipped, with this reason.
+RUN_NOTEBOOKS = os.environ.get("RUN_NOTEBOOKS", "") not in ("", "0")
+NOT_RUN = ("the fresh-kernel run of each notebook is off: run RUN_NOTEBOOKS=1 python -m pytest "
+           "to execute them and compare their output with the committed one (CI always does)")
+
+
 @pytest.fixture(scope="module")
 def fresh_run(committed, tmp_path_factory):
     """The committed notebook, outputs cleared, run top to bottom in a temporary folder."""
+    if not RUN_NOTEBOOKS:
+        pytest.skip(NOT_RUN)
     workdir = tmp_path_factory.mktemp("notebook_run")
     nb = copy.deepcopy(committed)
     for cell in nb.cells:
