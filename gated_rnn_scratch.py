@@ -46,7 +46,6 @@
 # logistic sigmoid and $\odot$ the elementwise product.
 
 # %%
-import argparse
 import os
 import time
 
@@ -64,6 +63,7 @@ from rnn_scratch import (
     initial_model,
     key_variants,
     make_temporal_order_data,
+    lesson_parser,
     parse_known_lesson_args,
     plot_accuracy_vs_length,
     save_figure,
@@ -72,11 +72,9 @@ from rnn_scratch import (
 
 
 def parse_args(argv=None):
-    """Command-line options of chapter 2 (the same as chapter 1's, see its end)."""
-    parser = argparse.ArgumentParser(description="Gated RNN cells (LSTM, GRU) from scratch.")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--plots-dir", default="plots", help="where plots go (default plots/)")
-    parser.add_argument("--quiet", action="store_true", help="print only headers and results")
+    """Command-line options of chapter 2: chapter 1's --seed, --plots-dir and --quiet (see its
+    end), and --lengths and --seeds for the sweep."""
+    parser = lesson_parser("Gated RNN cells (LSTM, GRU) from scratch.")
     parser.add_argument("--lengths", default="20,50,100",
                         help="sequence lengths of section 6, comma-separated (default 20,50,100)")
     parser.add_argument(

@@ -45,7 +45,6 @@
 # and `n_sequences` is chapter 1's name for the number of steps $T$.
 
 # %%
-import argparse
 import ast
 import importlib.util
 import os
@@ -60,8 +59,10 @@ from rnn_scratch import (
     NotFittedError,
     ScratchSimpleRNNClassifier,
     adam_state,
+    cross_entropy,
     cross_entropy_and_gradient,
     format_table,
+    lesson_parser,
     log_softmax,
     numerical_gradient,
     parse_known_lesson_args,
@@ -74,16 +75,9 @@ from rnn_scratch import (
 def parse_args(argv=None):
     """Command-line options of chapter 3: chapter 1's --seed, --plots-dir and --quiet (see its
     end), and --epochs for section 5's text models."""
-    parser = argparse.ArgumentParser(description="A character-level RNN language model.")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--plots-dir", default="plots", help="where plots go (default plots/)")
-    parser.add_argument("--quiet", action="store_true", help="print only headers and results")
-    parser.add_argument("--epochs", type=int, default=10,
-                        help="epochs of section 5's text models (default 10)")
-    args = parse_known_lesson_args(parser, argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; got {args.epochs}")
-    return args
+    parser = lesson_parser("A character-level RNN language model.", epochs=10,
+                           epochs_help="epochs of section 5's text models")
+    return parse_known_lesson_args(parser, argv)
 
 
 if __name__ == "__main__":  # every demo cell has this guard: importing the module runs nothing
@@ -190,6 +184,14 @@ def one_hot(idx, n_vocab, dtype=np.float64):
     return out
 
 
+def real_positions(n_sequences, lengths):
+    """Time-major mask of the real (not padded) positions: bool (n_sequences, batch_size), True
+    at step t of sequence n when t < lengths[n]; None when lengths is None (all real)."""
+    if lengths is None:
+        return None
+    return np.arange(n_sequences)[:, None] < np.asarray(lengths)[None, :]
+
+
 def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
     """The mean cross-entropy over every real position, and its gradient.
 
@@ -214,7 +216,7 @@ def compare_output_layer_with_loop(seed=0):
     random padded batch: 3 sequences of lengths 6, 2 and 4, 5 nodes, 7 symbols (float64)."""
     rng = np.random.default_rng(seed)
     lengths = np.array([6, 2, 4])
-    real = np.arange(6)[:, None] < lengths[None, :]                  # (n_sequences, batch_size)
+    real = real_positions(6, lengths)                                # (n_sequences, batch_size)
     hs = rng.normal(size=(3, 6, 5)) * real.T[:, :, None]             # zeros at padding, as layers
     y_idx = rng.integers(0, 7, (3, 6))
     w_y, b_y = rng.normal(size=(5, 7)), rng.normal(size=7)
@@ -273,6 +275,14 @@ if __name__ == "__main__":
 # their own longest, with chapter 1's masks.
 
 # %%
+def stream_layout(n_symbols, n_streams, bptt_steps):
+    """How stream_chunks cuts a text of n_symbols: (streams, steps per stream, chunks per pass,
+    positions at the end that no stream reaches). The streams are capped at n_symbols - 1."""
+    n_streams = min(n_streams, n_symbols - 1)
+    n_steps = (n_symbols - 1) // n_streams
+    return n_streams, n_steps, -(-n_steps // bptt_steps), n_symbols - 1 - n_streams * n_steps
+
+
 def stream_chunks(idx, n_streams, bptt_steps):
     """Cut one encoded text into parallel streams and walk along them in chunks.
 
@@ -280,8 +290,7 @@ def stream_chunks(idx, n_streams, bptt_steps):
     n_symbols - 1, so any text of at least 2 symbols gives a stream of at least one step.
     Yields (x_idx, y_idx), each (n_streams, <= bptt_steps) ints: inputs and the next symbols.
     """
-    n_streams = min(n_streams, len(idx) - 1)
-    n_steps = (len(idx) - 1) // n_streams                  # steps per stream
+    n_streams, n_steps, _, _ = stream_layout(len(idx), n_streams, bptt_steps)
     inputs = idx[:n_streams * n_steps].reshape(n_streams, n_steps)
     targets = idx[1:n_streams * n_steps + 1].reshape(n_streams, n_steps)
     for start in range(0, n_steps, bptt_steps):
@@ -454,9 +463,7 @@ class ScratchRNNLanguageModel:
         Returns (loss, grads: dict by parameter name as in _params(), state after the last step).
         """
         z_tm, hs_tm, new_state = self._run(x_idx, state, lengths)
-        real = None
-        if lengths is not None:
-            real = np.arange(z_tm.shape[0])[:, None] < np.asarray(lengths)[None, :]
+        real = real_positions(len(z_tm), lengths)
         loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, np.asarray(y_idx).T, real)
         dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)   # g-hat_t, every t
         # dh0 (and dc0) are dropped: the carried state is a constant (truncated BPTT)
@@ -470,17 +477,16 @@ class ScratchRNNLanguageModel:
         return {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
 
     def _batches(self, kind, data, rng):
-        """One epoch's batches: (x_idx, y_idx, lengths, carry). carry: whether the state of the
-        previous batch continues into this one (stream mode)."""
+        """One epoch's batches: (x_idx, y_idx, lengths)."""
         if kind == "stream":
             for x_idx, y_idx in stream_chunks(data, self.batch_size, self.bptt_steps):
-                yield x_idx, y_idx, None, True
+                yield x_idx, y_idx, None
             return
         order = rng.permutation(len(data))               # a new order every epoch
         for start in range(0, len(data), self.batch_size):
             x_idx, y_idx, lengths = pad_symbol_sequences(
                 [data[i] for i in order[start:start + self.batch_size]])
-            yield x_idx, y_idx, (None if lengths.min() == lengths.max() else lengths), False
+            yield x_idx, y_idx, (None if lengths.min() == lengths.max() else lengths)
 
     # -- the public API ------------------------------------------------------
     def fit(self, corpus, val_corpus=None):
@@ -510,9 +516,10 @@ class ScratchRNNLanguageModel:
         self.loss_history, self.val_bits_history = [], []
         for epoch in range(1, self.epochs + 1):
             total, n_total, state = 0.0, 0, None                   # zero state at each epoch
-            for x_idx, y_idx, lengths, carry in self._batches(kind, data, rng):
+            for x_idx, y_idx, lengths in self._batches(kind, data, rng):
+                # a stream's chunks continue one another (section 2); a list's strings do not
                 loss, grads, state = self.loss_and_gradients(
-                    x_idx, y_idx, state if carry else None, lengths)
+                    x_idx, y_idx, state if kind == "stream" else None, lengths)
                 training_step(self, params, grads, opt_state, loss, epoch)
                 n = y_idx.size if lengths is None else int(lengths.sum())
                 total, n_total = total + loss * n, n_total + n
@@ -554,10 +561,10 @@ class ScratchRNNLanguageModel:
             batch = [data[i] for i in order[start:start + 256]]
             x_idx, y_idx, lengths = pad_symbol_sequences(batch)
             z_tm, _, _ = self._run(x_idx, lengths=lengths)
-            real = np.arange(len(z_tm))[:, None] < lengths[None, :]
-            log_p = log_softmax(z_tm[real])
-            total -= float(np.sum(log_p[np.arange(len(log_p)), y_idx.T[real]]))
-            n_total += int(lengths.sum())
+            real = real_positions(len(z_tm), lengths)
+            n_real = int(lengths.sum())
+            total += cross_entropy(log_softmax(z_tm[real]), y_idx.T[real]) * n_real
+            n_total += n_real
         return total / n_total / np.log(2)
 
     def predict_proba(self, text):
@@ -991,21 +998,28 @@ def split_corpus(text, held_out=0.1):
     return train, kept, len(val) - len(kept)
 
 
-def ngram_bits(train, held_out, n, ks, n_vocab):
-    """Held-out bits per symbol of the add-k n-gram model of train, for each k in ks.
+def ngram_counts(train, max_n):
+    """The counts an n-gram model needs, for every n up to max_n, counted once: {m: (count of
+    each m-gram in train, count of each (m-1)-symbol context followed by a symbol)}."""
+    counts = {}
+    for m in range(1, max_n + 1):                     # m-grams, and their first m - 1 symbols
+        grams = [train[i:i + m] for i in range(len(train) - m + 1)]
+        counts[m] = Counter(grams), Counter(g[:-1] for g in grams)
+    return counts
+
+
+def ngram_bits(counts, held_out, n, ks, n_vocab):
+    """Held-out bits per symbol of the add-k n-gram model with these counts (ngram_counts of the
+    training text, up to at least n), for each k in ks.
 
     Every held-out position after the first is predicted from the n - 1 symbols before it (fewer
     at the start). Returns an array (len(ks),)."""
-    counts, context_counts = {}, {}
-    for m in range(1, n + 1):                         # m-grams, and their first m - 1 symbols
-        grams = [train[i:i + m] for i in range(len(train) - m + 1)]
-        counts[m] = Counter(grams)
-        context_counts[m] = Counter(g[:-1] for g in grams)
     full, context = [], []
     for i in range(1, len(held_out)):
         m = min(n, i + 1)
-        full.append(counts[m][held_out[i - m + 1:i + 1]])
-        context.append(context_counts[m][held_out[i - m + 1:i]])
+        gram_counts, context_counts = counts[m]
+        full.append(gram_counts[held_out[i - m + 1:i + 1]])
+        context.append(context_counts[held_out[i - m + 1:i]])
     full, context = np.array(full, dtype=float), np.array(context, dtype=float)
     ks = np.asarray(ks, dtype=float)[:, None]
     return -np.mean(np.log2((full + ks) / (context + ks * n_vocab)), axis=1)
@@ -1016,9 +1030,9 @@ NGRAM_KS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 def ngram_table(train, held_out, max_n=5, ks=NGRAM_KS):
     """Rows [n, the best k, its held-out bits per symbol] for n = 1..max_n; V = train's symbols."""
-    rows = []
+    rows, counts = [], ngram_counts(train, max_n)
     for n in range(1, max_n + 1):
-        bits = ngram_bits(train, held_out, n, ks, len(set(train)))
+        bits = ngram_bits(counts, held_out, n, ks, len(set(train)))
         rows.append([n, ks[int(np.argmin(bits))], float(np.min(bits))])
     return rows
 
@@ -1096,10 +1110,10 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
 
 
 if __name__ == "__main__":
-    n_steps = (len(train_text) - 1) // TEXT_TRAINING["batch_size"]
-    print(f"Training as {TEXT_TRAINING['batch_size']} streams of {n_steps:,} steps; the last "
-          f"{len(train_text) - 1 - TEXT_TRAINING['batch_size'] * n_steps} positions are not "
-          "trained on")
+    n_streams, n_steps, _, n_left = stream_layout(len(train_text), TEXT_TRAINING["batch_size"],
+                                                  TEXT_TRAINING["bptt_steps"])
+    print(f"Training as {n_streams} streams of {n_steps:,} steps; the last {n_left} positions "
+          "are not trained on")
     text_results = text_experiment(train_text, val_text, ARGS.epochs, ARGS.seed,
                                    verbose=not ARGS.quiet)
     text_rows = [[cell, model.val_bits_history[-1], min(model.val_bits_history),
@@ -1164,28 +1178,27 @@ if __name__ == "__main__":
 # with the vanilla cell (the fastest) and everything else as in section 5:
 
 # %%
-def truncation_experiment(train, held_out, bptt_values=(5, 20, 200), epochs=10, seed=0,
-                          cell="rnn"):
+def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=10, seed=0,
+                          cell="rnn", trained=None):
     """Rows [bptt_steps, updates per epoch, seconds per epoch, held-out bits after the last epoch]
-    for each chunk length (settings as TEXT_TRAINING otherwise)."""
+    for each chunk length (settings as TEXT_TRAINING otherwise). trained: {bptt_steps: (model,
+    seconds of fit)} already trained with these settings, used instead of training again."""
     rows = []
     for bptt_steps in bptt_values:
-        (model, seconds), = text_experiment(train, held_out, epochs, seed, cells=(cell,),
-                                            bptt_steps=bptt_steps).values()
-        n_steps = (len(train) - 1) // model.batch_size
-        updates = -(-n_steps // bptt_steps)
+        if trained and bptt_steps in trained:
+            model, seconds = trained[bptt_steps]
+        else:
+            (model, seconds), = text_experiment(train, held_out, epochs, seed, cells=(cell,),
+                                                bptt_steps=bptt_steps).values()
+        updates = stream_layout(len(train), model.batch_size, bptt_steps)[2]
         rows.append([bptt_steps, updates, seconds / epochs, model.val_bits_history[-1]])
     return rows
 
 
 if __name__ == "__main__":
     print("\nSection 6: what bptt_steps trades (vanilla cell)")
-    trunc_rows = truncation_experiment(train_text, val_text, epochs=ARGS.epochs, seed=ARGS.seed)
-    rnn_model, rnn_seconds = text_results["rnn"]
-    n_steps = (len(train_text) - 1) // rnn_model.batch_size
-    trunc_rows.append([50, -(-n_steps // 50), rnn_seconds / ARGS.epochs,
-                       rnn_model.val_bits_history[-1]])
-    trunc_rows.sort()
+    trunc_rows = truncation_experiment(train_text, val_text, epochs=ARGS.epochs, seed=ARGS.seed,
+                                       trained={50: text_results["rnn"]})   # section 5's run
     print(format_table(["bptt_steps", "updates per epoch", "time per epoch",
                         f"held-out bits/char after {ARGS.epochs} epochs"],
                        [[str(k), str(u), f"{s:.2f} s", f"{b:.3f}"] for k, u, s, b in trunc_rows]))
@@ -1198,10 +1211,10 @@ if __name__ == "__main__":
 # gradient never sees more than 5 symbols back. Chunks of 200 see furthest
 # but give only 28 updates per epoch, and at a fixed number of epochs that
 # costs far more (2.883). (The 50-step row is section 5's run.) The time per
-# epoch includes measuring the held-out text and is one run on a shared
-# machine: only the 5-step chunks stand clearly apart, slowest: the same
-# steps are cut into ten times as many chunks, each a round of Python-level
-# calls.
+# epoch includes measuring the held-out text and changes from run to run on
+# a shared machine; in each of the runs made while writing this chapter the
+# 5-step chunks were the slowest, which fits their cutting the same steps
+# into ten times as many chunks, each a round of Python-level calls.
 #
 # ## Where this leaves us
 #

@@ -84,23 +84,14 @@ import time
 import numpy as np
 
 
-def parse_known_lesson_args(parser, argv=None):
-    """parser.parse_known_args, but an unknown option is an error outside a Jupyter kernel
-    (inside one, sys.argv holds the kernel's own flags; see "Running the lesson")."""
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    return args
-
-
-def parse_args(argv=None):
-    """Command-line options of the lesson (see "Running the lesson" at the end)."""
-    parser = argparse.ArgumentParser(
-        description="A vanilla RNN from scratch in NumPy: the lesson's demos."
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=30, help="training epochs for Problem 3 (default 30)"
-    )
+def lesson_parser(description, epochs=None, epochs_help=""):
+    """The options every chapter shares: --seed, --plots-dir, --quiet and, when epochs is given,
+    --epochs with that default. Chapters add their own options to the parser it returns."""
+    parser = argparse.ArgumentParser(description=description)
+    if epochs is not None:
+        parser.add_argument(
+            "--epochs", type=int, default=epochs, help=f"{epochs_help} (default {epochs})"
+        )
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed for data and training (default 0)"
     )
@@ -110,10 +101,26 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quiet", action="store_true", help="print only headers and results, not every epoch"
     )
-    args = parse_known_lesson_args(parser, argv)
-    if args.epochs < 1:
+    return parser
+
+
+def parse_known_lesson_args(parser, argv=None):
+    """parser.parse_known_args, but an unknown option is an error outside a Jupyter kernel
+    (inside one, sys.argv holds the kernel's own flags; see "Running the lesson"), and so is
+    --epochs below 1."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "epochs", 1) < 1:
         parser.error(f"--epochs must be at least 1; got {args.epochs}")
     return args
+
+
+def parse_args(argv=None):
+    """Command-line options of the lesson (see "Running the lesson" at the end)."""
+    parser = lesson_parser("A vanilla RNN from scratch in NumPy: the lesson's demos.", epochs=30,
+                           epochs_help="training epochs for Problem 3")
+    return parse_known_lesson_args(parser, argv)
 
 
 if __name__ == "__main__":  # every demo cell has this guard: importing the module runs nothing

@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import language_model_scratch as lm  # noqa: E402
-from bench_rnn import blas_description, fmt_ms, fmt_ratio, load_torch, timed  # noqa: E402
+from bench_rnn import (blas_description, fmt_ms, fmt_ratio, load_torch, timed,  # noqa: E402
+                       torch_layer)
 
 
 def our_epoch(text, cell, dtype):
@@ -34,22 +35,13 @@ def our_epoch(text, cell, dtype):
     return lambda: model.fit(text)
 
 
-def torch_twin(torch, cell, rnn, w_y, b_y):
-    """torch.nn.RNN/GRU/LSTM + Linear holding a layer's and an output layer's weights."""
-    tdtype = torch.float32 if rnn.dtype == np.float32 else torch.float64
-    n_vocab, n_nodes = w_y.shape[1], w_y.shape[0]
-    kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
-    layer = kind(n_vocab, n_nodes, batch_first=True, dtype=tdtype)
-    linear = torch.nn.Linear(n_nodes, n_vocab, dtype=tdtype)
+def torch_twin(torch, rnn, w_y, b_y):
+    """bench_rnn's torch_layer for the recurrent layer, + a torch.nn.Linear holding w_y, b_y.
+    Returns (layer, linear, torch dtype)."""
+    layer, _ = torch_layer(torch, rnn)
+    tdtype = layer.weight_ih_l0.dtype
+    linear = torch.nn.Linear(*w_y.shape, dtype=tdtype)      # (n_nodes, n_vocab)
     with torch.no_grad():
-        layer.weight_ih_l0.copy_(torch.from_numpy(rnn.w_x.T.copy()))
-        layer.weight_hh_l0.copy_(torch.from_numpy(rnn.w_h.T.copy()))
-        if cell == "gru":
-            layer.bias_ih_l0.copy_(torch.from_numpy(rnn.b_x))
-            layer.bias_hh_l0.copy_(torch.from_numpy(rnn.b_h))
-        else:
-            layer.bias_ih_l0.copy_(torch.from_numpy(rnn.b))
-            layer.bias_hh_l0.zero_()
         linear.weight.copy_(torch.from_numpy(w_y.T.copy()))
         linear.bias.copy_(torch.from_numpy(b_y))
     return layer, linear, tdtype
@@ -85,7 +77,7 @@ def torch_epoch(torch, text, cell, dtype):
         idx = np.array([index[ch] for ch in text], dtype=np.int64)
         start = lm.CELLS[cell](n_nodes=settings["n_nodes"], dtype=dtype)
         start._init_params(len(vocab), len(vocab), np.random.default_rng(0))
-        layer, linear, tdtype = torch_twin(torch, cell, start.rnn, start.w_y, start.b_y)
+        layer, linear, tdtype = torch_twin(torch, start.rnn, start.w_y, start.b_y)
         params = list(layer.parameters()) + list(linear.parameters())
         optimizer = torch.optim.Adam(params, lr=settings["learning_rate"])
         state = None
@@ -106,7 +98,7 @@ def check_same_chunk(torch, text, cell, dtype):
     PyTorch's, from the same weights. Returns the largest |difference| of any gradient."""
     model = lm.ScratchRNNLanguageModel(cell=cell, epochs=1, random_state=0,
                                        **{**lm.TEXT_TRAINING, "dtype": dtype}).fit(text[:3000])
-    layer, linear, tdtype = torch_twin(torch, cell, model.rnn, model.w_y, model.b_y)
+    layer, linear, tdtype = torch_twin(torch, model.rnn, model.w_y, model.b_y)
     idx = model._encode(text[:3000], "text")
     chunks = list(lm.stream_chunks(idx, model.batch_size, model.bptt_steps))
     _, _, state = model.loss_and_gradients(*chunks[0])

@@ -153,9 +153,9 @@ def mask_lengths(size, low, high, seed=0):
     return rng.integers(max(1, round(low * n_sequences)), round(high * n_sequences) + 1, size=batch_size)
 
 
-def torch_pass(torch, layer, x, h0, dh):
-    """torch.nn.RNN, LSTM or GRU (matching the layer's class) set to the layer's weights; returns a
-    function doing forward + backward that returns hs and the gradients under our names."""
+def torch_layer(torch, layer):
+    """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype) holding
+    the layer's weights. Returns (module, the names of our biases: ["b"] or ["b_x", "b_h"])."""
     cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM", gs.GRU_BPTT: "GRU"}[type(layer)]
     params = layer.parameters()               # w_x, w_h, then one bias (b) or two (b_x, b_h)
     bias_names = list(params)[2:]
@@ -169,6 +169,14 @@ def torch_pass(torch, layer, x, h0, dh):
             module.bias_hh_l0.copy_(torch.from_numpy(params[bias_names[1]]))
         else:                                 # our single b is bias_ih + bias_hh
             module.bias_hh_l0.zero_()
+    return module, bias_names
+
+
+def torch_pass(torch, layer, x, h0, dh):
+    """torch_layer(layer); returns a function doing forward + backward that returns hs and the
+    gradients under our names."""
+    module, bias_names = torch_layer(torch, layer)
+    cell = type(module).__name__
     tx = torch.from_numpy(x).requires_grad_(True)
     states = [torch.from_numpy(h0[None]).requires_grad_(True)]
     if cell == "LSTM":                        # and c0 = 0, as our forward defaults to
