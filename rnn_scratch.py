@@ -22,25 +22,42 @@
 # differences, and every number printed below comes from running the code
 # right above it.
 #
-# It grew out of a three-part exercise — *the assignment*, as the text calls
-# it: (1) implement the forward pass and reproduce the hidden state of a tiny
-# given network, (2) implement backpropagation through time, (3) build and
-# train a classifier with it. A fourth part goes beyond the assignment:
+# ## The assignment
 #
-# 1. **Forward propagation** — `SimpleRNN` turns a sequence into hidden states.
-# 2. **Backpropagation through time** — `SimpleRNN_BPTT` adds the exact gradients.
-# 3. **A classifier and its training** — `ScratchSimpleRNNClassifier` learns a
-#    task that needs memory: the *temporal-order* problem of Hochreiter &
-#    Schmidhuber (1997). Problem 3b extends the layer and the classifier to
-#    sequences of different lengths and a learned initial state.
-# 4. **Beyond** — how far back a vanilla RNN can remember, and why not further,
-#    measured in its own gradients.
+# The lesson grew out of a three-part exercise — *the assignment*, as the
+# text calls it:
+#
+# 1. **Forward propagation.** Implement a class `SimpleRNN` whose `forward`
+#    computes $h_t = \tanh(x_t W_x + h_{t-1} W_h + B)$ for every step of a
+#    batch of sequences. Check it on a given example: one sequence of three
+#    steps with two features, $x = [[0.01, 0.02], [0.02, 0.03], [0.03, 0.04]]$,
+#    four nodes, $W_x = \frac{1}{100}[[1, 3, 5, 7], [3, 5, 7, 8]]$,
+#    $W_h = \frac{1}{100}[[1, 3, 5, 7], [2, 4, 6, 8], [3, 5, 7, 8], [4, 6, 8, 10]]$,
+#    $B = [1, 1, 1, 1]$ and $h_0 = 0$; the final state must be
+#    $h_T = [0.79494228, 0.81839002, 0.83939649, 0.85584174]$.
+# 2. **Backpropagation through time.** Implement `SimpleRNN_BPTT`, whose
+#    `backward` returns the gradients of a loss with respect to $W_x$, $W_h$,
+#    $B$, the inputs and $h_0$.
+# 3. **A classifier.** Implement `ScratchSimpleRNNClassifier`, which trains
+#    the layer with a dense output layer on a task that needs memory.
+#
+# Problems 1–3 below solve them in that order: the *temporal-order* problem
+# of Hochreiter & Schmidhuber (1997) is the task of Problem 3, and Problem 3b
+# extends the layer and the classifier to sequences of different lengths and
+# a learned initial state. **Problem 4** goes beyond the assignment: how far
+# back a vanilla RNN can remember, and why not further, measured in its own
+# gradients.
 #
 # Problems 1 and 2 each write the idea twice: first a plain loop that reads
 # exactly like the equations, then a fast version, with a printed check that
 # the two agree. Run the lesson as a script (`python rnn_scratch.py`) or read
 # it as a notebook (`rnn_scratch.ipynb`); the two are the same file, paired by
-# jupytext (the command-line options are explained at the end).
+# jupytext. The cells that run a demonstration start with
+# `if __name__ == "__main__":`, so that `import rnn_scratch` (as chapter 2 and
+# the tests do) runs nothing; in the notebook, and as a script, they all run.
+# Plumbing that is not part of the lesson — command-line options, saving
+# figures, tables, and the checks that turn bad input into a clear error —
+# lives in `lesson_support.py`.
 #
 # ## Notation
 #
@@ -70,62 +87,10 @@
 # A whole input batch `x` has shape (batch_size, n_sequences, n_features):
 # `n_sequences` is the API's name for the sequence length $T$, the number of
 # time steps, and the text says "sequence length $T$ (n_sequences)" where both
-# meet. These five names — batch_size, n_sequences, n_features, n_nodes and
-# n_classes, with n_samples for a whole data set — are the only names for
-# sizes in the code and in every docstring; the equations write $T$ for
-# n_sequences.
-
-# %%
-import argparse
-import os
-import sys
-import time
-
-import numpy as np
-
-
-def lesson_parser(description, epochs=None, epochs_help=""):
-    """The options every chapter shares: --seed, --plots-dir, --quiet and, when epochs is given,
-    --epochs with that default. Chapters add their own options to the parser it returns."""
-    parser = argparse.ArgumentParser(description=description)
-    if epochs is not None:
-        parser.add_argument(
-            "--epochs", type=int, default=epochs, help=f"{epochs_help} (default {epochs})"
-        )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random seed for data and training (default 0)"
-    )
-    parser.add_argument(
-        "--plots-dir", default="plots", help="where the plots are saved (default plots/)"
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print only headers and results, not every epoch"
-    )
-    return parser
-
-
-def parse_known_lesson_args(parser, argv=None):
-    """parser.parse_known_args, but an unknown option is an error outside a Jupyter kernel
-    (inside one, sys.argv holds the kernel's own flags; see "Running the lesson"), and so is
-    --epochs below 1."""
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and "ipykernel" not in sys.modules:  # a typo on the command line is an error
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if getattr(args, "epochs", 1) < 1:
-        parser.error(f"--epochs must be at least 1; got {args.epochs}")
-    return args
-
-
-def parse_args(argv=None):
-    """Command-line options of the lesson (see "Running the lesson" at the end)."""
-    parser = lesson_parser("A vanilla RNN from scratch in NumPy: the lesson's demos.", epochs=30,
-                           epochs_help="training epochs for Problem 3")
-    return parse_known_lesson_args(parser, argv)
-
-
-if __name__ == "__main__":  # every demo cell has this guard: importing the module runs nothing
-    ARGS = parse_args()
-    LESSON_START = time.perf_counter()
+# meet. The sizes in this chapter's code and docstrings are batch_size,
+# n_sequences, n_features, n_nodes and n_classes, with n_samples for a whole
+# data set; the equations write $T$ for n_sequences. (Later chapters add their
+# own size names, each in its own notation table.)
 
 
 # %% [markdown]
@@ -148,12 +113,21 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # against this function.
 
 # %%
+import copy
+
+import numpy as np
+
+import lesson_support as support
+from lesson_support import add_to_class, format_table, save_figure
+
+
 def rnn_forward_loop(x, w_x, w_h, b, h0=None):
     """The recurrence exactly as the equations read: one step at a time, batch-first.
 
     x : (batch_size, n_sequences, n_features); w_x : (n_features, n_nodes);
     w_h : (n_nodes, n_nodes); b : (n_nodes,); h0 : (batch_size, n_nodes) or None (zeros).
-    Returns h_T (batch_size, n_nodes) and hs (batch_size, n_sequences, n_nodes), hs[:, t-1] = h_t.
+    Returns h_T (batch_size, n_nodes) and hs (batch_size, n_sequences, n_nodes),
+    hs[:, t-1] = h_t.
     """
     batch_size, n_sequences, _ = x.shape
     dtype = np.result_type(x, w_x, w_h, b)
@@ -192,7 +166,9 @@ def run_problem_1(verbose=True):
     return matches
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # a demonstration: runs in the notebook and as a script
+    ARGS = support.lesson_options("A vanilla RNN from scratch in NumPy: the lesson's demos.",
+                                  epochs=30, epochs_help="training epochs for Problem 3")
     run_problem_1()
 
 
@@ -224,74 +200,20 @@ if __name__ == "__main__":
 # sequential in both).
 
 # %%
-def _as_float_array(value, name):
-    """Convert an array-like to a float array: integers become float64,
-    float32 stays float32. Raises ValueError for anything non-numeric."""
-    arr = np.asarray(value)
-    if arr.dtype.kind in "biu":
-        arr = arr.astype(np.float64)
-    elif arr.dtype.kind != "f":
-        raise ValueError(f"{name} must hold real numbers; got an array of dtype {arr.dtype}.")
-    return arr
+class RecurrentLayer:
+    """What every recurrent layer of the course shares: its weights by name and its sizes.
 
-
-def _check_lengths(lengths, batch_size, n_sequences):
-    """Validate per-sequence lengths: integers, shape (batch_size,), each in 1..n_sequences."""
-    arr = np.asarray(lengths)
-    if arr.shape != (batch_size,):
-        raise ValueError(
-            f"lengths must have shape (batch_size,) = ({batch_size},); got shape {arr.shape}."
-        )
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"lengths must be integers; got dtype {arr.dtype}: {arr.tolist()[:5]}.")
-    if arr.min() < 1 or arr.max() > n_sequences:
-        bad = arr[(arr < 1) | (arr > n_sequences)]
-        raise ValueError(
-            f"lengths must lie in 1..n_sequences = 1..{n_sequences}; got {bad.tolist()[:5]}."
-        )
-    return arr.astype(np.int64)
-
-
-class SimpleRNN:
-    """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + B).
-
-    Parameters
-    ----------
-    w_x : array-like, shape (n_features, n_nodes)
-    w_h : array-like, shape (n_nodes, n_nodes)
-    b : array-like, shape (n_nodes,)
-
-    The weights are kept as given (not copied) when they already are float
-    arrays, so an optimizer that updates them in place updates the layer.
-    Integer weights become float64; float32 weights stay float32, and the
-    layer then computes in float32.
+    A subclass lists its weights in parameter_names and its states in state_names (here
+    ("h",); chapter 2's LSTM adds its cell, ("h", "c")). After forward, final_state holds
+    the final value of each state, in that order, so that a caller can carry it on.
     """
 
-    def __init__(self, w_x, w_h, b):
-        w_x = _as_float_array(w_x, "w_x")
-        w_h = _as_float_array(w_h, "w_h")
-        b = _as_float_array(b, "b")
-        if w_x.ndim != 2:
-            raise ValueError(f"w_x must be 2-D (n_features, n_nodes); got shape {w_x.shape}.")
-        n_nodes = w_x.shape[1]
-        if w_h.shape != (n_nodes, n_nodes):
-            raise ValueError(
-                f"w_h must have shape (n_nodes, n_nodes) = ({n_nodes}, {n_nodes}) "
-                f"to match w_x of shape {w_x.shape}; got {w_h.shape}."
-            )
-        if b.shape != (n_nodes,):
-            raise ValueError(
-                f"b must have shape (n_nodes,) = ({n_nodes},) to match w_x of shape "
-                f"{w_x.shape}; got {b.shape}."
-            )
-        dtype = np.result_type(w_x, w_h, b)
-        self.w_x = w_x.astype(dtype, copy=False)
-        self.w_h = w_h.astype(dtype, copy=False)
-        self.b = b.astype(dtype, copy=False)
+    parameter_names = ("w_x", "w_h", "b")
+    state_names = ("h",)
 
     def parameters(self):
         """The layer's weights by name; backward returns their gradients as "d" + name."""
-        return {"w_x": self.w_x, "w_h": self.w_h, "b": self.b}
+        return {name: getattr(self, name) for name in self.parameter_names}
 
     @property
     def n_features(self):
@@ -299,111 +221,59 @@ class SimpleRNN:
 
     @property
     def n_nodes(self):
-        return self.w_h.shape[0]   # w_h is (n_nodes, n_nodes) here, (n_nodes, k*n_nodes) in ch. 2
+        return self.w_h.shape[0]
 
     @property
     def dtype(self):
         return self.w_x.dtype
 
-    def _check_input(self, x, h0, lengths=None):
-        """Validate x (batch_size, n_sequences, n_features), h0 (batch_size, n_nodes) and lengths.
 
-        Returns x, h0 and pad: None when every sequence uses all n_sequences steps, else a
-        bool array (n_sequences, batch_size), True at the padded steps (see Problem 3b).
+class SimpleRNN(RecurrentLayer):
+    """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + B).
+
+    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); b : (n_nodes,).
+    Float weights are kept as given (not copied), so an optimizer that updates them in
+    place updates the layer. Integer weights become float64; float32 weights stay float32,
+    and the layer then computes in float32.
+    """
+
+    def __init__(self, w_x, w_h, b):
+        self.w_x, self.w_h, biases = support.check_layer_weights(w_x, w_h, {"b": b}, 1,
+                                                                 "SimpleRNN")
+        self.b = biases["b"]
+        self._cache = None
+
+    def forward(self, x, h0=None):
+        """Forward propagation through all time steps.
+
+        x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None (zeros).
+        Returns h_T (batch_size, n_nodes), the final state, and hs (batch_size, n_sequences,
+        n_nodes), hs[:, t-1] = h_t: a batch-first view of the time-major array used inside.
         """
-        x = _as_float_array(x, "x").astype(self.dtype, copy=False)
-        if x.ndim != 3 or x.shape[2] != self.n_features:
-            raise ValueError(
-                "x must be 3-D (batch_size, n_sequences, n_features) with "
-                f"n_features = {self.n_features}; got shape {x.shape}."
-            )
-        if 0 in x.shape:
-            raise ValueError(f"x is empty: got shape {x.shape}.")
-        batch_size, n_sequences, _ = x.shape
-        h0 = self._check_state(h0, "h0", batch_size)
-        pad = None
-        if lengths is not None:
-            lengths = _check_lengths(lengths, batch_size, n_sequences)
-            if lengths.min() < n_sequences:
-                pad = np.arange(n_sequences)[:, None] >= lengths[None, :]   # step t+1 > length
-        return x, h0, pad
+        x, h0 = support.check_layer_input(self, x, h0)
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))   # time-major, once
+        h_tm = self._recurrence(x_tm, h0)
+        self._cache = (x_tm, h0, h_tm)         # what Problem 2's backward needs
+        self.final_state = (h_tm[-1],)
+        return h_tm[-1], h_tm.transpose(1, 0, 2)
 
-    def _check_state(self, state, name, batch_size):
-        """Validate an initial state such as h0: (batch_size, n_nodes), zeros when None."""
-        if state is None:
-            return np.zeros((batch_size, self.n_nodes), dtype=self.dtype)
-        state = _as_float_array(state, name).astype(self.dtype, copy=False)
-        if state.shape != (batch_size, self.n_nodes):
-            raise ValueError(
-                f"{name} must have shape (batch_size, n_nodes) = ({batch_size}, "
-                f"{self.n_nodes}); got {state.shape}."
-            )
-        return state
-
-    def _states_batch_first(self, h_tm, pad):
-        """Time-major states (n_sequences, batch_size, n_nodes) as the batch-first hs that forward
-        returns: a view, or with padding a copy that reads 0 at the padded steps (Problem 3b)."""
-        hs = h_tm.transpose(1, 0, 2)
-        if pad is not None:
-            hs = np.where(pad.T[:, :, None], 0, hs).astype(self.dtype, copy=False)
-        return hs
-
-    def _recurrence(self, x_tm, h0, pad=None):
-        """Run the recurrence on a time-major input.
-
-        x_tm : (n_sequences, batch_size, n_features), C-contiguous
-        h0 : (batch_size, n_nodes)
-        pad : None, or bool (n_sequences, batch_size), True where a sequence has ended
-        Returns h_tm : (n_sequences, batch_size, n_nodes), h_tm[t-1] = h_t; at a padded step
-        the state carried from the step before.
-        """
+    def _recurrence(self, x_tm, h0):
+        """The recurrence on a time-major x_tm (n_sequences, batch_size, n_features).
+        Returns h_tm (n_sequences, batch_size, n_nodes), h_tm[t-1] = h_t."""
         n_sequences, batch_size, _ = x_tm.shape
         # All input projections x_t W_x + B at once: one GEMM over T * batch_size rows.
         a = x_tm.reshape(-1, self.n_features) @ self.w_x
         a += self.b
         a = a.reshape(n_sequences, batch_size, self.n_nodes)
         rec = np.empty((batch_size, self.n_nodes), dtype=self.dtype)  # h_{t-1} W_h
-        ended = None if pad is None else pad.any(axis=1)   # steps where some sequence has ended
         h_prev = h0
         for t in range(n_sequences):              # slot [t] is math step t+1
             np.matmul(h_prev, self.w_h, out=rec)  # the only sequential product
             a_t = a[t]
             a_t += rec                            # a_t = x_t W_x + B + h_{t-1} W_h
             np.tanh(a_t, out=a_t)                 # h_t overwrites a_t in place
-            if ended is not None and ended[t]:    # ended sequences carry h_{t-1} (Problem 3b)
-                np.copyto(a_t, h_prev, where=pad[t][:, None])
             h_prev = a_t
         return a  # now holds h_1 .. h_T
-
-    def forward(self, x, h0=None, lengths=None):
-        """Forward propagation through all time steps.
-
-        Parameters
-        ----------
-        x : array-like, shape (batch_size, n_sequences, n_features)
-        h0 : array-like, shape (batch_size, n_nodes), optional
-            Initial hidden state; zeros when None.
-        lengths : array-like of int, shape (batch_size,), optional
-            Each sequence's own number of steps, 1..n_sequences; the steps after it
-            are padding (Problem 3b). None: every sequence uses all n_sequences steps.
-
-        Returns
-        -------
-        h_T : ndarray, shape (batch_size, n_nodes)
-            The final hidden state: each sequence's state after its own last step.
-        hs : ndarray, shape (batch_size, n_sequences, n_nodes)
-            Every hidden state, hs[:, t-1] = h_t, so hs[:, -1] equals h_T when no
-            sequence is padded; zeros at padded steps. (Without padding, a batch-first
-            view of the time-major array used inside.)
-        """
-        x, h0, pad = self._check_input(x, h0, lengths)
-        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major, once
-        h_tm = self._recurrence(x_tm, h0, pad)
-        self._keep_for_backward(x_tm, h0, h_tm, pad)
-        return h_tm[-1], self._states_batch_first(h_tm, pad)
-
-    def _keep_for_backward(self, x_tm, h0, h_tm, pad):
-        """A forward-only layer keeps nothing (SimpleRNN_BPTT keeps these four)."""
 
 
 # %% [markdown]
@@ -457,18 +327,6 @@ if __name__ == "__main__":
 # Step 1 below adds up.
 
 # %%
-def save_figure(fig, plots_dir, filename):
-    """Save fig as plots_dir/filename (creating the folder) and return the path.
-
-    Figures are at most 9 inches wide at 110 dpi: about 1,000 pixels, the
-    width of a notebook column, so nothing is shrunk when shown.
-    """
-    os.makedirs(plots_dir, exist_ok=True)
-    path = os.path.join(plots_dir, filename)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
-
-
 def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
     """Draw three steps of the unrolled network and the two gradient paths into h_t.
 
@@ -519,7 +377,6 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
 
 if __name__ == "__main__":
     plot_unrolled_rnn(ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'unrolled_rnn.png')}")
 
 
 # %% [markdown]
@@ -635,132 +492,90 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
 
 # %%
 class SimpleRNN_BPTT(SimpleRNN):
-    """A SimpleRNN whose forward pass also keeps what the backward pass needs.
-
-    forward(x, h0) is SimpleRNN.forward; backward(dh) then returns the exact
-    gradients of a scalar loss L, given dh = dL/dh.
-    """
-
-    def __init__(self, w_x, w_h, b):
-        super().__init__(w_x, w_h, b)
-        self._cache = None
-
-    def _keep_for_backward(self, x_tm, h0, h_tm, pad):
-        self._cache = (x_tm, h0, h_tm, pad)  # inputs, states (time-major) and the padding
+    """A SimpleRNN whose backward(dh) returns the exact gradients of a scalar loss L, given
+    the loss's direct gradients dh = dL/dh. forward is SimpleRNN.forward."""
 
     def backward(self, dh, input_gradient=True):
         """Backpropagation through time.
 
-        Parameters
-        ----------
-        dh : array-like
-            The loss's direct gradient, either shape (batch_size, n_nodes):
-            dL/dh_T only (many-to-one), or (batch_size, n_sequences, n_nodes):
-            the direct dL/dh_t for every t (many-to-many).
-        input_gradient : bool, default True
-            When False, dx is not computed (and is None): a model whose inputs
-            are data, not parameters, never needs it.
-
-        Returns
-        -------
-        dict with
-            "dw_x": (n_features, n_nodes), "dw_h": (n_nodes, n_nodes),
-            "db": (n_nodes,), "dx": (batch_size, n_sequences, n_features),
-            "dh0": (batch_size, n_nodes) — each summed over the batch.
+        dh : (batch_size, n_nodes), dL/dh_T only (many-to-one), or
+            (batch_size, n_sequences, n_nodes), the direct dL/dh_t of every t (many-to-many).
+        input_gradient : False skips dx (None): a model whose inputs are data never needs it.
+        Returns a dict "dw_x" (n_features, n_nodes), "dw_h" (n_nodes, n_nodes), "db"
+        (n_nodes,), "dx" (batch_size, n_sequences, n_features), "dh0" (batch_size, n_nodes),
+        the parameters' gradients summed over the batch.
         """
-        x_tm, h0, h, pad = self._last_forward()
-        n_sequences, batch_size, n_nodes = h.shape
-        dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
-        many_to_many = dh_tm is not None
-
-        # tanh'(a) = 1 - h^2 for every step at once, outside the loop: it needs
-        # only the stored states. The loop then turns it into delta in place.
+        x_tm, h0, h = self._last_forward()
+        dh_T, dh_tm = self._direct_gradients(dh)
+        # tanh'(a) = 1 - h^2 for every step at once, outside the loop: it needs only the
+        # stored states. The loop then turns it into delta in place.
         # (Python counts from 0: slot [t] of h, delta and dh_tm is math step t+1.)
         delta = np.multiply(h, h)
         np.subtract(1, delta, out=delta)
-        ended = None
-        if pad is not None:
-            delta[pad] = 0                         # m_t = 0: nothing goes through tanh (Problem 3b)
-            carry = np.empty((batch_size, n_nodes), dtype=self.dtype)
-            keep = pad[:, :, None].astype(self.dtype)  # 1 - m_t, per step and sequence
-            ended = pad.any(axis=1)
         g_t = dh_T.copy()                          # Step 1 at t = T: g_T = g-hat_T
-        for t in reversed(range(n_sequences)):
+        for t in reversed(range(len(h))):
             d = delta[t]
             d *= g_t                               # Step 2: delta_t = g_t * (1 - h_t^2)
-            if ended is not None and ended[t]:     # (1 - m_t) g_t passes straight to h_{t-1}
-                np.multiply(g_t, keep[t], out=carry)
-                np.matmul(d, self.w_h.T, out=g_t)
-                g_t += carry
-            else:
-                np.matmul(d, self.w_h.T, out=g_t)  # delta_t W_h^T: the recurrent part of g_{t-1}
-            if many_to_many and t > 0:
+            np.matmul(d, self.w_h.T, out=g_t)      # delta_t W_h^T: recurrent part of g_{t-1}
+            if dh_tm is not None and t > 0:
                 g_t += dh_tm[t - 1]                # ... plus the direct part g-hat_{t-1}
-        dh0 = g_t                                  # the step before the first is the initial state
-
         # Step 3's sums over time as single products of the stacked (T * batch_size) rows.
-        dw_x, db, dx = self._input_products(x_tm, delta, input_gradient)
-        dw_h, _ = self._recurrent_products(h0, h, delta)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": dh0}
+        dw_x, db, dx = input_products(x_tm, delta, self.w_x, input_gradient)
+        dw_h = recurrent_products(h0, h, delta)
+        # The step before the first is the initial state: what is left is dL/dh_0.
+        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_t}
 
-    # Helpers that chapter 2's gated layers share with this one.
-    def _last_forward(self):
-        """What the last forward kept for backward; an error if there was none."""
-        if self._cache is None:
-            raise RuntimeError(
-                "backward() needs the states of a forward pass: call forward(x) first."
-            )
-        return self._cache
 
-    def _direct_gradients(self, dh, state_shape, pad):
-        """Check dh against the last forward's (n_sequences, batch_size, n_nodes) = state_shape.
+@add_to_class(RecurrentLayer)
+def _last_forward(self):
+    """What the last forward kept for backward; an error if there was none."""
+    if self._cache is None:
+        raise RuntimeError("backward() needs the states of a forward pass: "
+                           "call forward(x) first.")
+    return self._cache
 
-        Returns (dh_T (batch_size, n_nodes), dh_tm (n_sequences, batch_size, n_nodes) or None for a
-        many-to-one dh); the direct gradient at padded steps is set to zero (Problem 3b).
-        """
-        n_sequences, batch_size, n_nodes = state_shape
-        dh = _as_float_array(dh, "dh").astype(self.dtype, copy=False)
-        if dh.shape == (batch_size, n_nodes):
-            return dh, None
-        if dh.shape != (batch_size, n_sequences, n_nodes):
-            raise ValueError(
-                f"dh must have shape (batch_size, n_nodes) = ({batch_size}, {n_nodes}) "
-                f"or (batch_size, n_sequences, n_nodes) = ({batch_size}, {n_sequences}, "
-                f"{n_nodes}) to match the last forward pass; got {dh.shape}."
-            )
-        dh_tm = dh.transpose(1, 0, 2)
-        if pad is not None:                        # the loss's gradient at padded steps is ignored
-            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
-        return dh_tm[-1], dh_tm
 
-    def _input_products(self, x_tm, d_a, input_gradient):
-        """Sums over time of the input side of a_t = x_t W_x + ... + bias, as single GEMMs.
+@add_to_class(RecurrentLayer)
+def _direct_gradients(self, dh):
+    """dh checked against the last forward, as (dh_T (batch_size, n_nodes), dh_tm
+    (n_sequences, batch_size, n_nodes), or None for a many-to-one dh)."""
+    n_sequences, batch_size = self._last_forward()[0].shape[:2]
+    dh = support.check_direct_gradient(self, dh, batch_size, n_sequences)
+    if dh.ndim == 2:
+        return dh, None
+    dh_tm = dh.transpose(1, 0, 2)
+    return dh_tm[-1], dh_tm
 
-        d_a : (n_sequences, batch_size, width), dL/da_t for every step.
-        Returns dW_x (n_features, width), d bias (width,), dx (batch_size, n_sequences, n_features)
-        or None.
-        """
-        n_sequences, batch_size, width = d_a.shape
-        d_2d = d_a.reshape(-1, width)
-        dw_x = x_tm.reshape(-1, self.n_features).T @ d_2d
-        dx = None
-        if input_gradient:
-            dx = d_2d @ self.w_x.T
-            dx = dx.reshape(n_sequences, batch_size, self.n_features).transpose(1, 0, 2)
-        return dw_x, d_2d.sum(axis=0), dx
 
-    @staticmethod
-    def _recurrent_products(h0, h, d_a):
-        """dW_h = sum over t of h_{t-1}^T d_a[t] as single GEMMs, and the sum of d_a (a bias's).
+def input_products(x_tm, d_a, w_x, input_gradient=True):
+    """The input side of a_t = x_t W_x + ... + bias, summed over time as single GEMMs.
 
-        h0 : (batch_size, n_nodes); h : (n_sequences, batch_size, n_nodes); d_a : (n_sequences,
-        batch_size, width). h_{t-1} pairs with d_a[t]: h0 with d_a[0], then h[0..T-2] with d_a[1..].
-        """
-        n_nodes, width = h.shape[2], d_a.shape[2]
-        dw_h = h0.T @ d_a[0]
-        if len(h) > 1:
-            dw_h += h[:-1].reshape(-1, n_nodes).T @ d_a[1:].reshape(-1, width)
-        return dw_h, d_a.reshape(-1, width).sum(axis=0)
+    x_tm : (n_sequences, batch_size, n_features); d_a : (n_sequences, batch_size, width),
+    dL/da_t of every step; w_x : (n_features, width).
+    Returns dW_x (n_features, width), the bias's gradient (width,) and dx (batch_size,
+    n_sequences, n_features), or None when input_gradient is False.
+    """
+    n_sequences, batch_size, width = d_a.shape
+    d_2d = d_a.reshape(-1, width)
+    dw_x = x_tm.reshape(-1, x_tm.shape[2]).T @ d_2d      # sum_t x_t^T d_a[t]
+    dx = None
+    if input_gradient:
+        dx = (d_2d @ w_x.T).reshape(n_sequences, batch_size, -1).transpose(1, 0, 2)
+    return dw_x, d_2d.sum(axis=0), dx
+
+
+def recurrent_products(h0, h, d_a):
+    """dW_h = sum over t of h_{t-1}^T d_a[t], as single GEMMs.
+
+    h0 : (batch_size, n_nodes); h : (n_sequences, batch_size, n_nodes);
+    d_a : (n_sequences, batch_size, width). h_{t-1} pairs with d_a[t]: h0 with d_a[0], then
+    h[0 .. T-2] with d_a[1 ..]. Returns (n_nodes, width).
+    """
+    n_nodes, width = h.shape[2], d_a.shape[2]
+    dw_h = h0.T @ d_a[0]
+    if len(h) > 1:
+        dw_h += h[:-1].reshape(-1, n_nodes).T @ d_a[1:].reshape(-1, width)
+    return dw_h
 
 
 # %% [markdown]
@@ -828,55 +643,48 @@ def rel_error(g, g_hat):
     return float(np.max(np.abs(g - g_hat))) / scale
 
 
-def check_rnn_gradients(rnn, x, h0, dh, eps=1e-6, lengths=None, **states):
-    """Compare rnn.backward(dh) with central differences of L = sum(h * dh).
+def check_gradients(loss, grads, params, eps=1e-6):
+    """{name: rel_error(grads[name], central difference of loss() by params[name])}.
 
-    rnn : SimpleRNN_BPTT in float64 (or any layer with its forward/backward/parameters)
+    loss : a function of no arguments that reads the arrays in params; grads : dict of the
+    gradients to check; params : dict name -> float64 array, perturbed in place and restored.
+    """
+    return {name: rel_error(grads[name], numerical_gradient(loss, p, eps))
+            for name, p in params.items()}
+
+
+def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
+    """Compare layer.backward(dh) with central differences of L = sum(h * dh).
+
+    layer : SimpleRNN_BPTT in float64 (or any layer with forward, backward, parameters)
     x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes)
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
-    lengths : (batch_size,) ints or None, passed to forward (Problem 3b)
-    states : further initial states that forward takes by name (chapter 2's LSTM: c0)
-    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err}: one relative error
-    per parameter of the layer, then per input and initial state.
+    forward_options : passed to forward; the further initial states among them (an initial
+        state for each of layer.state_names, such as chapter 2's c0) are checked too.
+    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err, ...}: one relative
+    error per parameter of the layer, then per input and initial state.
     """
-    if rnn.dtype != np.float64:
-        raise ValueError(
-            f"gradient checks need float64 weights (see the text above); got {rnn.dtype}."
-        )
-    x = np.array(x, dtype=np.float64)    # private copies: they get perturbed
-    h0 = np.array(h0, dtype=np.float64)
-    states = {name: np.array(state, dtype=np.float64) for name, state in states.items()}
+    if layer.dtype != np.float64:
+        raise ValueError("gradient checks need float64 weights (see the text above); "
+                         f"got {layer.dtype}.")
+    inputs = {"x": x, "h0": h0}
+    inputs.update({name + "0": forward_options.pop(name + "0")
+                   for name in layer.state_names[1:] if name + "0" in forward_options})
+    inputs = {name: np.array(v, dtype=np.float64) for name, v in inputs.items()}  # copies
     dh = np.asarray(dh, dtype=np.float64)
 
     def loss():
-        h_T, hs = rnn.forward(x, h0, lengths=lengths, **states)
+        h_T, hs = layer.forward(**inputs, **forward_options)
         return float(np.sum((hs if dh.ndim == 3 else h_T) * dh))
 
     loss()
-    grads = rnn.backward(dh)
-    inputs = {"d" + name: p for name, p in rnn.parameters().items()}
-    inputs.update(dx=x, dh0=h0, **{"d" + name: state for name, state in states.items()})
-    return {
-        name: rel_error(grads[name], numerical_gradient(loss, arr, eps))
-        for name, arr in inputs.items()
-    }
+    grads = layer.backward(dh)
+    params = {"d" + name: p for name, p in layer.parameters().items()}
+    params.update({"d" + name: v for name, v in inputs.items()})
+    return check_gradients(loss, grads, params, eps)
 
 
-def format_table(headers, rows):
-    """An aligned plain-text table: the first column left-aligned, the others right-aligned.
-
-    headers : list of str; rows : list of lists of already formatted str (one format per column).
-    """
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-
-    def line(cells):
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
-
-
+# %%
 def run_problem_2(seed=0, verbose=True):
     """Print BPTT gradients on Problem 1's example, fast-vs-plain BPTT and a gradient-check table.
 
@@ -1218,8 +1026,8 @@ def training_step(model, params, grads, state, loss, epoch):
     """One update of params (dict of arrays, in place) from grads, with model's clip_norm,
     optimizer ("sgd" or "adam", whose state comes from adam_state) and learning_rate.
 
-    Returns the global gradient norm measured before clipping. Raises FloatingPointError, and
-    leaves params unchanged, when the loss or an updated weight is NaN or infinite.
+    Returns the global gradient norm measured before clipping. Raises FloatingPointError,
+    and leaves params unchanged, when the loss or an updated weight is NaN or infinite.
     """
     norm = clip_by_global_norm(grads, model.clip_norm)
     if model.optimizer == "sgd":
@@ -1240,138 +1048,14 @@ def training_step(model, params, grads, state, loss, epoch):
     return norm
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when predict, predict_proba or score is called before fit."""
+# %% [markdown]
+# Now the class. Its constructor only stores the settings; `fit` draws the
+# starting weights, so that the same `random_state` always gives the same run.
+# `parameters()` names every trainable array, as the layer's does, and
+# `loss_and_gradients` is the model's math: the layer, then the dense layer
+# and the loss, forward and backward.
 
-
-def _check_sequences(sequences, name="X", n_features=None):
-    """Validate a list of sequences of different lengths.
-
-    sequences : list (or tuple) of array-likes, each (n_steps_i, n_features), n_steps_i >= 1.
-    Returns (list of float ndarrays, lengths: int ndarray (n_samples,)).
-    """
-    if len(sequences) == 0:
-        raise ValueError(f"{name} is an empty list; it needs at least one sequence.")
-    arrays = []
-    for i, seq in enumerate(sequences):
-        try:
-            seq = np.asarray(seq)
-        except ValueError:
-            raise ValueError(f"{name}[{i}] is not a rectangular 2-D array (n_steps, n_features).")
-        if seq.dtype.kind not in "biuf":
-            raise ValueError(f"{name}[{i}] must hold numbers; got an array of dtype {seq.dtype}.")
-        if seq.ndim != 2:
-            raise ValueError(
-                f"{name}[{i}] must be 2-D (n_steps, n_features); got shape {seq.shape}."
-            )
-        if 0 in seq.shape:
-            raise ValueError(f"{name}[{i}] is empty: got shape {seq.shape}; every sequence needs "
-                             "at least one step and one feature.")
-        expected = arrays[0].shape[1] if arrays else n_features
-        if expected is not None and seq.shape[1] != expected:
-            where = "the model was fitted with" if not arrays else f"{name}[0] has"
-            raise ValueError(f"{name}[{i}] has n_features = {seq.shape[1]}, but {where} "
-                             f"n_features = {expected}.")
-        if seq.dtype.kind == "f" and not np.all(np.isfinite(seq)):
-            raise ValueError(f"{name}[{i}] contains NaN or infinite values; every entry must be "
-                             "finite.")
-        arrays.append(seq.astype(np.float64) if seq.dtype.kind != "f" else seq)
-    return arrays, np.array([len(a) for a in arrays])
-
-
-def pad_sequences(sequences, dtype=None):
-    """Stack sequences of different lengths into one zero-padded array.
-
-    sequences : list of array-likes, each (n_steps_i, n_features) with n_steps_i >= 1
-    dtype : the result's dtype; by default the sequences' common float type (float64 for ints)
-    Returns (X, lengths): X (n_samples, max n_steps_i, n_features), zeros after each
-    sequence's end; lengths (n_samples,) ints, the n_steps_i — what SimpleRNN.forward takes.
-    """
-    arrays, lengths = _check_sequences(sequences, "sequences")
-    dtype = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
-    X = np.zeros((len(arrays), lengths.max(), arrays[0].shape[1]), dtype=dtype)
-    for i, seq in enumerate(arrays):
-        X[i, :len(seq)] = seq
-    return X, lengths
-
-
-def _check_X(X, name="X", n_features=None):
-    """Validate sequences: a 3-D array, or a list of 2-D arrays of different lengths.
-
-    X : array-like (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features)
-    Returns (X, lengths): the array (not copied when it already is one) and None, or the
-    list of arrays and their lengths (n_samples,).
-    """
-    if isinstance(X, (list, tuple)):
-        try:
-            shapes = {np.shape(seq) for seq in X}
-        except ValueError:               # an item that is not even rectangular
-            shapes = set()
-        if len(shapes) == 1 and len(next(iter(shapes))) == 2:
-            X = np.asarray(X)            # all of one length: an ordinary 3-D array
-        else:
-            return _check_sequences(X, name, n_features)
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold numbers; got an array of dtype {X.dtype}.")
-    if X.ndim != 3:
-        raise ValueError(
-            f"{name} must be 3-D (n_samples, n_sequences, n_features) or a list of 2-D "
-            f"(n_steps, n_features) sequences; got shape {X.shape}."
-        )
-    if 0 in X.shape:
-        raise ValueError(
-            f"{name} is empty: got shape {X.shape}; it needs at least one sample, step and feature."
-        )
-    if n_features is not None and X.shape[2] != n_features:
-        raise ValueError(
-            f"{name} has n_features = {X.shape[2]}, but the model was fitted with n_features = "
-            f"{n_features}; got shape {X.shape}."
-        )
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        bad = int(np.sum(~np.isfinite(X)))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s); every entry must be finite."
-        )
-    return X, None
-
-
-def _n_features(X):
-    """n_features of checked sequences: a 3-D array or a list of 2-D arrays."""
-    return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
-
-
-def _take(X, lengths, idx, dtype):
-    """The sequences idx of X as one array and their lengths, padded to their own longest."""
-    if lengths is None:
-        return X[idx].astype(dtype, copy=False), None
-    return pad_sequences([X[i] for i in idx], dtype)
-
-
-def _check_y(y, n_samples, name="y"):
-    """Validate labels: 1-D, one per sample. Returns an ndarray."""
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,); got shape {y.shape}.")
-    if len(y) != n_samples:
-        raise ValueError(
-            f"{name} must have one label per sample: expected {n_samples} labels, got {len(y)}."
-        )
-    return y
-
-
-def _label_indices(classes, y, name="y"):
-    """Map labels y (n_samples,) to indices into the sorted classes; unknown labels are an error."""
-    idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-    unknown = classes[idx] != y
-    if np.any(unknown):
-        raise ValueError(
-            f"{name} holds labels not seen in training: {np.unique(y[unknown]).tolist()}; "
-            f"known classes are {classes.tolist()}."
-        )
-    return idx
-
-
+# %%
 class ScratchSimpleRNNClassifier:
     """Many-to-one RNN classifier: SimpleRNN_BPTT -> dense layer on h_T -> softmax.
 
@@ -1382,102 +1066,53 @@ class ScratchSimpleRNNClassifier:
     batch_size : int, default 32
     learning_rate : float, default 0.01
     optimizer : {"adam", "sgd"}, default "adam"
-    clip_norm : float or None, default 5.0
-        Clip the global gradient norm to this value; None turns clipping off.
+    clip_norm : float or None, default 5.0 (None: no clipping)
     dtype : np.float64 (default) or np.float32
     random_state : int or None
-    verbose : bool, default False
-        Print one line per epoch.
-    learn_h0 : bool, default False
-        Train the initial state h0 (n_nodes,), shared by every sequence, as one more
-        parameter (Problem 3b); otherwise every sequence starts from zeros.
-    stop_at_accuracy : float or None, default None
-        With validation data, stop after the first epoch whose validation accuracy
-        reaches this value (chapter 2 uses it to stop runs that have solved the task).
+    verbose : bool, default False: print one line per epoch
+    learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by every
+        sequence (Problem 3b); otherwise every sequence starts from zeros.
 
-    X may be a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
-    (n_steps_i, n_features) of different lengths; each batch is then padded to its own
-    longest sequence and masked (Problem 3b).
+    X is a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
+    (n_steps_i, n_features) of different lengths (Problem 3b).
 
-    Attributes (after fit)
-    ----------------------
-    rnn : SimpleRNN_BPTT holding w_x (n_features, n_nodes), w_h, b
-    w_y : (n_nodes, n_classes); b_y : (n_classes,)
-    h0 : (n_nodes,) the learned initial state (only with learn_h0=True)
-    classes_ : (n_classes,) the sorted distinct labels of y
-    loss_history : list of float, mean training loss of each epoch
-    val_loss_history, val_accuracy_history : list of float, after each epoch
-        (empty without validation data)
-    grad_norm_history : list of float, mean global gradient norm of each
-        epoch's batches, measured before clipping
-    clip_fraction_history : list of float, the fraction of each epoch's
-        batches whose gradient was clipped (0 when clip_norm is None)
-    n_epochs_ : int, the number of epochs trained (fewer than epochs when stopped early)
+    Attributes after fit: rnn (the layer: w_x, w_h, b), w_y (n_nodes, n_classes),
+    b_y (n_classes,), h0 (only with learn_h0), classes_ (the sorted labels),
+    initial_parameters_ (copies of the weights fit started from), loss_history (mean
+    training loss per epoch), val_loss_history and val_accuracy_history (empty without
+    validation data), grad_norm_history (mean global gradient norm per epoch, before
+    clipping), clip_fraction_history (share of each epoch's batches clipped), n_epochs_.
     """
 
-    layer_class = SimpleRNN_BPTT  # the recurrent layer it composes
+    cell = "rnn"   # the layer it builds (chapter 2 adds "lstm" and "gru")
 
-    def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01, optimizer="adam",
-                 clip_norm=5.0, dtype=np.float64, random_state=None, verbose=False, learn_h0=False,
-                 stop_at_accuracy=None):
-        self.n_nodes = n_nodes
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.clip_norm = clip_norm
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+    def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01,
+                 optimizer="adam", clip_norm=5.0, dtype=np.float64, random_state=None,
+                 verbose=False, learn_h0=False):
+        self.n_nodes, self.epochs, self.batch_size = n_nodes, epochs, batch_size
+        self.learning_rate, self.optimizer, self.clip_norm = learning_rate, optimizer, clip_norm
+        self.dtype, self.random_state, self.verbose = dtype, random_state, verbose
         self.learn_h0 = learn_h0
-        self.stop_at_accuracy = stop_at_accuracy
 
-    # -- checks --------------------------------------------------------------
-    def _check_hyperparameters(self):
-        for name in ("n_nodes", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        if not np.isfinite(self.learning_rate) or self.learning_rate <= 0:
-            raise ValueError(
-                f"learning_rate must be a positive number; got {self.learning_rate!r}."
-            )
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f'optimizer must be "sgd" or "adam"; got {self.optimizer!r}.')
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(
-                f"clip_norm must be a positive number or None; got {self.clip_norm!r}."
-            )
-        if np.dtype(self.dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be np.float32 or np.float64; got {self.dtype!r}.")
-
-    def _check_fitted(self):
-        if not hasattr(self, "classes_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} is not fitted yet: call fit(X, y) before predict, "
-                "predict_proba or score."
-            )
-
-    # -- the model -----------------------------------------------------------
     def _init_layer(self, n_features, rng, dtype):
-        """The recurrent layer's starting weights: scaled-normal w_x, orthogonal w_h, zero b."""
+        """The layer's starting weights: scaled-normal w_x, orthogonal w_h, zero b."""
         w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, self.n_nodes))
         # An orthogonal w_h has every singular value 1: by itself it neither
         # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
         w_h, _ = np.linalg.qr(rng.normal(size=(self.n_nodes, self.n_nodes)))
-        return self.layer_class(w_x.astype(dtype), w_h.astype(dtype), np.zeros(self.n_nodes, dtype))
+        return SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype),
+                              np.zeros(self.n_nodes, dtype))
 
     def _init_params(self, n_features, n_classes, rng):
         """The layer (see _init_layer), then a scaled-normal w_y and zero b_y (and h0)."""
         dtype = np.dtype(self.dtype)
         self.rnn = self._init_layer(n_features, rng, dtype)
         w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes))
-        self.w_y = w_y.astype(dtype)
-        self.b_y = np.zeros(n_classes, dtype)
+        self.w_y, self.b_y = w_y.astype(dtype), np.zeros(n_classes, dtype)
         if self.learn_h0:
             self.h0 = np.zeros(self.n_nodes, dtype)   # learned from zeros
 
-    def _params(self):
+    def parameters(self):
         """The trainable arrays, by name; the optimizer updates them in place."""
         params = {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
         if self.learn_h0:
@@ -1488,7 +1123,10 @@ class ScratchSimpleRNNClassifier:
         """X (batch_size, n_sequences, n_features), lengths (batch_size,) or None ->
         h_T (batch_size, n_nodes), z (batch_size, n_classes)."""
         h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
-        h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
+        if lengths is None:
+            h_T, _ = self.rnn.forward(X, h0)
+        else:                                           # sequences of their own lengths (3b)
+            h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
         return h_T, h_T @ self.w_y + self.b_y
 
     def loss_and_gradients(self, X, y_idx, lengths=None):
@@ -1497,126 +1135,159 @@ class ScratchSimpleRNNClassifier:
         X : (batch_size, n_sequences, n_features) in the model's dtype
         y_idx : (batch_size,) int, indices into classes_
         lengths : (batch_size,) ints, each sequence's own length, or None (all full)
-        Returns (loss: float, grads: dict with keys "w_x", "w_h", "b", "w_y", "b_y", and
-        "h0" when learn_h0).
+        Returns (loss: float, grads: dict with the keys of parameters()).
         """
         h_T, z = self._forward_logits(X, lengths)
         loss, dz = cross_entropy_and_gradient(z, y_idx)
         # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
         rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
-        grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}  # dw_x -> w_x, ...
+        grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}
         grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
         if self.learn_h0:
             grads["h0"] = rnn_grads["dh0"].sum(axis=0)   # one h0 shared by the whole batch
         return loss, grads
 
-    # -- the public API ------------------------------------------------------
-    def fit(self, X, y, X_val=None, y_val=None):
-        """Train on X (n_samples, n_sequences, n_features) with labels y (n_samples,).
 
-        X_val, y_val (optional, together): validation data, measured after each epoch.
-        The batches are reshuffled at the start of every epoch. Returns self.
-        """
-        self._check_hyperparameters()
-        dtype = np.dtype(self.dtype)
-        X, lengths = _check_X(X)
-        y = _check_y(y, len(X))
-        if (X_val is None) != (y_val is None):
-            raise ValueError(
-                "X_val and y_val go together: got "
-                + ("X_val without y_val." if y_val is None else "y_val without X_val.")
-            )
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y must hold at least 2 classes to classify; got only {classes.tolist()}."
-            )
-        y_idx = _label_indices(classes, y)
-        if lengths is None:
-            X = X.astype(dtype, copy=False)  # once, not per batch
+# %% [markdown]
+# Training: every epoch the samples are put in a new random order and cut
+# into mini-batches, and each batch takes one `training_step`. `fit_epochs`
+# does this one epoch at a time and hands control back after each, with the
+# epoch's numbers recorded, so a caller can watch or stop training between
+# epochs; `fit` simply runs them all. Every input is checked before the model
+# changes, so a bad call leaves a fitted model as it was.
+
+# %%
+@add_to_class(ScratchSimpleRNNClassifier)
+def fit(self, X, y, X_val=None, y_val=None):
+    """Train on X (n_samples, n_sequences, n_features), or a list of (n_steps_i,
+    n_features), with labels y (n_samples,). X_val, y_val (optional, together): validation
+    data, measured after each epoch. Returns self."""
+    for _ in self.fit_epochs(X, y, X_val, y_val):
+        pass
+    return self
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def fit_epochs(self, X, y, X_val=None, y_val=None):
+    """fit, one epoch at a time: a generator that yields each epoch's number after the
+    epoch is trained and its numbers are recorded."""
+    support.check_hyperparameters(self)
+    X, lengths = support.check_sequence_data(X)
+    y = support.check_labels(y, len(X))
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val go together: got "
+                         + ("X_val without y_val." if y_val is None else "y_val without X_val."))
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"y must hold at least 2 classes to classify; got only "
+                         f"{classes.tolist()}.")
+    y_idx = support.label_indices(classes, y)
+    dtype = np.dtype(self.dtype)
+    if lengths is None:
+        X = X.astype(dtype, copy=False)  # once, not per batch
+    if X_val is not None:
+        X_val, val_lengths = support.check_sequence_data(X_val, "X_val", _n_features(X))
+        y_val = support.check_labels(y_val, len(X_val), "y_val")
+        y_val_idx = support.label_indices(classes, y_val, "y_val")
+    # Every check has passed: only now does the model change.
+    self.classes_, self.n_features_ = classes, _n_features(X)
+    rng = np.random.default_rng(self.random_state)
+    self._init_params(self.n_features_, len(classes), rng)
+    params = self.parameters()
+    self.initial_parameters_ = {name: p.copy() for name, p in params.items()}
+    state = adam_state(params)
+    self.loss_history, self.val_loss_history, self.val_accuracy_history = [], [], []
+    self.grad_norm_history, self.clip_fraction_history = [], []
+    batch_starts = range(0, len(X), self.batch_size)
+    for epoch in range(1, self.epochs + 1):
+        order = rng.permutation(len(X))        # a new order every epoch
+        total, total_norm, n_clipped = 0.0, 0.0, 0
+        for start in batch_starts:
+            batch = order[start:start + self.batch_size]
+            X_batch, batch_lengths = _take(X, lengths, batch, dtype)  # padded to its longest
+            loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
+            norm = training_step(self, params, grads, state, loss, epoch)
+            total_norm += norm
+            n_clipped += self.clip_norm is not None and norm > self.clip_norm
+            total += loss * len(batch)
+        self.loss_history.append(total / len(X))
+        self.grad_norm_history.append(total_norm / len(batch_starts))
+        self.clip_fraction_history.append(n_clipped / len(batch_starts))
+        line = f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f}"
         if X_val is not None:
-            X_val, val_lengths = _check_X(X_val, "X_val", _n_features(X))
-            y_val_idx = _label_indices(classes, _check_y(y_val, len(X_val), "y_val"), "y_val")
-        # Every check has passed: only now does the model change.
-        self.classes_ = classes
-        self.n_features_ = _n_features(X)
+            val_loss, val_acc = self._evaluate(X_val, val_lengths, y_val_idx)
+            self.val_loss_history.append(val_loss)
+            self.val_accuracy_history.append(val_acc)
+            line += f"  val_loss {val_loss:.4f}  val_accuracy {val_acc:.3f}"
+        self.n_epochs_ = epoch
+        if self.verbose:
+            print(line)
+        yield epoch
 
-        rng = np.random.default_rng(self.random_state)
-        self._init_params(self.n_features_, len(classes), rng)
-        params = self._params()
-        state = adam_state(params)
-        self.loss_history, self.val_loss_history, self.val_accuracy_history = [], [], []
-        self.grad_norm_history, self.clip_fraction_history = [], []
-        n_samples = len(X)
-        batch_starts = range(0, n_samples, self.batch_size)
-        for epoch in range(1, self.epochs + 1):
-            order = rng.permutation(n_samples)     # a new order every epoch
-            total, total_norm, n_clipped = 0.0, 0.0, 0
-            for start in batch_starts:
-                batch = order[start:start + self.batch_size]
-                X_batch, batch_lengths = _take(X, lengths, batch, dtype)  # padded to its longest
-                loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
-                norm = training_step(self, params, grads, state, loss, epoch)
-                total_norm += norm
-                n_clipped += self.clip_norm is not None and norm > self.clip_norm
-                total += loss * len(batch)
-            self.loss_history.append(total / n_samples)
-            self.grad_norm_history.append(total_norm / len(batch_starts))
-            self.clip_fraction_history.append(n_clipped / len(batch_starts))
-            line = f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f}"
-            if X_val is not None:
-                val_loss, val_acc = self._evaluate(X_val, val_lengths, y_val_idx)
-                self.val_loss_history.append(val_loss)
-                self.val_accuracy_history.append(val_acc)
-                line += f"  val_loss {val_loss:.4f}  val_accuracy {val_acc:.3f}"
-            self.n_epochs_ = epoch
-            if self.verbose:
-                print(line)
-            solved = (
-                X_val is not None
-                and self.stop_at_accuracy is not None
-                and val_acc >= self.stop_at_accuracy
-            )
-            if solved:
-                break                              # no need for the remaining epochs
-        return self
 
-    def _logits(self, X, lengths):
-        """Logits (n_samples, n_classes) of checked sequences, in chunks of sequences of similar
-        length, so that a list of short and long sequences is not all padded to the longest."""
-        if lengths is None:
-            return self._forward_logits(X.astype(self.rnn.dtype, copy=False))[1]
-        order = np.argsort(lengths, kind="stable")
-        z = np.empty((len(X), len(self.classes_)), dtype=self.rnn.dtype)
-        chunk = max(self.batch_size, 256)
-        for start in range(0, len(X), chunk):
-            idx = order[start:start + chunk]
-            z[idx] = self._forward_logits(*_take(X, lengths, idx, self.rnn.dtype))[1]
-        return z
+def _n_features(X):
+    """n_features of checked sequences: a 3-D array or a list of 2-D arrays."""
+    return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
 
-    def _evaluate(self, X, lengths, y_idx):
-        """Mean cross-entropy and accuracy on a validation set."""
-        z = self._logits(X, lengths)
-        return cross_entropy(log_softmax(z), y_idx), float(np.mean(np.argmax(z, axis=1) == y_idx))
 
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns in classes_ order.
+def _take(X, lengths, idx, dtype):
+    """The sequences idx of X as one array and their lengths (None for a 3-D X); a list's
+    sequences are padded to their own longest (pad_sequences, Problem 3b)."""
+    if lengths is None:
+        return X[idx].astype(dtype, copy=False), None
+    return pad_sequences([X[i] for i in idx], dtype)
 
-        X : (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features).
-        """
-        self._check_fitted()
-        X, lengths = _check_X(X, n_features=self.n_features_)
-        return np.exp(log_softmax(self._logits(X, lengths)))
 
-    def predict(self, X):
-        """Predicted labels, shape (n_samples,), taken from classes_."""
-        proba = self.predict_proba(X)  # checks fitted and X first
-        return self.classes_[np.argmax(proba, axis=1)]
+# %% [markdown]
+# Prediction reads the sequences in chunks, and a trained model is scored by
+# its accuracy, the share of sequences whose most probable class is the true
+# one.
 
-    def score(self, X, y):
-        """Mean accuracy of predict(X) against y (n_samples,)."""
-        predictions = self.predict(X)  # checks fitted and X first
-        return float(np.mean(predictions == _check_y(y, len(predictions))))
+# %%
+@add_to_class(ScratchSimpleRNNClassifier)
+def predict_proba(self, X):
+    """Class probabilities (n_samples, n_classes), columns in classes_ order.
+
+    X : (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features).
+    """
+    support.check_fitted(self, "classes_", "fit(X, y) before predict, predict_proba or score")
+    X, lengths = support.check_sequence_data(X, n_features=self.n_features_)
+    return np.exp(log_softmax(self._logits(X, lengths)))
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def predict(self, X):
+    """Predicted labels, shape (n_samples,), taken from classes_."""
+    return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def score(self, X, y):
+    """Mean accuracy of predict(X) against y (n_samples,)."""
+    predictions = self.predict(X)  # checks fitted and X first
+    return float(np.mean(predictions == support.check_labels(y, len(predictions))))
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def _logits(self, X, lengths):
+    """Logits (n_samples, n_classes) of checked sequences, in chunks of sequences of
+    similar length, so that short sequences are not all padded to the longest one."""
+    if lengths is None:
+        return self._forward_logits(X.astype(self.rnn.dtype, copy=False))[1]
+    order = np.argsort(lengths, kind="stable")
+    z = np.empty((len(X), len(self.classes_)), dtype=self.rnn.dtype)
+    chunk = max(self.batch_size, 256)
+    for start in range(0, len(X), chunk):
+        idx = order[start:start + chunk]
+        z[idx] = self._forward_logits(*_take(X, lengths, idx, self.rnn.dtype))[1]
+    return z
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def _evaluate(self, X, lengths, y_idx):
+    """Mean cross-entropy and accuracy on checked validation sequences."""
+    z = self._logits(X, lengths)
+    return cross_entropy(log_softmax(z), y_idx), float(np.mean(np.argmax(z, 1) == y_idx))
 
 
 # %% [markdown]
@@ -1638,27 +1309,20 @@ def check_classifier_gradients(seed=0):
     Returns {"w_x": err, "w_h": err, "b": err, "w_y": err, "b_y": err}.
     """
     X, y = make_temporal_order_data(24, 6, rng=seed)
-    model = ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8, random_state=seed).fit(
-        X, y
-    )
-    y_idx = _label_indices(model.classes_, y)
+    model = ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8, random_state=seed)
+    model.fit(X, y)
+    y_idx = support.label_indices(model.classes_, y)
     _, grads = model.loss_and_gradients(X, y_idx)
-    return {
-        name: rel_error(
-            grads[name], numerical_gradient(lambda: model.loss_and_gradients(X, y_idx)[0], p)
-        )
-        for name, p in model._params().items()
-    }
+    return check_gradients(lambda: model.loss_and_gradients(X, y_idx)[0], grads,
+                           model.parameters())
 
 
 if __name__ == "__main__":
     classifier_errors = check_classifier_gradients(ARGS.seed)
-    print("Classifier gradient check (float64, eps=1e-6, batch_size=24, n_sequences=6, n_nodes=5):")
-    print(
-        format_table(
-            ["parameter", "rel. error"], [[k, f"{e:.1e}"] for k, e in classifier_errors.items()]
-        )
-    )
+    print("Classifier gradient check (float64, eps=1e-6, batch_size=24, n_sequences=6, "
+          "n_nodes=5):")
+    print(format_table(["parameter", "rel. error"],
+                       [[k, f"{e:.1e}"] for k, e in classifier_errors.items()]))
     print(f"All below 1e-7: {max(classifier_errors.values()) < 1e-7}")
 
 
@@ -1724,9 +1388,9 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
         random_state=seed,
         verbose=verbose,
     )
-    start = time.perf_counter()
+    elapsed = support.stopwatch()
     model.fit(X_train, y_train, X_val, y_val)
-    seconds = time.perf_counter() - start
+    seconds = elapsed()
     accuracy = model.score(X_val, y_val)
     print(f"trained {epochs} epochs in {seconds:.1f} s")
     print(f"validation accuracy after epoch 1: {model.val_accuracy_history[0]:.3f}; "
@@ -1734,7 +1398,6 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
     for x, label, guess in zip(X_val[:3], y_val[:3], model.predict(X_val[:3])):
         print(f"  {decode_sequence(x)}  true {label}  predicted {guess}")
     plot_training_curves(model, plots_dir)
-    print(f"saved {os.path.join(plots_dir, 'training_loss_curve.png')}")
     return model, accuracy
 
 
@@ -1761,7 +1424,7 @@ if __name__ == "__main__":
 #
 # at a padded step the state is carried through unchanged, so $h_T$ is each
 # sequence's state after its own last step. `SimpleRNN.forward(x, h0,
-# lengths)` does exactly this: after the tanh of each step, one
+# lengths=lengths)` does exactly this: after the tanh of each step, one
 # `np.copyto(a_t, h_prev, where=pad[t][:, None])` puts the carried state back into
 # the rows whose sequence has ended. The entries of `hs` at padded steps are
 # returned as zeros (what PyTorch's `pad_packed_sequence` returns), so a loss
@@ -1788,6 +1451,102 @@ if __name__ == "__main__":
 # zero. In `SimpleRNN_BPTT.backward` that is `delta[pad] = 0` before the
 # loop and the `carry` term inside it; Step 3 is unchanged.
 #
+# In code, Problem 1's and 2's methods stay as they are for batches without
+# padding; the cells below add the masked forward and backward beside them and
+# make `forward` take the lengths (keyword-only: `forward(x, h0,
+# lengths=lengths)`). The padding is a bool array `pad` of shape
+# (n_sequences, batch_size), True where $m_t = 0$.
+
+# %%
+def padding_mask(lengths, batch_size, n_sequences):
+    """pad (n_sequences, batch_size), True at the padded steps (step t+1 > lengths[n]);
+    None when lengths is None or every sequence uses all n_sequences steps."""
+    if lengths is None:
+        return None
+    lengths = support.check_lengths(lengths, batch_size, n_sequences)
+    if lengths.min() == n_sequences:
+        return None
+    return np.arange(n_sequences)[:, None] >= lengths[None, :]
+
+
+def states_batch_first(h_tm, pad):
+    """Time-major states (n_sequences, batch_size, n_nodes) as the batch-first hs that
+    forward returns, zeros at the padded steps."""
+    hs = h_tm.transpose(1, 0, 2)
+    return np.where(pad.T[:, :, None], 0, hs).astype(h_tm.dtype, copy=False)
+
+
+unmasked_forward = SimpleRNN.forward          # Problem 1's, kept for batches without padding
+
+
+@add_to_class(SimpleRNN)
+def forward(self, x, h0=None, *, lengths=None):
+    """Problem 1's forward, and with lengths (batch_size,) ints in 1..n_sequences: each
+    sequence's own number of steps, the rest padding. h_T is then each sequence's state
+    after its own last step, and hs reads 0 at the padded steps."""
+    x, h0 = support.check_layer_input(self, x, h0)
+    self._pad = padding_mask(lengths, *x.shape[:2])
+    if self._pad is None:
+        return unmasked_forward(self, x, h0)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    h_tm = self._masked_recurrence(x_tm, h0, self._pad)
+    self._cache = (x_tm, h0, h_tm)
+    self.final_state = (h_tm[-1],)
+    return h_tm[-1], states_batch_first(h_tm, self._pad)
+
+
+@add_to_class(SimpleRNN)
+def _masked_recurrence(self, x_tm, h0, pad):
+    """Problem 1's recurrence with h_t = m_t tanh(a_t) + (1 - m_t) h_{t-1}."""
+    n_sequences, batch_size, _ = x_tm.shape
+    a = x_tm.reshape(-1, self.n_features) @ self.w_x
+    a += self.b
+    a = a.reshape(n_sequences, batch_size, self.n_nodes)
+    ended = pad.any(axis=1)                   # steps where some sequence has ended
+    h_prev = h0
+    for t in range(n_sequences):
+        a_t = a[t]
+        a_t += h_prev @ self.w_h                 # a_t = x_t W_x + B + h_{t-1} W_h
+        np.tanh(a_t, out=a_t)                    # tanh(a_t), in place
+        if ended[t]:                             # m_t = 0: carry h_{t-1} instead
+            np.copyto(a_t, h_prev, where=pad[t][:, None])
+        h_prev = a_t
+    return a
+
+
+# %%
+unmasked_backward = SimpleRNN_BPTT.backward   # Problem 2's, kept for batches without padding
+
+
+@add_to_class(SimpleRNN_BPTT)
+def backward(self, dh, input_gradient=True):
+    """Problem 2's backward, through padded steps too: delta_t = m_t g_t (1 - h_t^2) and
+    g_{t-1} = m_{t-1} g-hat_{t-1} + delta_t W_h^T + (1 - m_t) g_t."""
+    x_tm, h0, h = self._last_forward()
+    if self._pad is None:
+        return unmasked_backward(self, dh, input_gradient)
+    pad = self._pad
+    dh_T, dh_tm = self._direct_gradients(dh)
+    if dh_tm is not None:                      # the loss's gradient at padding is ignored
+        dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+        dh_T = dh_tm[-1]
+    delta = np.multiply(h, h)
+    np.subtract(1, delta, out=delta)
+    delta[pad] = 0                             # m_t = 0: nothing goes through tanh
+    keep = pad[:, :, None].astype(self.dtype)  # 1 - m_t, per step and sequence
+    g_t = dh_T.copy()
+    for t in reversed(range(len(h))):
+        d = delta[t]
+        d *= g_t                               # delta_t = m_t g_t (1 - h_t^2)
+        g_t = d @ self.w_h.T + g_t * keep[t]   # (1 - m_t) g_t passes straight to h_{t-1}
+        if dh_tm is not None and t > 0:
+            g_t += dh_tm[t - 1]
+    dw_x, db, dx = input_products(x_tm, delta, self.w_x, input_gradient)
+    dw_h = recurrent_products(h0, h, delta)
+    return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_t}
+
+
+# %% [markdown]
 # Two checks: the padded batch must give what each sequence gives when run
 # alone at its own length, and the masked gradients must agree with central
 # differences. The batch mixes lengths 1, $T$ and values in between.
@@ -1809,7 +1568,7 @@ def check_masked_layer(seed=0):
         size=(batch_size, n_nodes)
     )
     dh = rng.normal(size=(batch_size, n_sequences, n_nodes))
-    h_T, hs = layer.forward(x, h0, lengths)
+    h_T, hs = layer.forward(x, h0, lengths=lengths)
     dx = layer.backward(dh)["dx"]
     worst = 0.0
     for i, n_steps in enumerate(lengths):   # sequence i alone, unpadded
@@ -1877,6 +1636,22 @@ if __name__ == "__main__":
 # temporal-order sequences of 15 to 25 steps with and without it:
 
 # %%
+def pad_sequences(sequences, dtype=None):
+    """Stack sequences of different lengths into one zero-padded array.
+
+    sequences : list of array-likes, each (n_steps_i, n_features) with n_steps_i >= 1
+    dtype : the result's dtype; by default the sequences' common float type
+    Returns (X, lengths): X (n_samples, max n_steps_i, n_features), zeros after each
+    sequence's end; lengths (n_samples,) ints, the n_steps_i, as forward takes them.
+    """
+    arrays, lengths = support.check_sequences(sequences, "sequences")
+    dtype = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
+    X = np.zeros((len(arrays), lengths.max(), arrays[0].shape[1]), dtype=dtype)
+    for i, seq in enumerate(arrays):
+        X[i, :len(seq)] = seq
+    return X, lengths
+
+
 def run_problem_3b(seed=0, epochs=20):
     """Gradient check with a learned h0 on a ragged batch, then training on 15-25-step sequences.
 
@@ -1888,15 +1663,10 @@ def run_problem_3b(seed=0, epochs=20):
     )
     check.fit(X_small, y_small)
     X_pad, lengths = pad_sequences(X_small)
-    y_idx = _label_indices(check.classes_, y_small)
+    y_idx = support.label_indices(check.classes_, y_small)
     _, grads = check.loss_and_gradients(X_pad, y_idx, lengths)
-    errors = {
-        name: rel_error(
-            grads[name],
-            numerical_gradient(lambda: check.loss_and_gradients(X_pad, y_idx, lengths)[0], p),
-        )
-        for name, p in check._params().items()
-    }
+    errors = check_gradients(lambda: check.loss_and_gradients(X_pad, y_idx, lengths)[0],
+                             grads, check.parameters())
     print("Classifier gradient check with learn_h0 on a padded batch of lengths "
           f"{lengths.min()}..{lengths.max()} (float64):")
     print(format_table(["parameter", "rel. error"], [[k, f"{e:.1e}"] for k, e in errors.items()]))
@@ -2083,7 +1853,6 @@ if __name__ == "__main__":
         )
     )
     plot_gradient_flow(flows, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'gradient_flow.png')}")
 
 # %% [markdown]
 # The figure draws these runs over all 40 steps, one curve per $\rho$: the
@@ -2237,7 +2006,6 @@ if __name__ == "__main__":
     print("every seed near chance (<= 0.35) at T >= 50:",
           all(max(accs) <= 0.35 for n, accs in by_length.items() if n >= 50))
     plot_accuracy_vs_length(length_results, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'accuracy_vs_length.png')}")
 
 # %% [markdown]
 # Up to 30 steps every seed learns the task perfectly; from 50 steps on
@@ -2266,7 +2034,7 @@ def key_gradient_ratio(model, X, y):
     X : (n_samples, n_sequences, 8) temporal-order data; y : (n_samples,) labels.
     The gradient is the classifier's real loss gradient, through rnn_backward_loop.
     """
-    y_idx = _label_indices(model.classes_, y)
+    y_idx = support.label_indices(model.classes_, y)
     h_T, hs = rnn_forward_loop(X, model.rnn.w_x, model.rnn.w_h, model.rnn.b)
     _, dz = cross_entropy_and_gradient(h_T @ model.w_y + model.b_y, y_idx)
     g = rnn_backward_loop(
@@ -2280,11 +2048,9 @@ def key_gradient_ratio(model, X, y):
 
 def initial_model(model):
     """A copy of a fitted classifier that holds the weights its fit started from."""
-    start = type(model)(n_nodes=model.n_nodes, dtype=model.dtype, random_state=model.random_state)
-    start._init_params(
-        model.n_features_, len(model.classes_), np.random.default_rng(model.random_state)
-    )
-    start.classes_, start.n_features_ = model.classes_, model.n_features_
+    start = copy.deepcopy(model)
+    for name, p in start.parameters().items():
+        p[...] = model.initial_parameters_[name]
     return start
 
 
@@ -2493,7 +2259,6 @@ if __name__ == "__main__":
         print(f"{when:>26}: |h(XX) - h(YX)| = {first_key:.2f} (first key differs), "
               f"|h(XX) - h(XY)| = {second_key:.2f} (second key differs)")
     plot_hidden_states(model, X_show[0], ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'hidden_states.png')}")
 
 # %% [markdown]
 # The blue curve is zero up to the first key (the printed distance just
@@ -2616,7 +2381,6 @@ if __name__ == "__main__":
           np.mean(clipped.clip_fraction_history[:5]) > 0.5,
           "| none of epochs 16-20:", max(clipped.clip_fraction_history[-5:]) == 0)
     plot_clipping(clip_models, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'clipping.png')}")
 
 # %% [markdown]
 # Without clipping, the training loss climbs from about 1.5 to about 4–5,
@@ -2689,17 +2453,33 @@ if __name__ == "__main__":
 # `python rnn_scratch.py --epochs 5 --seed 1 --quiet` changes the demos:
 # `--epochs` is Problem 3's number of epochs, `--seed` seeds its data and
 # training, `--plots-dir` says where the figures go, and `--quiet` drops the
-# line per epoch. The options are parsed with `parse_known_args`, because
-# inside a Jupyter kernel `__name__` is also `"__main__"` and `sys.argv` holds
-# the kernel's own flags, which must not stop the lesson; on the command
-# line, an unknown option is still an error, so a typo does not pass
-# silently. Every demo cell is guarded by `if __name__ == "__main__":`, so
-# `import rnn_scratch` (as the tests do) runs nothing, prints nothing and
-# writes nothing.
+# line per epoch. On the command line an unknown option is an error, so a
+# typo does not pass silently; inside a Jupyter kernel the kernel's own
+# flags are ignored.
+#
+# ## What this chapter gives the next
+#
+# Chapter 2 builds gated layers on this chapter's bookkeeping and reuses its
+# training and measurements; it imports only the names listed here, the
+# chapter's public interface (`__all__`). Everything else — the demos, the
+# helpers whose names start with `_` — stays inside this chapter.
 
 # %%
+__all__ = [
+    # Problems 1-2: the layers, the plain loops, and the gradient checks
+    "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop", "rnn_backward_loop",
+    "input_products", "recurrent_products", "numerical_gradient", "rel_error",
+    "check_gradients", "check_rnn_gradients",
+    # Problem 3: data, loss, clipping, optimizers and the classifier
+    "TEMPORAL_ORDER_SYMBOLS", "make_temporal_order_data", "decode_sequence", "log_softmax",
+    "cross_entropy", "cross_entropy_and_gradient", "clip_by_global_norm", "adam_updates",
+    "adam_state", "training_step", "ScratchSimpleRNNClassifier",
+    # Problem 3b: sequences of different lengths
+    "padding_mask", "states_batch_first", "pad_sequences",
+    # Problem 4: the measurements chapter 2 repeats for gated cells
+    "accuracy_vs_length", "summarize_by_length", "plot_accuracy_vs_length", "initial_model",
+    "key_variants",
+]
+
 if __name__ == "__main__":
-    print(
-        f"Lesson finished in {time.perf_counter() - LESSON_START:.1f} s; "
-        f"plots are in {ARGS.plots_dir}/"
-    )
+    support.lesson_finished("Lesson", ARGS)
