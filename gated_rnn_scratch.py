@@ -21,15 +21,19 @@
 # fallen by orders of magnitude by then. This chapter builds the cure the
 # field found — gated cells — with the same method: the equations beside
 # the code, backpropagation through time written by hand, gradient checks,
-# and measured results.
+# and measured results. Each cell is written twice, as chapter 1's was: a
+# plain loop that reads like the equations, then a fast layer, with a printed
+# check that the two agree.
 #
 # 1. **The LSTM** (Hochreiter & Schmidhuber, 1997; with the forget gate of
-#    Gers, Schmidhuber & Cummins, 2000) — `LSTM_BPTT`.
+#    Gers, Schmidhuber & Cummins, 2000) — `lstm_forward_loop`,
+#    `lstm_backward_loop`, then the fast `LSTM_BPTT`.
 # 2. **The GRU** (Cho et al., 2014), in the formulation PyTorch uses —
-#    `GRU_BPTT`.
-# 3. **Checks** — both against central differences, many-to-one and
-#    many-to-many, with padding.
-# 4. **Classifiers** — `ScratchLSTMClassifier` and `ScratchGRUClassifier`.
+#    `gru_forward_loop`, `gru_backward_loop`, then `GRU_BPTT`.
+# 3. **Checks** — both fast layers against central differences, many-to-one
+#    and many-to-many, with padding.
+# 4. **Classifiers** — `make_layer`, and chapter 1's classifier with any of
+#    the three cells: `ScratchLSTMClassifier`, `ScratchGRUClassifier`.
 # 5. **The result** — accuracy against sequence length up to 100 steps
 #    (Hochreiter & Schmidhuber's experiment 6a used 100 to 110).
 # 6. **Gradient flow** — how much gradient reaches each step, for all three
@@ -37,67 +41,14 @@
 # 7. **The forget-gate bias.**
 # 8. **What the LSTM's cell holds.**
 #
-# Everything this chapter reuses is imported from chapter 1 — the data, the
-# gradient-check helpers, the classifier's training loop, the table and
-# figure helpers — so you can follow each thread back. The notation is
-# chapter 1's: rows are sequences, $x_t$ (batch_size, n_features), $h_t$
-# (batch_size, n_nodes), $T$ (n_sequences) steps, $g_t$ the total gradient
-# reaching $h_t$ and $\hat g_t$ the loss's direct one; $\sigma$ is the
-# logistic sigmoid and $\odot$ the elementwise product.
-
-# %%
-import os
-import time
-
-import numpy as np
-
-from rnn_scratch import (
-    ScratchSimpleRNNClassifier,
-    SimpleRNN_BPTT,
-    _as_float_array,
-    accuracy_vs_length,
-    check_rnn_gradients,
-    cross_entropy_and_gradient,
-    decode_sequence,
-    format_table,
-    initial_model,
-    key_variants,
-    make_temporal_order_data,
-    lesson_parser,
-    parse_known_lesson_args,
-    plot_accuracy_vs_length,
-    save_figure,
-    summarize_by_length,
-)
-
-
-def parse_args(argv=None):
-    """Command-line options of chapter 2: chapter 1's --seed, --plots-dir and --quiet (see its
-    end), and --lengths and --seeds for the sweep."""
-    parser = lesson_parser("Gated RNN cells (LSTM, GRU) from scratch.")
-    parser.add_argument("--lengths", default="20,50,100",
-                        help="sequence lengths of section 6, comma-separated (default 20,50,100)")
-    parser.add_argument(
-        "--seeds", type=int, default=3, help="seeds per cell and length (default 3)"
-    )
-    args = parse_known_lesson_args(parser, argv)
-    try:
-        args.lengths = tuple(int(n) for n in args.lengths.split(","))
-    except ValueError:
-        parser.error(f"--lengths must be integers separated by commas; got {args.lengths!r}")
-    if min(args.lengths) < 6 or args.seeds < 1:
-        parser.error(
-            f"--lengths must be at least 6 and --seeds at least 1; got {args.lengths}, {args.seeds}"
-        )
-    return args
-
-
-if __name__ == "__main__":  # every demo cell has this guard: importing the module runs nothing
-    ARGS = parse_args()
-    CHAPTER_START = time.perf_counter()
-
-
-# %% [markdown]
+# Everything this chapter reuses is imported from chapter 1's public
+# interface — the layers' bookkeeping, the data, the gradient checks, the
+# classifier's training loop — so you can follow each thread back. The
+# notation is chapter 1's: rows are sequences, $x_t$ (batch_size,
+# n_features), $h_t$ (batch_size, n_nodes), $T$ (n_sequences) steps, $g_t$
+# the total gradient reaching $h_t$ and $\hat g_t$ the loss's direct one;
+# $\sigma$ is the logistic sigmoid and $\odot$ the elementwise product.
+#
 # ## 1. The LSTM
 #
 # The LSTM keeps a second state beside $h_t$: the **cell** $c_t$. Four
@@ -121,23 +72,73 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # $\partial c_t / \partial c_{t-1} = \operatorname{diag}(f_t)$ — no
 # $W_h^\top$, no tanh slope. With $f_t$ near 1 the gradient travels back
 # through many steps almost unchanged; that is the path chapter 1's vanilla
-# RNN does not have.
-#
-# The layout is chapter 1's: the input projection of all four gates for all
-# steps is one GEMM before the loop, the sequence is stored time-major, and
-# inside the loop one product with $W_h$ per step remains. The sigmoid is
-# computed as $\sigma(a) = \tfrac12 (1 + \tanh(a/2))$, which never overflows.
-#
+# RNN does not have. The sigmoid is computed as
+# $\sigma(a) = \tfrac12 (1 + \tanh(a/2))$, which never overflows.
+
+# %%
+import numpy as np
+
+import lesson_support as support
+from rnn_scratch import (RecurrentLayer, ScratchSimpleRNNClassifier, accuracy_vs_length,
+                         check_rnn_gradients, cross_entropy_and_gradient, decode_sequence,
+                         direct_gradients_per_step, init_simple_rnn, initial_model,
+                         input_products, key_variants, make_temporal_order_data,
+                         padding_mask, plot_accuracy_vs_length, recurrent_products,
+                         states_batch_first, summarize_by_length)
+from lesson_support import format_table, save_figure
+
+
+def sigmoid(a):
+    """The logistic sigmoid 1 / (1 + exp(-a)), as (1 + tanh(a / 2)) / 2: no overflow."""
+    return 0.5 * (1 + np.tanh(0.5 * a))
+
+
+def lstm_gates(x_t, h_prev, w_x, w_h, b):
+    """One LSTM step's gates i_t, f_t, c~_t, o_t, each (batch_size, n_nodes)."""
+    a_t = x_t @ w_x + h_prev @ w_h + b           # a_t = x_t W_x + h_{t-1} W_h + b
+    a_i, a_f, a_g, a_o = np.split(a_t, 4, axis=1)   # [a^i | a^f | a^g | a^o]
+    return sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+
+
+def lstm_forward_loop(x, w_x, w_h, b, h0=None, c0=None):
+    """The LSTM recurrence as the equations read: one step at a time, batch-first.
+
+    x : (batch_size, n_sequences, n_features); w_x : (n_features, 4*n_nodes);
+    w_h : (n_nodes, 4*n_nodes); b : (4*n_nodes,), blocks i, f, g, o;
+    h0, c0 : (batch_size, n_nodes) or None (zeros).
+    Returns h_T (batch_size, n_nodes), hs and cs (batch_size, n_sequences, n_nodes),
+    hs[:, t-1] = h_t and cs[:, t-1] = c_t.
+    """
+    batch_size, n_sequences, _ = x.shape
+    n_nodes = w_h.shape[0]
+    dtype = np.result_type(x, w_x, w_h, b)
+    h = np.zeros((batch_size, n_nodes), dtype) if h0 is None else h0
+    c = np.zeros((batch_size, n_nodes), dtype) if c0 is None else c0
+    hs = np.empty((batch_size, n_sequences, n_nodes), dtype)
+    cs = np.empty((batch_size, n_sequences, n_nodes), dtype)
+    for t in range(n_sequences):                 # slot t holds math step t+1
+        i_t, f_t, c_tilde, o_t = lstm_gates(x[:, t], h, w_x, w_h, b)
+        c = f_t * c + i_t * c_tilde              # c_t = f_t * c_{t-1} + i_t * c~_t
+        h = o_t * np.tanh(c)                     # h_t = o_t * tanh(c_t)
+        hs[:, t], cs[:, t] = h, c
+    return h, hs, cs
+
+
+# %% [markdown]
 # **BPTT through the LSTM.** Two gradients now travel back: $g_t$ at $h_t$
-# (as in chapter 1) and $g^c_t$ at $c_t$. At $t = T$ only the loss's direct
-# $\hat g_T$ arrives, and $g^c_T = 0$. At each step, going backwards:
+# (as in chapter 1) and $g^c_t$ at $c_t$ along the cell. At $t = T$ only the
+# loss's direct $\hat g_T$ arrives, and $g^c_T = 0$ (unless the loss, or a
+# later piece of network, reads $c_T$ too). At each step, going backwards:
 #
 # $$\bar g^c_t = g^c_t + g_t \odot o_t \odot (1 - \tanh^2 c_t)
 #   \qquad \text{(the cell's total: along the cell, and through } h_t \text{)},$$
-# $$\delta^i_t = \bar g^c_t \odot \tilde c_t \odot i_t (1 - i_t), \quad
-#   \delta^f_t = \bar g^c_t \odot c_{t-1} \odot f_t (1 - f_t), \quad
-#   \delta^g_t = \bar g^c_t \odot i_t \odot (1 - \tilde c_t^2), \quad
+#
+# $$\delta^i_t = \bar g^c_t \odot \tilde c_t \odot i_t (1 - i_t), \qquad
+#   \delta^f_t = \bar g^c_t \odot c_{t-1} \odot f_t (1 - f_t),$$
+#
+# $$\delta^g_t = \bar g^c_t \odot i_t \odot (1 - \tilde c_t^2), \qquad
 #   \delta^o_t = g_t \odot \tanh c_t \odot o_t (1 - o_t),$$
+#
 # $$g^c_{t-1} = \bar g^c_t \odot f_t, \qquad
 #   g_{t-1} = \hat g_{t-1} + \delta_t W_h^\top, \qquad
 #   \delta_t = [\thinspace \delta^i_t \mid \delta^f_t \mid \delta^g_t \mid \delta^o_t \thinspace].$$
@@ -145,14 +146,73 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # Each gate's $\delta$ is the gradient at its output times the slope of its
 # nonlinearity, $\sigma' = \sigma (1 - \sigma)$ and $\tanh' = 1 - \tanh^2$,
 # both written from the stored outputs as in chapter 1. The line
-# $g^c_{t-1} = \bar g^c_t \odot f_t$ is the additive path: no $W_h^\top$. Since
-# $a_t$ is chapter 1's $a_t$ four times as wide, chapter 1's Step 3 (the
-# parameter sums) is unchanged: $dW_x$,
-# $dW_h$, $db$ and $dx$ are single products of the stacked $\delta_t$ after
-# the loop (the same helpers as chapter 1's layer), and what is left at
-# $t = 1$ is `dh0` and `dc0`. With padding (chapter 1, Problem 3b) both $h$
-# and $c$ are carried through ended steps, and both gradients pass straight
-# back through them.
+# $g^c_{t-1} = \bar g^c_t \odot f_t$ is the additive path: no $W_h^\top$.
+# Since $a_t$ is chapter 1's $a_t$ four times as wide, chapter 1's Step 3
+# (the parameter sums) is unchanged, and what is left at $t = 1$ is
+# `dh0` and `dc0`. The plain version recomputes the gates of each step from
+# $x_t$ and $h_{t-1}$, exactly as the forward loop did.
+
+# %%
+def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
+    """BPTT through the LSTM exactly as the equations above read: t = T down to 1.
+
+    x : (batch_size, n_sequences, n_features); h0, c0 : (batch_size, n_nodes) or None
+    (zeros); hs, cs : (batch_size, n_sequences, n_nodes) from lstm_forward_loop;
+    dh : (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes);
+    w_x, w_h, b as in lstm_forward_loop; input_gradient : False skips dx (None).
+    Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0", "dc0" as LSTM_BPTT.backward
+    returns them, and "g" and "g_c" (batch_size, n_sequences, n_nodes): the totals
+    g_t = dL/dh_t and bar-g^c_t = dL/dc_t (along the cell and through h_t) of every step.
+    """
+    batch_size, n_sequences, n_nodes = hs.shape
+    h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
+    c0 = np.zeros_like(cs[:, 0]) if c0 is None else c0
+    direct = direct_gradients_per_step(dh, hs)   # g-hat_t
+    dw_x, dw_h, db = np.zeros_like(w_x), np.zeros_like(w_h), np.zeros_like(b)
+    dx, g, g_c = np.zeros_like(x), np.zeros_like(hs), np.zeros_like(cs)
+    from_next = np.zeros_like(h0)                # delta_{t+1} W_h^T; none at t = T
+    along_cell = np.zeros_like(c0)               # g^c_t; g^c_T = 0
+    for t in reversed(range(n_sequences)):       # slot t is math step t+1
+        h_prev = hs[:, t - 1] if t > 0 else h0   # h_{t-1}; h_0 before the first step
+        c_prev = cs[:, t - 1] if t > 0 else c0   # c_{t-1}; c_0 before the first step
+        i_t, f_t, c_tilde, o_t = lstm_gates(x[:, t], h_prev, w_x, w_h, b)
+        tanh_c = np.tanh(cs[:, t])
+        g_t = direct[:, t] + from_next           # g_t = g-hat_t + delta_{t+1} W_h^T
+        g_c_bar = along_cell + g_t * o_t * (1 - tanh_c ** 2)   # bar-g^c_t
+        delta_i = g_c_bar * c_tilde * i_t * (1 - i_t)   # bar-g^c_t * c~_t * sigma'
+        delta_f = g_c_bar * c_prev * f_t * (1 - f_t)    # bar-g^c_t * c_{t-1} * sigma'
+        delta_g = g_c_bar * i_t * (1 - c_tilde ** 2)    # bar-g^c_t * i_t * tanh'
+        delta_o = g_t * tanh_c * o_t * (1 - o_t)        # g_t * tanh(c_t) * sigma'
+        delta_t = np.concatenate([delta_i, delta_f, delta_g, delta_o], axis=1)
+        dw_x += x[:, t].T @ delta_t              # dW_x += x_t^T delta_t
+        dw_h += h_prev.T @ delta_t               # dW_h += h_{t-1}^T delta_t
+        db += delta_t.sum(axis=0)                # db   += sum over the batch of delta_t
+        if input_gradient:
+            dx[:, t] = delta_t @ w_x.T           # dL/dx_t = delta_t W_x^T
+        from_next = delta_t @ w_h.T              # the recurrent part of g_{t-1}
+        along_cell = g_c_bar * f_t               # g^c_{t-1} = bar-g^c_t * f_t
+        g[:, t], g_c[:, t] = g_t, g_c_bar
+    dx = dx if input_gradient else None
+    return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": from_next,
+            "dc0": along_cell, "g": g, "g_c": g_c}
+
+
+# %% [markdown]
+# ### The fast LSTM
+#
+# The layout is chapter 1's: the input projection of all four gates for all
+# steps is one GEMM before the loop, the sequence is stored time-major, and
+# inside the loop one product with $W_h$ per step remains; the gates are
+# activated in place. With padding (chapter 1, Problem 3b) both $h$ and $c$
+# are carried through ended steps, both gradients pass straight back through
+# them, and `hs` and `cs` read 0 at the padded steps.
+#
+# The layer keeps the same state interface as chapter 1's: after `forward`,
+# `state_names` is `("h", "c")` and `final_state` is $(h_T, c_T)$; `gates`
+# holds the activations $i, f, \tilde c, o$ of every step (batch-first);
+# and `backward(dh, dc_T=...)` also takes a gradient arriving at the final
+# cell state from outside, so the layer can be run a piece at a time with
+# its state carried, forward and backward.
 
 # %%
 def sigmoid_(a):
@@ -164,55 +224,30 @@ def sigmoid_(a):
     return a
 
 
-def _check_gated_weights(w_x, w_h, biases, n_gates, cell):
-    """Validate a gated layer's weights: w_x (n_features, k*n_nodes), w_h (n_nodes, k*n_nodes) and
-    each bias (k*n_nodes,), k = n_gates. Returns them as float arrays of one dtype."""
-    w_x, w_h = _as_float_array(w_x, "w_x"), _as_float_array(w_h, "w_h")
-    biases = {name: _as_float_array(b, name) for name, b in biases.items()}
-    blocks = f"{n_gates}·n_nodes"
-    if w_h.ndim != 2 or w_h.shape[1] != n_gates * w_h.shape[0]:
-        raise ValueError(f"{cell}: w_h must have shape (n_nodes, {blocks}), {n_gates} blocks of "
-                         f"gates side by side; got {w_h.shape}.")
-    n_nodes = w_h.shape[0]
-    if w_x.ndim != 2 or w_x.shape[1] != n_gates * n_nodes:
-        raise ValueError(f"{cell}: w_x must have shape (n_features, {blocks}) = (n_features, "
-                         f"{n_gates * n_nodes}) to match w_h of shape {w_h.shape}; "
-                         f"got {w_x.shape}.")
-    for name, b in biases.items():
-        if b.shape != (n_gates * n_nodes,):
-            raise ValueError(f"{cell}: {name} must have shape ({blocks},) = ({n_gates * n_nodes},) "
-                             f"to match w_h of shape {w_h.shape}; got {b.shape}.")
-    dtype = np.result_type(w_x, w_h, *biases.values())
-    return (w_x.astype(dtype, copy=False), w_h.astype(dtype, copy=False),
-            {name: b.astype(dtype, copy=False) for name, b in biases.items()})
-
-
-class LSTM_BPTT(SimpleRNN_BPTT):
+class LSTM_BPTT(RecurrentLayer):
     """An LSTM layer with hand-written BPTT. Gate order i, f, g, o (PyTorch's).
 
-    Parameters
-    ----------
-    w_x : (n_features, 4*n_nodes) = torch weight_ih_l0.T
-    w_h : (n_nodes, 4*n_nodes) = torch weight_hh_l0.T
-    b : (4*n_nodes,) = torch bias_ih_l0 + bias_hh_l0
-
-    forward(x, h0=None, c0=None, lengths=None) -> (h_T, hs) as SimpleRNN.forward;
-    backward(dh, input_gradient=True) -> dict dw_x, dw_h, db, dx, dh0, dc0 (sums over the batch).
+    w_x : (n_features, 4*n_nodes) = torch weight_ih_l0.T;
+    w_h : (n_nodes, 4*n_nodes) = torch weight_hh_l0.T;
+    b : (4*n_nodes,) = torch bias_ih_l0 + bias_hh_l0.
     """
 
+    state_names = ("h", "c")
+
     def __init__(self, w_x, w_h, b):
-        self.w_x, self.w_h, biases = _check_gated_weights(w_x, w_h, {"b": b}, 4, "LSTM_BPTT")
+        self.w_x, self.w_h, biases = support.check_layer_weights(w_x, w_h, {"b": b}, 4,
+                                                                 "LSTM_BPTT")
         self.b = biases["b"]
         self._cache = None
 
-    def forward(self, x, h0=None, c0=None, lengths=None):
-        """Forward through all steps; c0 (batch_size, n_nodes) is the initial cell (None: zeros).
-
-        Returns h_T (batch_size, n_nodes) and hs (batch_size, n_sequences, n_nodes), zeros at padded
-        steps; the cell states are kept as self.cs (batch_size, n_sequences, n_nodes) and self.c_T.
-        """
-        x, h0, pad = self._check_input(x, h0, lengths)
-        c0 = self._check_state(c0, "c0", len(x))
+    def forward(self, x, h0=None, c0=None, *, lengths=None):
+        """x (batch_size, n_sequences, n_features); h0, c0 (batch_size, n_nodes) or None
+        (zeros); lengths (batch_size,) or None, as chapter 1's. Returns h_T (batch_size,
+        n_nodes) and hs (batch_size, n_sequences, n_nodes), zeros at padded steps; sets
+        final_state = (h_T, c_T), cs (like hs) and gates {"i", "f", "g", "o"}."""
+        x, h0 = support.check_layer_input(self, x, h0)
+        c0 = support.check_state(self, c0, "c0", len(x))
+        pad = padding_mask(lengths, *x.shape[:2])
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
         n_sequences, batch_size, _ = x_tm.shape
         H = self.n_nodes
@@ -235,29 +270,41 @@ class LSTM_BPTT(SimpleRNN_BPTT):
             c[t] += i * g
             np.tanh(c[t], out=tanh_c[t])
             np.multiply(o, tanh_c[t], out=h[t])       # h_t = o * tanh(c_t)
-            if ended is not None and ended[t]:        # ended sequences carry h and c (ch. 1, 3b)
+            if ended is not None and ended[t]:        # ended sequences carry h and c
                 rows = pad[t][:, None]
                 np.copyto(c[t], c_prev, where=rows)
                 np.copyto(h[t], h_prev, where=rows)
             h_prev, c_prev = h[t], c[t]
         self._cache = (x_tm, h0, c0, gates, c, tanh_c, h, pad)
-        self.c_T, self.cs = c[-1], c.transpose(1, 0, 2)   # the cells, kept for a look (section 8)
-        return h[-1], self._states_batch_first(h, pad)
+        self.final_state = (h[-1], c[-1])
+        batch_first = gates.transpose(1, 0, 2)
+        self.gates = {k: batch_first[:, :, j * H:(j + 1) * H] for j, k in enumerate("ifgo")}
+        if pad is None:
+            self.cs = c.transpose(1, 0, 2)
+            return h[-1], h.transpose(1, 0, 2)
+        self.cs = states_batch_first(c, pad)
+        return h[-1], states_batch_first(h, pad)
 
-    def backward(self, dh, input_gradient=True):
+    def backward(self, dh, input_gradient=True, *, dc_T=None):
         """BPTT through the LSTM. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
-        n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db, dx, dh0, dc0."""
+        n_sequences, n_nodes) for every h_t; dc_T: (batch_size, n_nodes), the gradient that
+        reaches the final cell state from outside (None: zero).
+        Returns dw_x, dw_h, db, dx, dh0, dc0 (sums over the batch)."""
         x_tm, h0, c0, gates, c, tanh_c, h, pad = self._last_forward()
         n_sequences, batch_size, H = h.shape
-        dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
+        dh_T, dh_tm = self._direct_gradients(dh)
+        if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
+            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+            dh_T = dh_tm[-1]
         d_a = np.empty_like(gates)                    # dL/da_t, all four blocks, every step
         g_h = dh_T.copy()                             # g_T = g-hat_T
-        g_c = np.zeros((batch_size, H), self.dtype)   # nothing reaches c_T from a step T+1
+        g_c = (np.zeros((batch_size, H), self.dtype) if dc_T is None else
+               support.check_state(self, dc_T, "dc_T", batch_size).copy())   # g^c_T
         for t in reversed(range(n_sequences)):
             a_t, d_t = gates[t], d_a[t]
             i, f, g, o = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:3 * H], a_t[:, 3 * H:]
             c_prev = c[t - 1] if t > 0 else c0
-            # dL/dc_t: what came along the cell from t+1, plus what came through h_t = o tanh(c_t)
+            # dL/dc_t: what came along the cell from t+1, plus what came through h_t
             dc = g_c + g_h * o * (1 - tanh_c[t] ** 2)
             d_t[:, :H] = dc * g * i * (1 - i)                 # input gate:  dc * c~ * sigma'
             d_t[:, H:2 * H] = dc * c_prev * f * (1 - f)       # forget gate: dc * c_{t-1} * sigma'
@@ -269,13 +316,60 @@ class LSTM_BPTT(SimpleRNN_BPTT):
                 g_c = np.where(rows, g_c, dc * f)
                 g_h = d_t @ self.w_h.T + rows * g_h
             else:
-                g_c = dc * f                          # along the cell: dc_{t-1} = dc_t * f_t
+                g_c = dc * f                          # along the cell: g^c_{t-1} = dc * f_t
                 g_h = d_t @ self.w_h.T                # through the gates: d_a W_h^T
             if dh_tm is not None and t > 0:
                 g_h += dh_tm[t - 1]                   # ... plus the loss's direct gradient
-        dw_x, db, dx = self._input_products(x_tm, d_a, input_gradient)
-        dw_h, _ = self._recurrent_products(h0, h, d_a)
+        dw_x, db, dx = input_products(x_tm, d_a, self.w_x, input_gradient)
+        dw_h = recurrent_products(h0, h, d_a)
         return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_h, "dc0": g_c}
+
+
+# %% [markdown]
+# The fast layer must compute what the plain loops compute: the states, the
+# cells and every gradient, on a random batch with $h_0$ and $c_0$ given, for
+# a many-to-many `dh` and a gradient `dc_T` at the last cell.
+
+# %%
+def random_gated_case(cell, batch_size=7, n_sequences=11, n_features=5, n_nodes=9, seed=0):
+    """Random float64 weights, inputs, initial states and direct gradients for one cell:
+    {"weights": tuple in the layer's parameter order, "x", "h0", "c0", "dh", "dc_T"}."""
+    rng = np.random.default_rng(seed)
+    k = {"lstm": 4, "gru": 3}[cell]
+    weights = (rng.normal(0, 0.5, (n_features, k * n_nodes)),
+               rng.normal(0, 0.5, (n_nodes, k * n_nodes)),
+               *(rng.normal(0, 0.5, k * n_nodes) for _ in range({"lstm": 1, "gru": 2}[cell])))
+    return {"weights": weights, "x": rng.normal(size=(batch_size, n_sequences, n_features)),
+            "h0": rng.normal(size=(batch_size, n_nodes)),
+            "c0": rng.normal(size=(batch_size, n_nodes)),
+            "dh": rng.normal(size=(batch_size, n_sequences, n_nodes)),
+            "dc_T": rng.normal(size=(batch_size, n_nodes))}
+
+
+def compare_lstm_with_plain_loops(seed=0):
+    """Largest |difference| between LSTM_BPTT and the plain loops: states, then gradients."""
+    case = random_gated_case("lstm", seed=seed)
+    w_x, w_h, b = case["weights"]
+    x, h0, c0, dh = case["x"], case["h0"], case["c0"], case["dh"]
+    layer = LSTM_BPTT(w_x, w_h, b)
+    h_T, hs = layer.forward(x, h0, c0)
+    fast = layer.backward(dh)
+    plain_T, plain_hs, plain_cs = lstm_forward_loop(x, w_x, w_h, b, h0, c0)
+    plain = lstm_backward_loop(x, h0, c0, plain_hs, plain_cs, dh, w_x, w_h, b)
+    states = max(np.max(np.abs(a - b)) for a, b in
+                 [(h_T, plain_T), (hs, plain_hs), (layer.cs, plain_cs)])
+    return states, max(float(np.max(np.abs(fast[k] - plain[k]))) for k in fast)
+
+
+if __name__ == "__main__":  # a demonstration: runs in the notebook and as a script
+    ARGS = support.lesson_options(
+        "Gated RNN cells (LSTM, GRU) from scratch.",
+        options=[("--lengths", ("integers", 6), "20,50,100",
+                  "sequence lengths of section 5, comma-separated"),
+                 ("--seeds", ("integer", 1), 3, "seeds per cell and length")])
+    states, gradients = compare_lstm_with_plain_loops(ARGS.seed)
+    print("LSTM_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, largest |difference|:")
+    print(f"  states h_t, c_t: {states:.1e}   gradients: {gradients:.1e}")
 
 
 # %% [markdown]
@@ -286,6 +380,7 @@ class LSTM_BPTT(SimpleRNN_BPTT):
 #
 # $$r_t = \sigma(x_t W^r_x + b^r_x + h_{t-1} W^r_h + b^r_h), \quad
 #   z_t = \sigma(x_t W^z_x + b^z_x + h_{t-1} W^z_h + b^z_h),$$
+#
 # $$n_t = \tanh\big(x_t W^n_x + b^n_x + r_t \odot (h_{t-1} W^n_h + b^n_h)\big), \qquad
 #   h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}.$$
 #
@@ -307,13 +402,47 @@ class LSTM_BPTT(SimpleRNN_BPTT):
 # and $z$ blocks only their sum matters). As for the LSTM, the blocks sit
 # side by side: $W_x = [\thinspace W^r_x \mid W^z_x \mid W^n_x \thinspace]$,
 # and the same for $W_h$, $b_x$ and $b_h$.
+
+# %%
+def gru_gates(x_t, h_prev, w_x, w_h, b_x, b_h):
+    """One GRU step's r_t, z_t, n_t and p_t = h_{t-1} W^n_h + b^n_h, each (batch_size,
+    n_nodes)."""
+    ax_r, ax_z, ax_n = np.split(x_t @ w_x + b_x, 3, axis=1)     # x_t W_x + b_x
+    ah_r, ah_z, p_t = np.split(h_prev @ w_h + b_h, 3, axis=1)   # h_{t-1} W_h + b_h
+    r_t = sigmoid(ax_r + ah_r)                   # r_t = sigma(x_t W^r_x + b^r_x + ...)
+    z_t = sigmoid(ax_z + ah_z)                   # z_t = sigma(x_t W^z_x + b^z_x + ...)
+    n_t = np.tanh(ax_n + r_t * p_t)              # tanh(x_t W^n_x + b^n_x + r_t * p_t)
+    return r_t, z_t, n_t, p_t
+
+
+def gru_forward_loop(x, w_x, w_h, b_x, b_h, h0=None):
+    """The GRU recurrence as the equations read: one step at a time, batch-first.
+
+    x : (batch_size, n_sequences, n_features); w_x : (n_features, 3*n_nodes);
+    w_h : (n_nodes, 3*n_nodes); b_x, b_h : (3*n_nodes,), blocks r, z, n;
+    h0 : (batch_size, n_nodes) or None (zeros).
+    Returns h_T (batch_size, n_nodes) and hs (batch_size, n_sequences, n_nodes),
+    hs[:, t-1] = h_t.
+    """
+    batch_size, n_sequences, _ = x.shape
+    n_nodes = w_h.shape[0]
+    dtype = np.result_type(x, w_x, w_h, b_x, b_h)
+    h = np.zeros((batch_size, n_nodes), dtype) if h0 is None else h0
+    hs = np.empty((batch_size, n_sequences, n_nodes), dtype)
+    for t in range(n_sequences):                 # slot t holds math step t+1
+        r_t, z_t, n_t, _ = gru_gates(x[:, t], h, w_x, w_h, b_x, b_h)
+        h = (1 - z_t) * n_t + z_t * h            # h_t = (1 - z_t) n_t + z_t h_{t-1}
+        hs[:, t] = h
+    return h, hs
+
+
+# %% [markdown]
+# **BPTT through the GRU.** Write $p_t = h_{t-1} W^n_h + b^n_h$. Given $g_t$:
 #
-# **BPTT through the GRU.** Write $p_t = h_{t-1} W^n_h + b^n_h$ (kept from
-# the forward pass). Given $g_t$:
+# $$\delta^n_t = g_t \odot (1 - z_t) \odot (1 - n_t^2), \qquad
+#   \delta^z_t = g_t \odot (h_{t-1} - n_t) \odot z_t (1 - z_t),$$
 #
-# $$\delta^n_t = g_t \odot (1 - z_t) \odot (1 - n_t^2), \quad
-#   \delta^z_t = g_t \odot (h_{t-1} - n_t) \odot z_t (1 - z_t), \quad
-#   \delta^r_t = \delta^n_t \odot p_t \odot r_t (1 - r_t).$$
+# $$\delta^r_t = \delta^n_t \odot p_t \odot r_t (1 - r_t).$$
 #
 # The input side $x_t W_x + b_x$ receives
 # $[\thinspace \delta^r_t \mid \delta^z_t \mid \delta^n_t \thinspace]$; the
@@ -326,35 +455,80 @@ class LSTM_BPTT(SimpleRNN_BPTT):
 #
 # where $g_t \odot z_t$ is the additive path (with weight $z_t$, no
 # $W_h^\top$). $dW_x$, $db_x$ come from the input side, $dW_h$, $db_h$ from
-# the recurrent side, each as one product after the loop.
+# the recurrent side.
 
 # %%
-class GRU_BPTT(SimpleRNN_BPTT):
+def gru_backward_loop(x, h0, hs, dh, w_x, w_h, b_x, b_h, input_gradient=True):
+    """BPTT through the GRU exactly as the equations above read: t = T down to 1.
+
+    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None
+    (zeros); hs : (batch_size, n_sequences, n_nodes) from gru_forward_loop; dh :
+    (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes); w_x, w_h,
+    b_x, b_h as in gru_forward_loop; input_gradient : False skips dx (None).
+    Returns a dict: "dw_x", "dw_h", "db_x", "db_h", "dx", "dh0" as GRU_BPTT.backward
+    returns them, and "g" (batch_size, n_sequences, n_nodes): g_t = dL/dh_t of every step.
+    """
+    batch_size, n_sequences, n_nodes = hs.shape
+    h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
+    direct = direct_gradients_per_step(dh, hs)   # g-hat_t
+    dw_x, dw_h = np.zeros_like(w_x), np.zeros_like(w_h)
+    db_x, db_h = np.zeros_like(b_x), np.zeros_like(b_h)
+    dx, g = np.zeros_like(x), np.zeros_like(hs)
+    from_next = np.zeros_like(h0)                # nothing reaches h_T from a step T+1
+    for t in reversed(range(n_sequences)):       # slot t is math step t+1
+        h_prev = hs[:, t - 1] if t > 0 else h0   # h_{t-1}; h_0 before the first step
+        r_t, z_t, n_t, p_t = gru_gates(x[:, t], h_prev, w_x, w_h, b_x, b_h)
+        g_t = direct[:, t] + from_next           # g_t = g-hat_t + what came from t+1
+        delta_n = g_t * (1 - z_t) * (1 - n_t ** 2)         # g_t * (1 - z_t) * tanh'
+        delta_z = g_t * (h_prev - n_t) * z_t * (1 - z_t)   # g_t (h_{t-1} - n_t) sigma'
+        delta_r = delta_n * p_t * r_t * (1 - r_t)          # delta^n_t * p_t * sigma'
+        # what reaches x_t W_x + b_x, and h_{t-1} W_h + b_h (the reset gate scales p_t):
+        delta_x = np.concatenate([delta_r, delta_z, delta_n], axis=1)
+        delta_h = np.concatenate([delta_r, delta_z, r_t * delta_n], axis=1)
+        dw_x += x[:, t].T @ delta_x              # dW_x += x_t^T delta_x
+        db_x += delta_x.sum(axis=0)              # db_x += sum over the batch of delta_x
+        dw_h += h_prev.T @ delta_h               # dW_h += h_{t-1}^T delta_h
+        db_h += delta_h.sum(axis=0)              # db_h += sum over the batch of delta_h
+        if input_gradient:
+            dx[:, t] = delta_x @ w_x.T           # dL/dx_t = delta_x W_x^T
+        from_next = g_t * z_t + delta_h @ w_h.T  # additive path + delta_h W_h^T
+        g[:, t] = g_t
+    dx = dx if input_gradient else None
+    return {"dw_x": dw_x, "dw_h": dw_h, "db_x": db_x, "db_h": db_h, "dx": dx,
+            "dh0": from_next, "g": g}
+
+
+# %% [markdown]
+# ### The fast GRU
+#
+# As for the LSTM: one GEMM for the input side of every step, one product
+# $h_{t-1} W_h$ per step for all three blocks, $p_t$ kept from the forward
+# pass for the backward, and the parameter sums as single products after the
+# loop.
+
+# %%
+class GRU_BPTT(RecurrentLayer):
     """A GRU layer (PyTorch's formulation) with hand-written BPTT. Gate order r, z, n.
 
-    Parameters
-    ----------
-    w_x : (n_features, 3*n_nodes) = torch weight_ih_l0.T
-    w_h : (n_nodes, 3*n_nodes) = torch weight_hh_l0.T
-    b_x : (3*n_nodes,) = torch bias_ih_l0;  b_h : (3*n_nodes,) = torch bias_hh_l0
-
-    forward(x, h0=None, lengths=None) -> (h_T, hs) as SimpleRNN.forward;
-    backward(dh, input_gradient=True) -> dict dw_x, dw_h, db_x, db_h, dx, dh0 (sums over the batch).
+    w_x : (n_features, 3*n_nodes) = torch weight_ih_l0.T;
+    w_h : (n_nodes, 3*n_nodes) = torch weight_hh_l0.T;
+    b_x : (3*n_nodes,) = torch bias_ih_l0;  b_h : (3*n_nodes,) = torch bias_hh_l0.
     """
 
+    parameter_names = ("w_x", "w_h", "b_x", "b_h")
+
     def __init__(self, w_x, w_h, b_x, b_h):
-        biases = {"b_x": b_x, "b_h": b_h}
-        self.w_x, self.w_h, biases = _check_gated_weights(w_x, w_h, biases, 3, "GRU_BPTT")
+        self.w_x, self.w_h, biases = support.check_layer_weights(
+            w_x, w_h, {"b_x": b_x, "b_h": b_h}, 3, "GRU_BPTT")
         self.b_x, self.b_h = biases["b_x"], biases["b_h"]
         self._cache = None
 
-    def parameters(self):
-        return {"w_x": self.w_x, "w_h": self.w_h, "b_x": self.b_x, "b_h": self.b_h}
-
-    def forward(self, x, h0=None, lengths=None):
-        """Forward through all steps; returns h_T (batch_size, n_nodes) and hs (batch_size,
-        n_sequences, n_nodes), zeros at padded steps."""
-        x, h0, pad = self._check_input(x, h0, lengths)
+    def forward(self, x, h0=None, *, lengths=None):
+        """x (batch_size, n_sequences, n_features); h0 (batch_size, n_nodes) or None;
+        lengths as chapter 1's. Returns h_T (batch_size, n_nodes) and hs (batch_size,
+        n_sequences, n_nodes), zeros at padded steps; sets final_state = (h_T,)."""
+        x, h0 = support.check_layer_input(self, x, h0)
+        pad = padding_mask(lengths, *x.shape[:2])
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
         n_sequences, batch_size, _ = x_tm.shape
         H = self.n_nodes
@@ -362,7 +536,7 @@ class GRU_BPTT(SimpleRNN_BPTT):
         gates = x_tm.reshape(-1, self.n_features) @ self.w_x + self.b_x
         gates = gates.reshape(n_sequences, batch_size, 3 * H)
         h = np.empty((n_sequences, batch_size, H), self.dtype)
-        rec_n = np.empty((n_sequences, batch_size, H), self.dtype)   # h_{t-1} W_h^n + b_h^n, kept
+        rec_n = np.empty((n_sequences, batch_size, H), self.dtype)   # p_t, kept
         rec = np.empty((batch_size, 3 * H), self.dtype)
         ended = None if pad is None else pad.any(axis=1)
         h_prev = h0
@@ -379,31 +553,36 @@ class GRU_BPTT(SimpleRNN_BPTT):
             np.subtract(h_prev, n, out=h[t])          # h_t = n + z (h_{t-1} - n)
             h[t] *= z
             h[t] += n
-            if ended is not None and ended[t]:        # ended sequences carry h (chapter 1, 3b)
+            if ended is not None and ended[t]:        # ended sequences carry h
                 np.copyto(h[t], h_prev, where=pad[t][:, None])
             h_prev = h[t]
         self._cache = (x_tm, h0, gates, rec_n, h, pad)
-        return h[-1], self._states_batch_first(h, pad)
+        self.final_state = (h[-1],)
+        hs = h.transpose(1, 0, 2) if pad is None else states_batch_first(h, pad)
+        return h[-1], hs
 
     def backward(self, dh, input_gradient=True):
         """BPTT through the GRU. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
         n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
         x_tm, h0, gates, rec_n, h, pad = self._last_forward()
         n_sequences, batch_size, H = h.shape
-        dh_T, dh_tm = self._direct_gradients(dh, h.shape, pad)
+        dh_T, dh_tm = self._direct_gradients(dh)
+        if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
+            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+            dh_T = dh_tm[-1]
         d_in = np.empty_like(gates)                   # dL/d(x_t W_x + b_x), blocks r, z, n
-        d_rec = np.empty_like(gates)                  # dL/d(h_{t-1} W_h + b_h), blocks r, z, n
+        d_rec = np.empty_like(gates)                  # dL/d(h_{t-1} W_h + b_h), r, z, n
         g_h = dh_T.copy()
         for t in reversed(range(n_sequences)):
             a_t, di, dr = gates[t], d_in[t], d_rec[t]
             r, z, n = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:]
             h_prev = h[t - 1] if t > 0 else h0
-            d_n = g_h * (1 - z) * (1 - n * n)         # through h_t = (1 - z) n + ..., then tanh
+            d_n = g_h * (1 - z) * (1 - n * n)         # through h_t = (1 - z) n + ..., tanh
             di[:, 2 * H:] = d_n
-            dr[:, 2 * H:] = d_n * r                   # the reset gate scales the recurrent part
+            dr[:, 2 * H:] = d_n * r                   # the reset gate scales the recurrence
             di[:, :H] = dr[:, :H] = d_n * rec_n[t] * r * (1 - r)             # reset gate
-            di[:, H:2 * H] = dr[:, H:2 * H] = g_h * (h_prev - n) * z * (1 - z)   # update gate
-            carry = z                                 # h_{t-1} reaches h_t directly with weight z
+            di[:, H:2 * H] = dr[:, H:2 * H] = g_h * (h_prev - n) * z * (1 - z)   # update
+            carry = z                                 # h_{t-1} reaches h_t with weight z
             if pad is not None and pad[t].any():      # ended sequences: it passes straight
                 di[pad[t]] = 0
                 dr[pad[t]] = 0
@@ -411,12 +590,38 @@ class GRU_BPTT(SimpleRNN_BPTT):
             g_h = dr @ self.w_h.T + g_h * carry
             if dh_tm is not None and t > 0:
                 g_h += dh_tm[t - 1]
-        dw_x, db_x, dx = self._input_products(x_tm, d_in, input_gradient)
-        dw_h, db_h = self._recurrent_products(h0, h, d_rec)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db_x": db_x, "db_h": db_h, "dx": dx, "dh0": g_h}
+        dw_x, db_x, dx = input_products(x_tm, d_in, self.w_x, input_gradient)
+        dw_h = recurrent_products(h0, h, d_rec)
+        db_h = d_rec.reshape(-1, 3 * H).sum(axis=0)
+        return {"dw_x": dw_x, "dw_h": dw_h, "db_x": db_x, "db_h": db_h, "dx": dx,
+                "dh0": g_h}
+
+
+# %%
+def compare_gru_with_plain_loops(seed=0):
+    """Largest |difference| between GRU_BPTT and the plain loops: states, then gradients."""
+    case = random_gated_case("gru", seed=seed)
+    w_x, w_h, b_x, b_h = case["weights"]
+    x, h0, dh = case["x"], case["h0"], case["dh"]
+    layer = GRU_BPTT(w_x, w_h, b_x, b_h)
+    h_T, hs = layer.forward(x, h0)
+    fast = layer.backward(dh)
+    plain_T, plain_hs = gru_forward_loop(x, w_x, w_h, b_x, b_h, h0)
+    plain = gru_backward_loop(x, h0, plain_hs, dh, w_x, w_h, b_x, b_h)
+    states = max(np.max(np.abs(h_T - plain_T)), np.max(np.abs(hs - plain_hs)))
+    return states, max(float(np.max(np.abs(fast[k] - plain[k]))) for k in fast)
+
+
+if __name__ == "__main__":
+    states, gradients = compare_gru_with_plain_loops(ARGS.seed)
+    print("GRU_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, largest |difference|:")
+    print(f"  states h_t: {states:.1e}   gradients: {gradients:.1e}")
 
 
 # %% [markdown]
+# Both fast layers agree with their plain loops to rounding, states and
+# gradients alike.
+#
 # ## 3. Checking both against central differences
 #
 # Chapter 1's `check_rnn_gradients` works for any layer that names its
@@ -485,38 +690,71 @@ if __name__ == "__main__":
 # near $\sigma(1) \approx 0.73$. Section 7 compares the two by training.
 
 # %%
-def _gate_weights(n_features, n_nodes, n_gates, rng, dtype):
-    """Starting weights of a gated layer: w_x scaled normal (n_features, n_gates*n_nodes), and
-    w_h made of n_gates orthogonal (n_nodes, n_nodes) blocks side by side."""
-    w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, n_gates * n_nodes))
-    w_h = np.hstack([np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))[0] for _ in range(n_gates)])
-    return w_x.astype(dtype), w_h.astype(dtype)
+def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, forget_bias=1.0):
+    """A recurrent layer at the classifiers' starting weights.
 
-
-class ScratchLSTMClassifier(ScratchSimpleRNNClassifier):
-    """Chapter 1's many-to-one classifier with an LSTM_BPTT layer (same parameters, methods,
-    attributes and errors). The forget gate's bias starts at forget_bias = 1."""
-
-    layer_class = LSTM_BPTT
-    forget_bias = 1.0
-
-    def _init_layer(self, n_features, rng, dtype):
-        w_x, w_h = _gate_weights(n_features, self.n_nodes, 4, rng, dtype)
-        b = np.zeros(4 * self.n_nodes, dtype)
-        b[self.n_nodes:2 * self.n_nodes] = self.forget_bias   # block 2 of i, f, g, o
-        return LSTM_BPTT(w_x, w_h, b)
-
-
-class ScratchGRUClassifier(ScratchSimpleRNNClassifier):
-    """Chapter 1's many-to-one classifier with a GRU_BPTT layer (same parameters, methods,
-    attributes and errors)."""
-
-    layer_class = GRU_BPTT
-
-    def _init_layer(self, n_features, rng, dtype):
-        w_x, w_h = _gate_weights(n_features, self.n_nodes, 3, rng, dtype)
-        zeros = np.zeros(3 * self.n_nodes, dtype)
+    cell : "rnn" (chapter 1's SimpleRNN_BPTT, init_simple_rnn), "lstm" or "gru";
+    rng : a np.random.Generator, drawn from in this order: w_x, then w_h block by block.
+    Gated cells: w_x (n_features, k*n_nodes) scaled normal, w_h k orthogonal (n_nodes,
+    n_nodes) blocks side by side, biases zero except the LSTM's forget gate (forget_bias).
+    """
+    if cell == "rnn":
+        return init_simple_rnn(n_features, n_nodes, rng, dtype)
+    if cell not in ("lstm", "gru"):
+        raise ValueError(f'cell must be one of "rnn", "lstm", "gru"; got {cell!r}.')
+    k = 4 if cell == "lstm" else 3
+    w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, k * n_nodes))
+    w_h = np.hstack([np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))[0] for _ in range(k)])
+    w_x, w_h, zeros = w_x.astype(dtype), w_h.astype(dtype), np.zeros(k * n_nodes, dtype)
+    if cell == "gru":
         return GRU_BPTT(w_x, w_h, zeros, zeros.copy())
+    zeros[n_nodes:2 * n_nodes] = forget_bias             # block 2 of i, f, g, o
+    return LSTM_BPTT(w_x, w_h, zeros)
+
+
+class EarlyStoppingClassifier(ScratchSimpleRNNClassifier):
+    """Chapter 1's classifier (same parameters, methods, attributes and errors) with the
+    layer chosen by the class's `cell`, and one more parameter:
+
+    stop_at_accuracy : float or None, default None. Stop after the first epoch whose
+        validation accuracy reaches it; it needs validation data.
+    With cell "rnn" this is chapter 1's vanilla classifier, stopping early.
+    """
+
+    cell = "rnn"
+    forget_bias = 1.0    # the LSTM's starting forget-gate bias (section 7 varies it)
+
+    def __init__(self, *args, stop_at_accuracy=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stop_at_accuracy = stop_at_accuracy
+
+    def _init_layer(self, n_features, rng, dtype):
+        return make_layer(self.cell, n_features, self.n_nodes, rng, dtype, self.forget_bias)
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Chapter 1's fit, stopped after the epoch that reaches stop_at_accuracy."""
+        support.check_positive_number(self.stop_at_accuracy, "stop_at_accuracy",
+                                      allow_none=True)
+        if self.stop_at_accuracy is not None and X_val is None:
+            raise ValueError("stop_at_accuracy needs validation data: pass X_val and y_val "
+                             "to fit, or set stop_at_accuracy=None.")
+        for _ in self.fit_epochs(X, y, X_val, y_val):
+            if (self.stop_at_accuracy is not None
+                    and self.val_accuracy_history[-1] >= self.stop_at_accuracy):
+                break                                   # no need for the remaining epochs
+        return self
+
+
+class ScratchLSTMClassifier(EarlyStoppingClassifier):
+    """The classifier with an LSTM_BPTT layer; its forget gate's bias starts at 1."""
+
+    cell = "lstm"
+
+
+class ScratchGRUClassifier(EarlyStoppingClassifier):
+    """The classifier with a GRU_BPTT layer."""
+
+    cell = "gru"
 
 
 # %% [markdown]
@@ -553,7 +791,7 @@ def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
     """
     rows = []
     for cell, model_class in [
-        ("vanilla", ScratchSimpleRNNClassifier),
+        ("vanilla", EarlyStoppingClassifier),
         ("LSTM", ScratchLSTMClassifier),
         ("GRU", ScratchGRUClassifier),
     ]:
@@ -565,9 +803,9 @@ def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
 
 
 if __name__ == "__main__":
-    start = time.perf_counter()
+    elapsed = support.stopwatch()
     sweep = gated_sweep(ARGS.lengths, tuple(range(ARGS.seeds)))
-    print(f"Section 5: accuracy against sequence length ({time.perf_counter() - start:.0f} s)")
+    print(f"Section 5: accuracy against sequence length ({elapsed():.0f} s)")
     table = []
     for cell in ("vanilla", "LSTM", "GRU"):
         for n, accs in summarize_by_length([r for r in sweep if r["cell"] == cell]).items():
@@ -593,7 +831,6 @@ if __name__ == "__main__":
     )
     plot_accuracy_vs_length(sweep, ARGS.plots_dir, "gated_accuracy_vs_length.png",
                             budget="2,000 sequences, at most 15 epochs", title="Three cells")
-    print(f"saved {os.path.join(ARGS.plots_dir, 'gated_accuracy_vs_length.png')}")
 
 
 # %% [markdown]
@@ -674,7 +911,6 @@ if __name__ == "__main__":
                        [[cell, weights, f"{np.mean(curve[window]) / curve[-1]:.1e}"]
                         for (cell, weights), curve in curves.items()]))
     plot_gradient_over_time(curves, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'gated_gradient_flow.png')}")
 
 # %% [markdown]
 # At the start, the LSTM passes about a thousand times more of the gradient
@@ -760,8 +996,7 @@ def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png")
     for label, v in variants.items():
         layer.forward(v[None].astype(layer.dtype))
         cells[label] = layer.cs[0].astype(np.float64)
-        gates = layer._cache[3][:, 0]                     # (n_sequences, 4 * n_nodes), activated
-        forget[label] = gates[:, model.n_nodes:2 * model.n_nodes].mean(axis=1)
+        forget[label] = layer.gates["f"][0].mean(axis=1)   # f_t, mean over the nodes
     steps = np.arange(1, len(x) + 1)
     fig, (ax, ax_f) = plt.subplots(2, 1, figsize=(8.5, 5.6), sharex=True, layout="constrained",
                                    gridspec_kw={"height_ratios": [1.6, 1]})
@@ -816,7 +1051,6 @@ if __name__ == "__main__":
         (-1, "at the end (c_T)"),
     ]:
         print(f"{when:>26}: |c(XX) - c(YX)| = {first[t]:.2f}, |c(XX) - c(XY)| = {second[t]:.2f}")
-    print(f"saved {os.path.join(ARGS.plots_dir, 'lstm_cell_state.png')}")
 
 # %% [markdown]
 # The cells of the four versions are identical up to the first key (the
@@ -842,9 +1076,19 @@ if __name__ == "__main__":
 # gradients are checked above; training them on sequences of different
 # lengths is the same call as for the vanilla classifier.
 
+# %% [markdown]
+# ## What this chapter gives the next
+#
+# Chapter 3 builds a language model on these layers; it imports only the
+# names listed here (`__all__`).
+
 # %%
+__all__ = [
+    "sigmoid", "lstm_gates", "lstm_forward_loop", "lstm_backward_loop", "LSTM_BPTT",
+    "gru_gates", "gru_forward_loop", "gru_backward_loop", "GRU_BPTT", "make_layer",
+    "EarlyStoppingClassifier", "ScratchLSTMClassifier", "ScratchGRUClassifier",
+    "gradient_over_time",
+]
+
 if __name__ == "__main__":
-    print(
-        f"Chapter 2 finished in {time.perf_counter() - CHAPTER_START:.1f} s; "
-        f"plots are in {ARGS.plots_dir}/"
-    )
+    support.lesson_finished("Chapter 2", ARGS)

@@ -433,23 +433,31 @@ if __name__ == "__main__":
 # $g_t$, which Problem 4 uses to see how much gradient reaches each step.
 
 # %%
-def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
-    """BPTT exactly as Steps 1-3 read: one step at a time, t = T down to 1, batch-first.
-
-    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes);
-    hs : (batch_size, n_sequences, n_nodes), the states of rnn_forward_loop(x, w_x, w_h, b, h0);
-    dh : the direct gradients, (batch_size, n_nodes) for h_T only (many-to-one) or
-        (batch_size, n_sequences, n_nodes) for every h_t (many-to-many);
-    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx (None).
-    Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0" as SimpleRNN_BPTT.backward returns them,
-    and "g" (batch_size, n_sequences, n_nodes), the total gradient g_t = dL/dh_t of every step.
-    """
-    batch_size, n_sequences, n_nodes = hs.shape
-    direct = np.zeros_like(hs)                   # g-hat_t: zero except where the loss reads h_t
+def direct_gradients_per_step(dh, hs):
+    """g-hat_t of every step, shape of hs (batch_size, n_sequences, n_nodes): dh itself when
+    the loss reads every h_t, else zeros with dh (batch_size, n_nodes) at h_T only."""
+    direct = np.zeros_like(hs)                   # zero except where the loss reads h_t
     if dh.ndim == 2:
         direct[:, -1] = dh                       # many-to-one: only h_T is read
     else:
         direct[:] = dh
+    return direct
+
+
+def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
+    """BPTT exactly as Steps 1-3 read: one step at a time, t = T down to 1, batch-first.
+
+    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None (zeros);
+    hs : (batch_size, n_sequences, n_nodes), the states of rnn_forward_loop(x, w_x, w_h, b,
+    h0); dh : the direct gradients, (batch_size, n_nodes) for h_T only (many-to-one) or
+    (batch_size, n_sequences, n_nodes) for every h_t (many-to-many); w_x : (n_features,
+    n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx (None).
+    Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0" as SimpleRNN_BPTT.backward returns
+    them, and "g" (batch_size, n_sequences, n_nodes), the total gradient g_t = dL/dh_t.
+    """
+    batch_size, n_sequences, n_nodes = hs.shape
+    h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
+    direct = direct_gradients_per_step(dh, hs)   # g-hat_t
     dw_x, dw_h, db = np.zeros_like(w_x), np.zeros_like(w_h), np.zeros(n_nodes, hs.dtype)
     dx, g = np.zeros_like(x), np.zeros_like(hs)
     from_next = np.zeros((batch_size, n_nodes), hs.dtype)  # delta_{t+1} W_h^T; none at t = T
@@ -1049,6 +1057,28 @@ def training_step(model, params, grads, state, loss, epoch):
 
 
 # %% [markdown]
+# The starting weights: $W_x$ scaled normal, $W_h$ orthogonal, $B$ zero; the
+# dense layer's $W_y$ scaled normal and $b_y$ zero.
+
+# %%
+def init_simple_rnn(n_features, n_nodes, rng, dtype=np.float64):
+    """A SimpleRNN_BPTT at the classifier's starting weights, drawn from rng in this order:
+    w_x normal with scale 1/sqrt(n_features), w_h orthogonal, b zero."""
+    w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, n_nodes))
+    # An orthogonal w_h has every singular value 1: by itself it neither
+    # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
+    w_h, _ = np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))
+    return SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype), np.zeros(n_nodes, dtype))
+
+
+def init_output_layer(n_nodes, n_outputs, rng, dtype=np.float64):
+    """A dense layer's starting weights: w_y (n_nodes, n_outputs) normal with scale
+    1/sqrt(n_nodes), and a zero b_y (n_outputs,)."""
+    w_y = rng.normal(0.0, 1.0 / np.sqrt(n_nodes), (n_nodes, n_outputs))
+    return w_y.astype(dtype), np.zeros(n_outputs, dtype)
+
+
+# %% [markdown]
 # Now the class. Its constructor only stores the settings; `fit` draws the
 # starting weights, so that the same `random_state` always gives the same run.
 # `parameters()` names every trainable array, as the layer's does, and
@@ -1084,8 +1114,6 @@ class ScratchSimpleRNNClassifier:
     clipping), clip_fraction_history (share of each epoch's batches clipped), n_epochs_.
     """
 
-    cell = "rnn"   # the layer it builds (chapter 2 adds "lstm" and "gru")
-
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01,
                  optimizer="adam", clip_norm=5.0, dtype=np.float64, random_state=None,
                  verbose=False, learn_h0=False):
@@ -1095,20 +1123,14 @@ class ScratchSimpleRNNClassifier:
         self.learn_h0 = learn_h0
 
     def _init_layer(self, n_features, rng, dtype):
-        """The layer's starting weights: scaled-normal w_x, orthogonal w_h, zero b."""
-        w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, self.n_nodes))
-        # An orthogonal w_h has every singular value 1: by itself it neither
-        # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
-        w_h, _ = np.linalg.qr(rng.normal(size=(self.n_nodes, self.n_nodes)))
-        return SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype),
-                              np.zeros(self.n_nodes, dtype))
+        """The recurrent layer, at its starting weights (init_simple_rnn)."""
+        return init_simple_rnn(n_features, self.n_nodes, rng, dtype)
 
     def _init_params(self, n_features, n_classes, rng):
-        """The layer (see _init_layer), then a scaled-normal w_y and zero b_y (and h0)."""
+        """The layer (see _init_layer), then the dense layer (and a zero h0)."""
         dtype = np.dtype(self.dtype)
         self.rnn = self._init_layer(n_features, rng, dtype)
-        w_y = rng.normal(0.0, 1.0 / np.sqrt(self.n_nodes), (self.n_nodes, n_classes))
-        self.w_y, self.b_y = w_y.astype(dtype), np.zeros(n_classes, dtype)
+        self.w_y, self.b_y = init_output_layer(self.n_nodes, n_classes, rng, dtype)
         if self.learn_h0:
             self.h0 = np.zeros(self.n_nodes, dtype)   # learned from zeros
 
@@ -2468,12 +2490,14 @@ if __name__ == "__main__":
 __all__ = [
     # Problems 1-2: the layers, the plain loops, and the gradient checks
     "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop", "rnn_backward_loop",
+    "direct_gradients_per_step",
     "input_products", "recurrent_products", "numerical_gradient", "rel_error",
     "check_gradients", "check_rnn_gradients",
     # Problem 3: data, loss, clipping, optimizers and the classifier
     "TEMPORAL_ORDER_SYMBOLS", "make_temporal_order_data", "decode_sequence", "log_softmax",
     "cross_entropy", "cross_entropy_and_gradient", "clip_by_global_norm", "adam_updates",
-    "adam_state", "training_step", "ScratchSimpleRNNClassifier",
+    "adam_state", "training_step", "init_simple_rnn", "init_output_layer",
+    "ScratchSimpleRNNClassifier",
     # Problem 3b: sequences of different lengths
     "padding_mask", "states_batch_first", "pad_sequences",
     # Problem 4: the measurements chapter 2 repeats for gated cells
