@@ -44,47 +44,6 @@
 # $h_t$ (batch_size, n_nodes), $\hat g_t$ the loss's direct gradient at $h_t$,
 # and `n_sequences` is chapter 1's name for the number of steps $T$.
 
-# %%
-import ast
-import importlib.util
-import os
-import sys
-import time
-from collections import Counter
-
-import numpy as np
-
-from gated_rnn_scratch import ScratchGRUClassifier, ScratchLSTMClassifier
-from rnn_scratch import (
-    NotFittedError,
-    ScratchSimpleRNNClassifier,
-    adam_state,
-    cross_entropy,
-    cross_entropy_and_gradient,
-    format_table,
-    lesson_parser,
-    log_softmax,
-    numerical_gradient,
-    parse_known_lesson_args,
-    rel_error,
-    save_figure,
-    training_step,
-)
-
-
-def parse_args(argv=None):
-    """Command-line options of chapter 3: chapter 1's --seed, --plots-dir and --quiet (see its
-    end), and --epochs for section 5's text models."""
-    parser = lesson_parser("A character-level RNN language model.", epochs=10,
-                           epochs_help="epochs of section 5's text models")
-    return parse_known_lesson_args(parser, argv)
-
-
-if __name__ == "__main__":  # every demo cell has this guard: importing the module runs nothing
-    ARGS = parse_args()
-    CHAPTER_START = time.perf_counter()
-
-
 # %% [markdown]
 # ## 1. The per-step output layer and loss
 #
@@ -131,6 +90,21 @@ if __name__ == "__main__":  # every demo cell has this guard: importing the modu
 # the equations read; then the fast one, with a check that the two agree.
 
 # %%
+import ast
+import importlib.util
+import sys
+from collections import Counter
+
+import numpy as np
+
+import lesson_support as support
+from gated_rnn_scratch import make_layer
+from lesson_support import add_to_class, format_table, save_figure
+from rnn_scratch import (adam_state, check_gradients, cross_entropy,
+                         cross_entropy_and_gradient, init_output_layer, log_softmax,
+                         numerical_gradient, rel_error, training_step)
+
+
 def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
     """The per-step output layer, loss and gradients as the equations read (the plain version).
 
@@ -158,6 +132,11 @@ def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
     return loss, dw_y, db_y, dh
 
 
+# %% [markdown]
+# The fast version: the output layer and its backward as single products over
+# the stacked rows, and the loss over the real positions only.
+
+# %%
 def output_layer(hs_tm, w_y, b_y):
     """z_t = h_t W_y + b_y for every step and sequence at once: one GEMM over the stacked rows.
 
@@ -210,6 +189,7 @@ def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
     return loss, dz_tm
 
 
+# %%
 def compare_output_layer_with_loop(seed=0):
     """Max |difference| between the fast output layer (output_layer, then
     sequence_cross_entropy_and_gradient, then output_layer_backward) and output_layer_loop, on a
@@ -228,7 +208,9 @@ def compare_output_layer_with_loop(seed=0):
     return max(float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(plain, fast))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # a demonstration: runs in the notebook and as a script
+    ARGS = support.lesson_options("A character-level RNN language model.", epochs=10,
+                                  epochs_help="epochs of section 5's text models")
     print("Section 1: the per-step output layer and loss")
     difference = compare_output_layer_with_loop(ARGS.seed)
     print(f"Fast output layer against the plain loop (loss, dW_y, db_y, every g-hat_t): "
@@ -330,30 +312,7 @@ def pad_symbol_sequences(seqs):
 # the first symbol of the vocabulary as the input — it is fed, not returned.
 
 # %%
-CELLS = {"rnn": ScratchSimpleRNNClassifier, "gru": ScratchGRUClassifier,
-         "lstm": ScratchLSTMClassifier}    # cell name -> the classifier whose layer it starts with
-
-
-def _check_corpus(corpus, name):
-    """A corpus is one string of at least 2 symbols (a stream) or a non-empty list of strings of
-    at least 2 symbols each. Returns ("stream", corpus) or ("list", list of str)."""
-    if isinstance(corpus, str):
-        if len(corpus) < 2:
-            raise ValueError(f"{name} must hold at least 2 symbols, one to read and one to "
-                             f"predict; got {corpus!r}.")
-        return "stream", corpus
-    if not isinstance(corpus, list):
-        raise ValueError(f"{name} must be a string (one stream) or a list of strings "
-                         f"(independent sequences); got {type(corpus).__name__}.")
-    if len(corpus) == 0:
-        raise ValueError(f"{name} is an empty list; it needs at least one string.")
-    for i, s in enumerate(corpus):
-        if not isinstance(s, str):
-            raise ValueError(f"{name}[{i}] must be a string; got {type(s).__name__}: {s!r}.")
-        if len(s) < 2:
-            raise ValueError(f"{name}[{i}] = {s!r} has fewer than 2 symbols; each string needs one "
-                             "to read and one to predict.")
-    return "list", list(corpus)
+CELLS = ("rnn", "gru", "lstm")    # chapter 1's layer and chapter 2's two (make_layer)
 
 
 class ScratchRNNLanguageModel:
@@ -364,62 +323,38 @@ class ScratchRNNLanguageModel:
     ----------
     n_nodes : int, default 128
     cell : {"rnn", "gru", "lstm"}, default "rnn"
-        chapter 1's SimpleRNN_BPTT or chapter 2's GRU_BPTT, LSTM_BPTT.
-    bptt_steps : int, default 50
-        Chunk length of truncated BPTT on a string corpus (section 2).
-    batch_size : int, default 32
-        Parallel streams of a string corpus, or strings per batch of a list.
+        chapter 1's SimpleRNN_BPTT or chapter 2's GRU_BPTT, LSTM_BPTT (make_layer).
+    bptt_steps : int, default 50: chunk length of truncated BPTT on a string (section 2)
+    batch_size : int, default 32: parallel streams of a string, or strings per batch
     epochs : int, default 10
     learning_rate : float, default 0.005
     optimizer : {"adam", "sgd"}, default "adam"
     clip_norm : float or None, default 1.0
     dtype : np.float64 (default) or np.float32
     random_state : int or None
-    verbose : bool, default False
-        Print one line per epoch.
+    verbose : bool, default False: print one line per epoch
 
-    Attributes (after fit)
-    ----------------------
-    vocab_ : list of one-character strings, the sorted symbols of the training corpus
-    rnn : the recurrent layer, with n_features = len(vocab_)
-    w_y : (n_nodes, n_vocab); b_y : (n_vocab,)
-    loss_history : list of float, each epoch's mean training loss in nats per symbol
-        (divide by ln 2 for bits)
-    val_bits_history : list of float, bits_per_symbol(val_corpus) after each epoch
-        (empty without validation data)
+    Attributes after fit: vocab_ (the sorted symbols of the training corpus), rnn (the
+    layer, n_features = len(vocab_)), w_y (n_nodes, n_vocab), b_y (n_vocab,),
+    loss_history (each epoch's mean training loss, nats per symbol), val_bits_history
+    (bits_per_symbol(val_corpus) after each epoch; empty without validation data).
     """
 
     def __init__(self, n_nodes=128, cell="rnn", bptt_steps=50, batch_size=32, epochs=10,
                  learning_rate=0.005, optimizer="adam", clip_norm=1.0, dtype=np.float64,
                  random_state=None, verbose=False):
-        self.n_nodes = n_nodes
-        self.cell = cell
-        self.bptt_steps = bptt_steps
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.clip_norm = clip_norm
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        self.n_nodes, self.cell, self.bptt_steps = n_nodes, cell, bptt_steps
+        self.batch_size, self.epochs, self.learning_rate = batch_size, epochs, learning_rate
+        self.optimizer, self.clip_norm, self.dtype = optimizer, clip_norm, dtype
+        self.random_state, self.verbose = random_state, verbose
 
-    # -- checks --------------------------------------------------------------
-    def _check_hyperparameters(self):
-        ScratchSimpleRNNClassifier._check_hyperparameters(self)   # the shared ones, same messages
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {list(CELLS)}; got {self.cell!r}.")
-        if not isinstance(self.bptt_steps, (int, np.integer)) or self.bptt_steps < 1:
-            raise ValueError(f"bptt_steps must be a positive integer; got {self.bptt_steps!r}.")
+    def parameters(self):
+        """The trainable arrays by name; the optimizer updates them in place."""
+        return {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
 
-    def _check_fitted(self):
-        if not hasattr(self, "vocab_"):
-            raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call "
-                                 "fit(corpus) first.")
-
-    def _encode(self, text, name):
-        """A string -> (len,) int indices into vocab_; unknown symbols are an error that names
-        them."""
+    def encode(self, text, name="text"):
+        """A string -> (len(text),) int indices into vocab_; unknown symbols are an error
+        that names them."""
         unknown = sorted(set(text) - set(self._index))
         if unknown:
             raise ValueError(f"{name} holds symbols outside vocab_: {unknown[:10]}"
@@ -428,183 +363,215 @@ class ScratchRNNLanguageModel:
         return np.array([self._index[ch] for ch in text], dtype=np.int64)
 
     def _encode_corpus(self, corpus, name):
-        """A checked corpus -> ("stream", (n,) ints) or ("list", list of (n_i,) ints)."""
-        kind, corpus = _check_corpus(corpus, name)
+        """A corpus -> ("stream", (n,) ints) or ("list", list of (n_i,) ints)."""
+        kind, corpus = support.check_corpus(corpus, name)
         if kind == "stream":
-            return kind, self._encode(corpus, name)
-        return kind, [self._encode(s, f"{name}[{i}]") for i, s in enumerate(corpus)]
+            return kind, self.encode(corpus, name)
+        return kind, [self.encode(s, f"{name}[{i}]") for i, s in enumerate(corpus)]
 
-    # -- the model -----------------------------------------------------------
-    def _run(self, x_idx, state=None, lengths=None):
-        """The recurrent layer and the output layer on a batch of symbol indices.
 
-        x_idx : (batch_size, n_sequences) ints; state : None (zeros) or the tuple that a previous
-        call returned; lengths : (batch_size,) or None.
-        Returns z_tm (n_sequences, batch_size, n_vocab), hs_tm (n_sequences, batch_size, n_nodes)
-        and the state after the last step: (h_T,), or (h_T, c_T) for the LSTM.
-        """
-        x = one_hot(x_idx, len(self.vocab_), self.rnn.dtype)
-        if self.cell == "lstm":
-            h0, c0 = (None, None) if state is None else state
-            h_T, hs = self.rnn.forward(x, h0, c0=c0, lengths=lengths)
-            new_state = (h_T.copy(), self.rnn.c_T.copy())
-        else:
-            h_T, hs = self.rnn.forward(x, None if state is None else state[0], lengths=lengths)
-            new_state = (h_T.copy(),)
-        hs_tm = hs.transpose(1, 0, 2)         # time-major: without padding, the layer's own array
-        return output_layer(hs_tm, self.w_y, self.b_y), hs_tm, new_state
+# %% [markdown]
+# The model's math: one-hot inputs into the recurrent layer, the per-step
+# output layer of section 1 on its states, and backward through both. The
+# state the layer ends in (`final_state`: $h_T$, and $c_T$ for the LSTM) is
+# returned, so the next chunk can start from it; it enters as a constant, so
+# no gradient flows back into it.
 
-    def loss_and_gradients(self, x_idx, y_idx, state=None, lengths=None):
-        """Mean cross-entropy of a batch (nats per real position) and its gradients.
+# %%
+@add_to_class(ScratchRNNLanguageModel)
+def _run(self, x_idx, state=None, lengths=None):
+    """The recurrent layer and the output layer on a batch of symbol indices.
 
-        x_idx, y_idx : (batch_size, n_sequences) ints, inputs and the symbols to predict
-        state : None (zeros) or a state returned before: a constant, no gradient flows into it
-        lengths : (batch_size,) ints or None (every position real)
-        Returns (loss, grads: dict by parameter name as in _params(), state after the last step).
-        """
-        z_tm, hs_tm, new_state = self._run(x_idx, state, lengths)
-        real = real_positions(len(z_tm), lengths)
-        loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, np.asarray(y_idx).T, real)
-        dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)   # g-hat_t, every t
-        # dh0 (and dc0) are dropped: the carried state is a constant (truncated BPTT)
-        layer_grads = self.rnn.backward(dh_tm.transpose(1, 0, 2), input_gradient=False)
-        grads = {name: layer_grads["d" + name] for name in self.rnn.parameters()}
-        grads.update(w_y=dw_y, b_y=db_y)
-        return loss, grads, new_state
+    x_idx : (batch_size, n_sequences) ints; state : None (zeros) or the tuple a previous
+    call returned; lengths : (batch_size,) or None.
+    Returns z_tm (n_sequences, batch_size, n_vocab), hs_tm (n_sequences, batch_size,
+    n_nodes) and the state after the last step, one array per rnn.state_names.
+    """
+    x = one_hot(x_idx, len(self.vocab_), self.rnn.dtype)
+    _, hs = self.rnn.forward(x, *(state or ()), lengths=lengths)
+    hs_tm = hs.transpose(1, 0, 2)     # time-major: without padding, the layer's own array
+    new_state = tuple(s.copy() for s in self.rnn.final_state)
+    return output_layer(hs_tm, self.w_y, self.b_y), hs_tm, new_state
 
-    def _params(self):
-        """The trainable arrays by name; the optimizer updates them in place."""
-        return {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
 
-    def _batches(self, kind, data, rng):
-        """One epoch's batches: (x_idx, y_idx, lengths)."""
-        if kind == "stream":
-            for x_idx, y_idx in stream_chunks(data, self.batch_size, self.bptt_steps):
-                yield x_idx, y_idx, None
-            return
-        order = rng.permutation(len(data))               # a new order every epoch
-        for start in range(0, len(data), self.batch_size):
-            x_idx, y_idx, lengths = pad_symbol_sequences(
-                [data[i] for i in order[start:start + self.batch_size]])
-            yield x_idx, y_idx, (None if lengths.min() == lengths.max() else lengths)
+@add_to_class(ScratchRNNLanguageModel)
+def loss_and_gradients(self, x_idx, y_idx, state=None, lengths=None):
+    """Mean cross-entropy of a batch (nats per real position) and its gradients.
 
-    # -- the public API ------------------------------------------------------
-    def fit(self, corpus, val_corpus=None):
-        """Train on corpus: one string (a stream, truncated BPTT) or a list of strings
-        (independent sequences, padded and masked). val_corpus, optional, of either kind, is
-        measured in bits per symbol after each epoch. Returns self."""
-        self._check_hyperparameters()
-        kind, corpus = _check_corpus(corpus, "corpus")
-        vocab = sorted(set(corpus) if kind == "stream" else set().union(*corpus))
-        index = {ch: i for i, ch in enumerate(vocab)}
+    x_idx, y_idx : (batch_size, n_sequences) ints, inputs and the symbols to predict
+    state : None (zeros) or a state returned before: a constant, no gradient flows into it
+    lengths : (batch_size,) ints or None (every position real)
+    Returns (loss, grads: dict with the keys of parameters(), state after the last step).
+    """
+    z_tm, hs_tm, new_state = self._run(x_idx, state, lengths)
+    real = real_positions(len(z_tm), lengths)
+    loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, np.asarray(y_idx).T, real)
+    dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)   # g-hat_t, every t
+    # dh0 (and dc0) are dropped: the carried state is a constant (truncated BPTT)
+    layer_grads = self.rnn.backward(dh_tm.transpose(1, 0, 2), input_gradient=False)
+    grads = {name: layer_grads["d" + name] for name in self.rnn.parameters()}
+    grads.update(w_y=dw_y, b_y=db_y)
+    return loss, grads, new_state
+
+
+# %% [markdown]
+# Training. A string is read as `batch_size` parallel streams in chunks of
+# `bptt_steps`, each chunk starting from the state the previous one ended in
+# (section 2); a list of strings is reshuffled every epoch and padded batch
+# by batch. The starting weights are those of chapters 1 and 2: `make_layer`
+# for the layer, then chapter 1's output layer, drawn from the model's own
+# generator.
+
+# %%
+@add_to_class(ScratchRNNLanguageModel)
+def _batches(self, kind, data, rng):
+    """One epoch's batches: (x_idx, y_idx, lengths)."""
+    if kind == "stream":
+        for x_idx, y_idx in stream_chunks(data, self.batch_size, self.bptt_steps):
+            yield x_idx, y_idx, None
+        return
+    order = rng.permutation(len(data))               # a new order every epoch
+    for start in range(0, len(data), self.batch_size):
+        x_idx, y_idx, lengths = pad_symbol_sequences(
+            [data[i] for i in order[start:start + self.batch_size]])
+        yield x_idx, y_idx, (None if lengths.min() == lengths.max() else lengths)
+
+
+@add_to_class(ScratchRNNLanguageModel)
+def fit(self, corpus, val_corpus=None):
+    """Train on corpus: one string (a stream, truncated BPTT) or a list of strings
+    (independent sequences, padded and masked). val_corpus, optional, of either kind, is
+    measured in bits per symbol after each epoch. Returns self."""
+    support.check_hyperparameters(self)
+    if self.cell not in CELLS:
+        raise ValueError(f"cell must be one of {list(CELLS)}; got {self.cell!r}.")
+    if not isinstance(self.bptt_steps, (int, np.integer)) or self.bptt_steps < 1:
+        raise ValueError(f"bptt_steps must be a positive integer; got {self.bptt_steps!r}.")
+    kind, corpus = support.check_corpus(corpus, "corpus")
+    vocab = sorted(set(corpus) if kind == "stream" else set().union(*corpus))
+    if val_corpus is not None:
+        support.check_corpus(val_corpus, "val_corpus")
+        unknown = sorted(set(val_corpus if isinstance(val_corpus, str)
+                             else "".join(val_corpus)) - set(vocab))
+        if unknown:
+            raise ValueError(f"val_corpus holds symbols that are not in the training corpus: "
+                             f"{unknown[:10]}; the vocabulary is {''.join(vocab)!r}.")
+    # Every check has passed: only now does the model change.
+    self.vocab_, self._index = vocab, {ch: i for i, ch in enumerate(vocab)}
+    _, data = self._encode_corpus(corpus, "corpus")
+    rng = np.random.default_rng(self.random_state)
+    dtype = np.dtype(self.dtype)
+    self.rnn = make_layer(self.cell, len(vocab), self.n_nodes, rng, dtype)
+    self.w_y, self.b_y = init_output_layer(self.n_nodes, len(vocab), rng, dtype)
+    params = self.parameters()
+    opt_state = adam_state(params)
+    self.loss_history, self.val_bits_history = [], []
+    for epoch in range(1, self.epochs + 1):
+        total, n_total, state = 0.0, 0, None                   # zero state at each epoch
+        for x_idx, y_idx, lengths in self._batches(kind, data, rng):
+            # a stream's chunks continue one another (section 2); a list's strings do not
+            loss, grads, state = self.loss_and_gradients(
+                x_idx, y_idx, state if kind == "stream" else None, lengths)
+            training_step(self, params, grads, opt_state, loss, epoch)
+            n = y_idx.size if lengths is None else int(lengths.sum())
+            total, n_total = total + loss * n, n_total + n
+        self.loss_history.append(total / n_total)
+        line = (f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f} nats "
+                f"({self.loss_history[-1] / np.log(2):.3f} bits) per symbol")
         if val_corpus is not None:
-            _check_corpus(val_corpus, "val_corpus")
-            unknown = sorted(set(val_corpus if isinstance(val_corpus, str)
-                                 else "".join(val_corpus)) - set(index))
-            if unknown:
-                raise ValueError(f"val_corpus holds symbols that are not in the training corpus: "
-                                 f"{unknown[:10]}; the vocabulary is {''.join(vocab)!r}.")
-        # Every check has passed: only now does the model change.
-        self.vocab_, self._index = vocab, index
-        _, data = self._encode_corpus(corpus, "corpus")
-        rng = np.random.default_rng(self.random_state)
-        start = CELLS[self.cell](n_nodes=self.n_nodes, dtype=self.dtype)
-        start._init_params(len(vocab), len(vocab), rng)   # the classifier's layer, w_y and b_y
-        self.rnn, self.w_y, self.b_y = start.rnn, start.w_y, start.b_y
-        params = self._params()
-        opt_state = adam_state(params)
-        self.loss_history, self.val_bits_history = [], []
-        for epoch in range(1, self.epochs + 1):
-            total, n_total, state = 0.0, 0, None                   # zero state at each epoch
-            for x_idx, y_idx, lengths in self._batches(kind, data, rng):
-                # a stream's chunks continue one another (section 2); a list's strings do not
-                loss, grads, state = self.loss_and_gradients(
-                    x_idx, y_idx, state if kind == "stream" else None, lengths)
-                training_step(self, params, grads, opt_state, loss, epoch)
-                n = y_idx.size if lengths is None else int(lengths.sum())
-                total, n_total = total + loss * n, n_total + n
-            self.loss_history.append(total / n_total)
-            line = (f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f} nats "
-                    f"({self.loss_history[-1] / np.log(2):.3f} bits) per symbol")
-            if val_corpus is not None:
-                self.val_bits_history.append(self.bits_per_symbol(val_corpus))
-                line += f"  val {self.val_bits_history[-1]:.3f} bits per symbol"
-            if self.verbose:
-                print(line)
-        return self
+            self.val_bits_history.append(self.bits_per_symbol(val_corpus))
+            line += f"  val {self.val_bits_history[-1]:.3f} bits per symbol"
+        if self.verbose:
+            print(line)
+    return self
 
-    def _stream_log_probs(self, idx, chunk=1000):
-        """log p(next symbol) at every position of one encoded stream, read in chunks of `chunk`
-        steps with the state carried through (so the chunk size changes nothing).
-        Returns (len(idx) - 1,) floats."""
-        out, state = [], None
-        for x_idx, y_idx in stream_chunks(idx, 1, chunk):
-            z_tm, _, state = self._run(x_idx, state)
-            log_p = log_softmax(z_tm[:, 0])
-            out.append(log_p[np.arange(len(log_p)), y_idx[0]])
-        return np.concatenate(out)
 
-    def bits_per_symbol(self, corpus):
-        """Mean of -log2 p(next symbol | every symbol before it) over every predicted position.
+# %% [markdown]
+# Measuring: bits per symbol on a stream or a list, and the next-symbol
+# probabilities after every symbol of a text.
 
-        corpus : a string, read as one stream from a zero state carried through the whole
-        string; or a list of strings, each read from its first symbol, from a zero state.
-        Perplexity is 2 ** bits_per_symbol.
-        """
-        self._check_fitted()
-        kind, data = self._encode_corpus(corpus, "corpus")
-        if kind == "stream":
-            return float(-np.mean(self._stream_log_probs(data)) / np.log(2))
-        total, n_total = 0.0, 0
-        order = np.argsort([len(s) for s in data], kind="stable")   # similar lengths together
-        for start in range(0, len(data), 256):
-            batch = [data[i] for i in order[start:start + 256]]
-            x_idx, y_idx, lengths = pad_symbol_sequences(batch)
-            z_tm, _, _ = self._run(x_idx, lengths=lengths)
-            real = real_positions(len(z_tm), lengths)
-            n_real = int(lengths.sum())
-            total += cross_entropy(log_softmax(z_tm[real]), y_idx.T[real]) * n_real
-            n_total += n_real
-        return total / n_total / np.log(2)
+# %%
+@add_to_class(ScratchRNNLanguageModel)
+def stream_log_probs(self, idx, chunk=1000):
+    """log p(next symbol) at every position of one encoded stream idx (n,) ints, read in
+    chunks of `chunk` steps with the state carried through (so the chunk size changes
+    nothing). Returns (n - 1,) floats."""
+    out, state = [], None
+    for x_idx, y_idx in stream_chunks(idx, 1, chunk):
+        z_tm, _, state = self._run(x_idx, state)
+        log_p = log_softmax(z_tm[:, 0])
+        out.append(log_p[np.arange(len(log_p)), y_idx[0]])
+    return np.concatenate(out)
 
-    def predict_proba(self, text):
-        """Next-symbol probabilities after each symbol of text, read as one stream from a zero
-        state: (len(text), n_vocab), row t = p(symbol t+1 | text[:t+1]), columns in vocab_ order."""
-        self._check_fitted()
-        if not isinstance(text, str) or len(text) == 0:
-            raise ValueError(f"text must be a non-empty string; got {text!r}.")
-        z_tm, _, _ = self._run(self._encode(text, "text")[None, :])
-        return np.exp(log_softmax(z_tm[:, 0]))
 
-    def sample(self, length, prime="", temperature=1.0, random_state=None):
-        """Generate text: prime, then `length` symbols drawn one at a time from
-        softmax(z_t / temperature), each fed back in.
+@add_to_class(ScratchRNNLanguageModel)
+def bits_per_symbol(self, corpus):
+    """Mean of -log2 p(next symbol | every symbol before it) over every predicted position.
 
-        prime : str of symbols in vocab_; fed first. Empty: start from a zero state with vocab_[0]
-            as the input (it is fed, not returned).
-        random_state : int, None or a np.random.Generator; the same int gives the same string.
-        Returns a string of len(prime) + length symbols that starts with prime.
-        """
-        self._check_fitted()
-        if not isinstance(length, (int, np.integer)) or length < 0:
-            raise ValueError(f"length must be an integer >= 0; got {length!r}.")
-        if (isinstance(temperature, bool)
-                or not isinstance(temperature, (int, float, np.integer, np.floating))
-                or not (temperature > 0 and np.isfinite(temperature))):
-            raise ValueError(f"temperature must be a positive number; got {temperature!r}.")
-        if not isinstance(prime, str):
-            raise ValueError(f"prime must be a string; got {type(prime).__name__}.")
-        fed = self._encode(prime, "prime") if prime else np.array([0])
-        rng = np.random.default_rng(random_state)
-        z_tm, _, state = self._run(fed[None, :])
-        drawn = []
-        for _ in range(length):
-            p = np.exp(log_softmax(z_tm[-1, 0].astype(np.float64) / temperature))
-            u = rng.random() * p.sum()                     # inverse-CDF draw of one symbol
-            k = min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
-            drawn.append(k)
-            z_tm, _, state = self._run(np.array([[k]]), state)
-        return prime + "".join(self.vocab_[k] for k in drawn)
+    corpus : a string, read as one stream from a zero state carried through the whole
+    string; or a list of strings, each read from its first symbol, from a zero state.
+    Perplexity is 2 ** bits_per_symbol.
+    """
+    support.check_fitted(self, "vocab_", "fit(corpus) first")
+    kind, data = self._encode_corpus(corpus, "corpus")
+    if kind == "stream":
+        return float(-np.mean(self.stream_log_probs(data)) / np.log(2))
+    total, n_total = 0.0, 0
+    order = np.argsort([len(s) for s in data], kind="stable")   # similar lengths together
+    for start in range(0, len(data), 256):
+        batch = [data[i] for i in order[start:start + 256]]
+        x_idx, y_idx, lengths = pad_symbol_sequences(batch)
+        z_tm, _, _ = self._run(x_idx, lengths=lengths)
+        real = real_positions(len(z_tm), lengths)
+        n_real = int(lengths.sum())
+        total += cross_entropy(log_softmax(z_tm[real]), y_idx.T[real]) * n_real
+        n_total += n_real
+    return total / n_total / np.log(2)
+
+
+@add_to_class(ScratchRNNLanguageModel)
+def predict_proba(self, text):
+    """Next-symbol probabilities after each symbol of text, read as one stream from a zero
+    state: (len(text), n_vocab), row t = p(symbol t+1 | text[:t+1]), columns in vocab_
+    order."""
+    support.check_fitted(self, "vocab_", "fit(corpus) first")
+    if not isinstance(text, str) or len(text) == 0:
+        raise ValueError(f"text must be a non-empty string; got {text!r}.")
+    z_tm, _, _ = self._run(self.encode(text, "text")[None, :])
+    return np.exp(log_softmax(z_tm[:, 0]))
+
+
+# %% [markdown]
+# Sampling, as described above: the temperature divides the logits.
+
+# %%
+@add_to_class(ScratchRNNLanguageModel)
+def sample(self, length, prime="", temperature=1.0, random_state=None):
+    """Generate text: prime, then `length` symbols drawn one at a time from
+    softmax(z_t / temperature), each fed back in.
+
+    prime : str of symbols in vocab_; fed first. Empty: start from a zero state with
+        vocab_[0] as the input (it is fed, not returned).
+    random_state : int, None or a np.random.Generator; the same int gives the same string.
+    Returns a string of len(prime) + length symbols that starts with prime.
+    """
+    support.check_fitted(self, "vocab_", "fit(corpus) first")
+    if not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"length must be an integer >= 0; got {length!r}.")
+    support.check_positive_number(temperature, "temperature")
+    if not isinstance(prime, str):
+        raise ValueError(f"prime must be a string; got {type(prime).__name__}.")
+    fed = self.encode(prime, "prime") if prime else np.array([0])
+    rng = np.random.default_rng(random_state)
+    z_tm, _, state = self._run(fed[None, :])
+    drawn = []
+    for _ in range(length):
+        p = np.exp(log_softmax(z_tm[-1, 0].astype(np.float64) / temperature))
+        u = rng.random() * p.sum()                     # inverse-CDF draw of one symbol
+        k = min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
+        drawn.append(k)
+        z_tm, _, state = self._run(np.array([[k]]), state)
+    return prime + "".join(self.vocab_[k] for k in drawn)
 
 
 # %% [markdown]
@@ -622,8 +589,9 @@ class ScratchRNNLanguageModel:
 
 # %%
 def check_language_model_gradients(seed=0, eps=1e-6):
-    """Relative error of ScratchRNNLanguageModel.loss_and_gradients against central differences,
-    per cell and batch kind. Returns rows [cell, batch, the largest error over all parameters]."""
+    """Relative error of ScratchRNNLanguageModel.loss_and_gradients against central
+    differences, per cell and batch kind. Returns rows [cell, batch, the largest error over
+    all parameters]."""
     rng = np.random.default_rng(seed)
     rows = []
     for cell in CELLS:
@@ -632,7 +600,8 @@ def check_language_model_gradients(seed=0, eps=1e-6):
         model.fit("abcd" + "".join(rng.choice(list("abcd"), 60)))   # 4 symbols, weights moved
         x_list, y_list, lengths = pad_symbol_sequences(
             [rng.integers(0, 4, n) for n in (7, 3, 5)])
-        _, _, carried = model._run(rng.integers(0, 4, (2, 6)))          # a state from before
+        before = rng.integers(0, 4, (2, 6))
+        _, _, carried = model.loss_and_gradients(before, before)   # a state from before
         x_stream, y_stream = rng.integers(0, 4, (2, 6)), rng.integers(0, 4, (2, 6))
         batches = {"list, padded": (x_list, y_list, None, lengths),
                    "stream, carried state": (x_stream, y_stream, carried, None)}
@@ -642,8 +611,8 @@ def check_language_model_gradients(seed=0, eps=1e-6):
             def loss():
                 return model.loss_and_gradients(x_idx, y_idx, state, lens)[0]
 
-            rows.append([cell, batch, max(rel_error(grads[name], numerical_gradient(loss, p, eps))
-                                          for name, p in model._params().items())])
+            errors = check_gradients(loss, grads, model.parameters(), eps)
+            rows.append([cell, batch, max(errors.values())])
     return rows
 
 
@@ -679,8 +648,8 @@ if __name__ == "__main__":
 def stream_gradient(model, idx, n_streams, bptt_steps):
     """The gradient of the mean loss over a whole encoded stream as truncated BPTT computes it:
     each chunk's gradient (no gradient across chunk boundaries) weighted by its positions.
-    Returns a dict like model._params()."""
-    total = {name: np.zeros_like(p) for name, p in model._params().items()}
+    Returns a dict like model.parameters()."""
+    total = {name: np.zeros_like(p) for name, p in model.parameters().items()}
     state, n_total = None, 0
     for x_idx, y_idx in stream_chunks(idx, n_streams, bptt_steps):
         _, grads, state = model.loss_and_gradients(x_idx, y_idx, state)
@@ -698,15 +667,15 @@ def truncation_checks(seed=0, bptt_values=(1, 3, 10, 30)):
                                     random_state=seed)
     text = "".join(rng.choice(list("abcd"), 61))
     model.fit(text)
-    idx = model._encode(text, "text")
-    chunked_difference = float(np.max(np.abs(model._stream_log_probs(idx, chunk=7)
-                                             - model._stream_log_probs(idx, chunk=len(idx)))))
+    idx = model.encode(text)
+    chunked_difference = float(np.max(np.abs(model.stream_log_probs(idx, chunk=7)
+                                             - model.stream_log_probs(idx, chunk=len(idx)))))
     (x_all, y_all), = stream_chunks(idx, 2, len(idx))       # the whole stream as one chunk
 
     def full_loss():
         return model.loss_and_gradients(x_all, y_all)[0]
 
-    full = {name: numerical_gradient(full_loss, p) for name, p in model._params().items()}
+    full = {name: numerical_gradient(full_loss, p) for name, p in model.parameters().items()}
     rows = []
     for bptt_steps in bptt_values:
         truncated = stream_gradient(model, idx, 2, bptt_steps)
@@ -847,9 +816,10 @@ def reber_experiment(seed=0, n_train=3000, n_test=1000):
     test = [embedded_reber_string(rng) for _ in range(n_test)]
     models, rows = {}, []
     for cell in CELLS:
-        start = time.perf_counter()
-        model = ScratchRNNLanguageModel(cell=cell, random_state=seed, **REBER_TRAINING).fit(train)
-        seconds = time.perf_counter() - start
+        elapsed = support.stopwatch()
+        model = ScratchRNNLanguageModel(cell=cell, random_state=seed, **REBER_TRAINING)
+        model.fit(train)
+        seconds = elapsed()
         models[cell] = model
         rows.append([cell, model.bits_per_symbol(test), second_to_last_accuracy(model, test),
                      grammatical_share(model, seed=seed), seconds])
@@ -922,7 +892,6 @@ def plot_reber_probabilities(models, string, plots_dir="plots",
 if __name__ == "__main__":
     reber_example = next(s for s in reber_test if len(s) >= 16)
     plot_reber_probabilities(reber_models, reber_example, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'reber_next_symbol.png')}")
 
 
 # %% [markdown]
@@ -1065,7 +1034,7 @@ TEXT_TRAINING = dict(n_nodes=128, bptt_steps=50, batch_size=32, learning_rate=0.
                      clip_norm=1.0, dtype=np.float32)
 
 
-def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=tuple(CELLS),
+def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=CELLS,
                     **settings):
     """Train one language model per cell on train, measuring held_out after every epoch.
 
@@ -1074,11 +1043,11 @@ def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=tup
     for cell in cells:
         if verbose:
             print(f"-- {cell}")
-        start = time.perf_counter()
+        elapsed = support.stopwatch()
         model = ScratchRNNLanguageModel(cell=cell, epochs=epochs, random_state=seed,
                                         verbose=verbose, **{**TEXT_TRAINING, **settings})
         model.fit(train, held_out)
-        results[cell] = (model, time.perf_counter() - start)
+        results[cell] = (model, elapsed())
     return results
 
 
@@ -1130,7 +1099,6 @@ if __name__ == "__main__":
           f"{best_ngram[0]}-gram, {best_ngram[2]:.3f}. The best cell beats the best n-gram by "
           f"{best_ngram[2] - best_cell[1]:.3f} bits/char: {best_cell[1] < best_ngram[2]}")
     plot_text_learning_curves(text_results, ngram_rows, ARGS.plots_dir)
-    print(f"saved {os.path.join(ARGS.plots_dir, 'text_learning_curves.png')}")
 
 
 # %% [markdown]
@@ -1228,9 +1196,17 @@ if __name__ == "__main__":
 # Truncated BPTT made the long text trainable, and its chunk length traded
 # the number of updates against reach, as section 6 measured.
 
+# %% [markdown]
+# ## What this chapter gives the next
+#
+# The names a later chapter may import (`__all__`):
+
 # %%
+__all__ = [
+    "output_layer_loop", "output_layer", "output_layer_backward", "one_hot",
+    "real_positions", "sequence_cross_entropy_and_gradient", "stream_layout",
+    "stream_chunks", "pad_symbol_sequences", "CELLS", "ScratchRNNLanguageModel",
+]
+
 if __name__ == "__main__":
-    print(
-        f"Chapter 3 finished in {time.perf_counter() - CHAPTER_START:.1f} s; "
-        f"plots are in {ARGS.plots_dir}/"
-    )
+    support.lesson_finished("Chapter 3", ARGS)
