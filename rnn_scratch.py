@@ -1280,7 +1280,8 @@ def predict_proba(self, X):
 @add_to_class(ScratchSimpleRNNClassifier)
 def predict(self, X):
     """Predicted labels, shape (n_samples,), taken from classes_."""
-    return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+    proba = self.predict_proba(X)  # checks fitted and X first
+    return self.classes_[np.argmax(proba, axis=1)]
 
 
 @add_to_class(ScratchSimpleRNNClassifier)

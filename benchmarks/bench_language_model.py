@@ -24,46 +24,17 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import gated_rnn_scratch as gs  # noqa: E402
 import language_model_scratch as lm  # noqa: E402
-from bench_rnn import (blas_description, fmt_ms, fmt_ratio, load_torch, timed,  # noqa: E402
-                       torch_layer)
+import rnn_scratch as rs  # noqa: E402
+from bench_rnn import blas_description, fmt_ms, fmt_ratio, load_torch, timed  # noqa: E402
+from torch_twins import torch_chunk_loss, torch_gradients, torch_twin  # noqa: E402
 
 
 def our_epoch(text, cell, dtype):
     model = lm.ScratchRNNLanguageModel(cell=cell, epochs=1, random_state=0,
                                        **{**lm.TEXT_TRAINING, "dtype": dtype})
     return lambda: model.fit(text)
-
-
-def torch_twin(torch, rnn, w_y, b_y):
-    """bench_rnn's torch_layer for the recurrent layer, + a torch.nn.Linear holding w_y, b_y.
-    Returns (layer, linear, torch dtype)."""
-    layer, _ = torch_layer(torch, rnn)
-    tdtype = layer.weight_ih_l0.dtype
-    linear = torch.nn.Linear(*w_y.shape, dtype=tdtype)      # (n_nodes, n_vocab)
-    with torch.no_grad():
-        linear.weight.copy_(torch.from_numpy(w_y.T.copy()))
-        linear.bias.copy_(torch.from_numpy(b_y))
-    return layer, linear, tdtype
-
-
-def torch_gradients(cell, layer, linear):
-    """The .grad of a torch_twin after backward, by our parameter names (as numpy arrays)."""
-    grads = {"w_x": layer.weight_ih_l0.grad.T, "w_h": layer.weight_hh_l0.grad.T,
-             "w_y": linear.weight.grad.T, "b_y": linear.bias.grad}
-    if cell == "gru":
-        grads.update(b_x=layer.bias_ih_l0.grad, b_h=layer.bias_hh_l0.grad)
-    else:
-        grads["b"] = layer.bias_ih_l0.grad       # bias_hh_l0 stays 0: ours has one bias
-    return {name: g.numpy() for name, g in grads.items()}
-
-
-def torch_chunk_loss(torch, layer, linear, tdtype, n_vocab, x_idx, y_idx, state):
-    x = torch.nn.functional.one_hot(torch.from_numpy(x_idx), n_vocab).to(tdtype)
-    out, new_state = layer(x) if state is None else layer(x, state)
-    loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, n_vocab),
-                                             torch.from_numpy(y_idx).reshape(-1))
-    return loss, new_state
 
 
 def torch_epoch(torch, text, cell, dtype):
@@ -75,9 +46,10 @@ def torch_epoch(torch, text, cell, dtype):
         vocab = sorted(set(text))
         index = {ch: i for i, ch in enumerate(vocab)}
         idx = np.array([index[ch] for ch in text], dtype=np.int64)
-        start = lm.CELLS[cell](n_nodes=settings["n_nodes"], dtype=dtype)
-        start._init_params(len(vocab), len(vocab), np.random.default_rng(0))
-        layer, linear, tdtype = torch_twin(torch, start.rnn, start.w_y, start.b_y)
+        rng, n_nodes = np.random.default_rng(0), settings["n_nodes"]
+        rnn = gs.make_layer(cell, len(vocab), n_nodes, rng, dtype)
+        w_y, b_y = rs.init_output_layer(n_nodes, len(vocab), rng, dtype)
+        layer, linear, tdtype = torch_twin(torch, rnn, w_y, b_y)
         params = list(layer.parameters()) + list(linear.parameters())
         optimizer = torch.optim.Adam(params, lr=settings["learning_rate"])
         state = None
@@ -99,7 +71,7 @@ def check_same_chunk(torch, text, cell, dtype):
     model = lm.ScratchRNNLanguageModel(cell=cell, epochs=1, random_state=0,
                                        **{**lm.TEXT_TRAINING, "dtype": dtype}).fit(text[:3000])
     layer, linear, tdtype = torch_twin(torch, model.rnn, model.w_y, model.b_y)
-    idx = model._encode(text[:3000], "text")
+    idx = model.encode(text[:3000])
     chunks = list(lm.stream_chunks(idx, model.batch_size, model.bptt_steps))
     _, _, state = model.loss_and_gradients(*chunks[0])
     loss, grads, _ = model.loss_and_gradients(*chunks[1], state)

@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gated_rnn_scratch as gs  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
+from torch_twins import torch_layer, torch_pass  # noqa: E402
 
 SIZES = [(32, 20, 8, 32), (64, 50, 32, 128), (128, 100, 64, 256), (64, 50, 128, 512)]
 QUICK_SIZES = [(32, 20, 8, 32)]
@@ -60,7 +61,7 @@ class TextbookRNN:
     def parameters(self):
         return {"w_x": self.w_x, "w_h": self.w_h, "b": self.b}
 
-    def forward(self, x, h0=None, lengths=None):
+    def forward(self, x, h0=None, *, lengths=None):
         if lengths is not None:
             raise ValueError("the plain loops have no masks: the benchmark times them on full batches")
         self._x = x
@@ -75,8 +76,11 @@ class TextbookRNN:
 
 
 class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
-    """The lesson's classifier with the textbook layer inside."""
-    layer_class = TextbookRNN
+    """The lesson's classifier with the textbook layer inside, at the same starting weights."""
+
+    def _init_layer(self, n_features, rng, dtype):
+        layer = rs.init_simple_rnn(n_features, self.n_nodes, rng, dtype)
+        return TextbookRNN(layer.w_x, layer.w_h, layer.b)
 
 
 def timed(fns, repeats, rounds=2):
@@ -153,50 +157,7 @@ def mask_lengths(size, low, high, seed=0):
     return rng.integers(max(1, round(low * n_sequences)), round(high * n_sequences) + 1, size=batch_size)
 
 
-def torch_layer(torch, layer):
-    """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype) holding
-    the layer's weights. Returns (module, the names of our biases: ["b"] or ["b_x", "b_h"])."""
-    cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM", gs.GRU_BPTT: "GRU"}[type(layer)]
-    params = layer.parameters()               # w_x, w_h, then one bias (b) or two (b_x, b_h)
-    bias_names = list(params)[2:]
-    module = getattr(torch.nn, cell)(layer.n_features, layer.n_nodes, batch_first=True)
-    module = module.to(getattr(torch, np.dtype(layer.dtype).name))
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.from_numpy(layer.w_x.T.copy()))
-        module.weight_hh_l0.copy_(torch.from_numpy(layer.w_h.T.copy()))
-        module.bias_ih_l0.copy_(torch.from_numpy(params[bias_names[0]]))
-        if len(bias_names) == 2:
-            module.bias_hh_l0.copy_(torch.from_numpy(params[bias_names[1]]))
-        else:                                 # our single b is bias_ih + bias_hh
-            module.bias_hh_l0.zero_()
-    return module, bias_names
 
-
-def torch_pass(torch, layer, x, h0, dh):
-    """torch_layer(layer); returns a function doing forward + backward that returns hs and the
-    gradients under our names."""
-    module, bias_names = torch_layer(torch, layer)
-    cell = type(module).__name__
-    tx = torch.from_numpy(x).requires_grad_(True)
-    states = [torch.from_numpy(h0[None]).requires_grad_(True)]
-    if cell == "LSTM":                        # and c0 = 0, as our forward defaults to
-        states.append(torch.zeros_like(states[0]).requires_grad_(True))
-    tdh = torch.from_numpy(dh)
-
-    def run():
-        module.zero_grad(set_to_none=True)
-        for tensor in (tx, *states):
-            tensor.grad = None
-        out, _ = module(tx, tuple(states) if cell == "LSTM" else states[0])
-        out.backward(tdh)
-        grads = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
-                 "d" + bias_names[0]: module.bias_ih_l0.grad, "dx": tx.grad, "dh0": states[0].grad[0]}
-        if len(bias_names) == 2:
-            grads["d" + bias_names[1]] = module.bias_hh_l0.grad
-        if cell == "LSTM":
-            grads["dc0"] = states[1].grad[0]
-        return out.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
-    return run
 
 
 def assert_same(reference, other, dtype, what):

@@ -15,6 +15,8 @@ def slipped(func, right, wrong):
     count = source.count(right)
     assert count == 1, (f"{func.__name__}: the text {right!r} occurs {count} times in its source; "
                         "a slip must change exactly one place")
+    # Decorators are dropped: an @add_to_class line would install the copy on the class itself.
+    source = "\n".join(line for line in source.splitlines() if not line.startswith("@"))
     namespace = dict(func.__globals__)
     exec(compile(source.replace(right, wrong), f"<{func.__name__} with a slip>", "exec"), namespace)
     return namespace[func.__name__]

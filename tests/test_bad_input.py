@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import lesson_support as support
 import rnn_scratch as rs
 
 
@@ -80,12 +81,12 @@ def test_y_val_with_unknown_labels(data):
 @pytest.mark.parametrize("method", ["predict", "predict_proba"])
 def test_predict_before_fit_says_to_call_fit(data, method):
     X, _ = data
-    with pytest.raises(rs.NotFittedError, match=r"call fit\(X, y\)"):
+    with pytest.raises(support.NotFittedError, match=r"call fit\(X, y\)"):
         getattr(rs.ScratchSimpleRNNClassifier(), method)(X)
 
 
 def test_score_before_fit_says_to_call_fit(data):
-    with pytest.raises(rs.NotFittedError, match=r"call fit\(X, y\)"):
+    with pytest.raises(support.NotFittedError, match=r"call fit\(X, y\)"):
         rs.ScratchSimpleRNNClassifier().score(*data)
 
 
@@ -111,7 +112,7 @@ def test_diverging_training_raises_floating_point_error_and_keeps_finite_weights
         model.fit(X, y)
     message = str(info.value)
     assert "epoch" in message and "learning_rate" in message and "clip_norm" in message
-    assert all(np.all(np.isfinite(p)) for p in model._params().values())
+    assert all(np.all(np.isfinite(p)) for p in model.parameters().values())
 
 
 def test_temporal_order_generator_rejects_too_short_sequences():
@@ -124,7 +125,7 @@ def test_a_fit_rejected_for_bad_input_leaves_the_model_as_it_was(data, fitted):
     fresh = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1)
     with pytest.raises(ValueError):
         fresh.fit(X, y, X_val=X[:2, :, :5], y_val=y[:2])  # X_val with the wrong n_features
-    with pytest.raises(rs.NotFittedError):
+    with pytest.raises(support.NotFittedError):
         fresh.predict(X)
     before = fitted.predict_proba(X)
     with pytest.raises(ValueError):

@@ -112,13 +112,13 @@ def test_clipping_experiment_trains_three_runs_and_the_control_matches_the_early
     assert plain.learning_rate == clipped.learning_rate == 0.5
     assert control.learning_rate == pytest.approx(0.5 * 1.0 / clipped.grad_norm_history[0])
     assert len(plain.grad_norm_history) == len(clipped.grad_norm_history) == len(control.grad_norm_history) == 2
-    for name, p in plain._params().items():   # the same start: the first epoch's first gradient norms agree
-        assert p.shape == clipped._params()[name].shape
+    for name, p in plain.parameters().items():   # the same start: the first epoch's first gradient norms agree
+        assert p.shape == clipped.parameters()[name].shape
     assert initial_weights_equal(plain, clipped) and initial_weights_equal(plain, control)
 
 
 def initial_weights_equal(a, b):
-    return all(np.array_equal(p, rs.initial_model(b)._params()[k]) for k, p in rs.initial_model(a)._params().items())
+    return all(np.array_equal(p, rs.initial_model(b).parameters()[k]) for k, p in rs.initial_model(a).parameters().items())
 
 
 def test_key_gradient_ratio_is_one_when_the_key_is_the_last_step():
@@ -138,9 +138,7 @@ def test_grad_norm_history_is_the_norm_before_clipping():
     X, y = rs.make_temporal_order_data(16, 8, rng=1)
     model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, batch_size=16, clip_norm=1e-6, random_state=0)
     model.fit(X, y)
-    fresh = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, batch_size=16, clip_norm=1e-6, random_state=0)
-    rng = np.random.default_rng(0)
-    fresh._init_params(8, 4, rng)  # the same initial weights as model's fit drew
+    fresh = rs.initial_model(model)  # the weights model's fit started from
     _, grads = fresh.loss_and_gradients(X, np.searchsorted(model.classes_, y))
     expected = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))
     assert model.grad_norm_history[0] == pytest.approx(expected, rel=1e-10)

@@ -26,7 +26,7 @@ def test_loss_gradients_match_finite_differences_for_every_parameter():
     model = rs.ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8, random_state=0).fit(X, y)
     y_idx = np.searchsorted(model.classes_, y)
     loss, grads = model.loss_and_gradients(X, y_idx)
-    params = model._params()
+    params = model.parameters()
     assert set(grads) == set(params) == {"w_x", "w_h", "b", "w_y", "b_y"}
     for name, param in params.items():
         numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X, y_idx)[0], param)
@@ -42,9 +42,9 @@ def test_one_full_batch_sgd_epoch_is_one_gradient_step():
     settings = dict(n_nodes=4, batch_size=10, learning_rate=0.5, optimizer="sgd", clip_norm=None, random_state=3)
     one = rs.ScratchSimpleRNNClassifier(epochs=1, **settings).fit(X, y)
     two = rs.ScratchSimpleRNNClassifier(epochs=2, **settings).fit(X, y)
-    before = {name: p.copy() for name, p in one._params().items()}
+    before = {name: p.copy() for name, p in one.parameters().items()}
     y_idx = np.searchsorted(one.classes_, y)
-    for name, after in two._params().items():
+    for name, after in two.parameters().items():
         grad = rs.numerical_gradient(lambda: reference_loss(before, X, y_idx), before[name])
         np.testing.assert_allclose(after, before[name] - 0.5 * grad, rtol=1e-7, atol=1e-9, err_msg=name)
     # and the recorded epoch-2 loss is the loss at the start of that step
@@ -105,7 +105,7 @@ def test_fitted_attributes_have_the_documented_shapes():
 def test_float32_end_to_end():
     X, y = small_data(n_samples=30)
     model = rs.ScratchSimpleRNNClassifier(n_nodes=6, epochs=3, dtype=np.float32, random_state=0).fit(X, y)
-    for name, p in model._params().items():
+    for name, p in model.parameters().items():
         assert p.dtype == np.float32, name
     _, grads = model.loss_and_gradients(X.astype(np.float32), np.searchsorted(model.classes_, y))
     assert all(g.dtype == np.float32 for g in grads.values())
@@ -196,7 +196,7 @@ def test_loss_and_gradients_match_pytorch_autograd():
     model = rs.ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=4, random_state=2).fit(X, y)
     y_idx = np.searchsorted(model.classes_, y)
     loss, grads = model.loss_and_gradients(X, y_idx)
-    t = {name: torch.tensor(p, requires_grad=True) for name, p in model._params().items()}
+    t = {name: torch.tensor(p, requires_grad=True) for name, p in model.parameters().items()}
     h = torch.zeros(len(X), 5, dtype=torch.float64)
     for step in range(X.shape[1]):
         h = torch.tanh(torch.tensor(X[:, step]) @ t["w_x"] + h @ t["w_h"] + t["b"])

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import gated_rnn_scratch as gs
+import lesson_support as support
 import rnn_scratch as rs
 
 # (batch_size, n_sequences, n_features, n_nodes), including sizes of 1
@@ -144,7 +145,7 @@ def test_gated_classifier_gradients_match_finite_differences(model_class):
     X_pad, lengths = rs.pad_sequences(X)
     y_idx = np.searchsorted(model.classes_, y)
     _, grads = model.loss_and_gradients(X_pad, y_idx, lengths)
-    params = model._params()
+    params = model.parameters()
     assert set(grads) == set(params)
     for name, param in params.items():
         numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X_pad, y_idx, lengths)[0], param)
@@ -153,12 +154,12 @@ def test_gated_classifier_gradients_match_finite_differences(model_class):
 
 def test_lstm_classifier_starts_with_forget_bias_one_and_orthogonal_gate_blocks():
     X, y = rs.make_temporal_order_data(8, 6, rng=0)
-    model = gs.ScratchLSTMClassifier(n_nodes=4, epochs=1, random_state=0)
-    model._init_params(8, 4, np.random.default_rng(0))
-    b = model.rnn.b
+    model = gs.ScratchLSTMClassifier(n_nodes=4, epochs=1, random_state=0).fit(X, y)
+    start = model.initial_parameters_
+    b = start["b"]
     assert np.all(b[4:8] == 1.0) and np.all(b[:4] == 0) and np.all(b[8:] == 0)
     for k in range(4):
-        block = model.rnn.w_h[:, 4 * k:4 * (k + 1)]
+        block = start["w_h"][:, 4 * k:4 * (k + 1)]
         np.testing.assert_allclose(block.T @ block, np.eye(4), atol=1e-12)
 
 
@@ -166,10 +167,10 @@ def test_lstm_classifier_starts_with_forget_bias_one_and_orthogonal_gate_blocks(
 def test_gated_classifier_has_chapter_1_api_and_errors(model_class):
     X, y = rs.make_temporal_order_data(20, 8, rng=1)
     model = model_class(n_nodes=4, epochs=2, random_state=0).fit(X, y, X, y)
-    assert isinstance(model.rnn, model_class.layer_class)
+    assert type(model.rnn) is {"lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}[model_class.cell]
     assert model.predict_proba(X).shape == (20, len(model.classes_))
     assert len(model.loss_history) == len(model.val_accuracy_history) == 2
-    with pytest.raises(rs.NotFittedError):
+    with pytest.raises(support.NotFittedError):
         model_class().predict(X)
     with pytest.raises(ValueError, match="n_features = 7"):
         model.predict(X[:, :, :7])
@@ -182,16 +183,33 @@ def test_a_gated_cell_learns_a_length_where_the_vanilla_rnn_does_not():
     X_val, y_val = rs.make_temporal_order_data(300, 60, rng=2000)
     settings = dict(epochs=6, dtype=np.float32, random_state=0, stop_at_accuracy=0.95)
     lstm = gs.ScratchLSTMClassifier(**settings).fit(X, y, X_val, y_val)
-    vanilla = rs.ScratchSimpleRNNClassifier(**settings).fit(X, y, X_val, y_val)
+    vanilla = gs.EarlyStoppingClassifier(**settings).fit(X, y, X_val, y_val)
     assert lstm.val_accuracy_history[-1] >= 0.95, lstm.val_accuracy_history
     assert max(vanilla.val_accuracy_history) <= 0.35, vanilla.val_accuracy_history
 
 
-def test_stop_at_accuracy_stops_after_the_epoch_that_reaches_it():
+@pytest.mark.parametrize("model_class", [gs.EarlyStoppingClassifier, gs.ScratchGRUClassifier])
+def test_stop_at_accuracy_stops_after_the_epoch_that_reaches_it(model_class):
     X, y = rs.make_temporal_order_data(400, 10, rng=3)
-    model = rs.ScratchSimpleRNNClassifier(n_nodes=8, epochs=30, random_state=0, stop_at_accuracy=0.9).fit(X, y, X, y)
+    model = model_class(n_nodes=8, epochs=30, random_state=0, stop_at_accuracy=0.9).fit(X, y, X, y)
     assert model.n_epochs_ == len(model.loss_history) < 30
     assert model.val_accuracy_history[-1] >= 0.9 and all(a < 0.9 for a in model.val_accuracy_history[:-1])
+    # The same model without stopping trains the same epochs first (stopping changes nothing else).
+    full = model_class(n_nodes=8, epochs=model.n_epochs_ + 2, random_state=0).fit(X, y, X, y)
+    assert full.val_accuracy_history[:model.n_epochs_] == model.val_accuracy_history
+
+
+def test_stop_at_accuracy_without_validation_data_is_an_error_not_ignored():
+    X, y = rs.make_temporal_order_data(40, 8, rng=3)
+    with pytest.raises(ValueError, match="stop_at_accuracy needs validation data"):
+        gs.ScratchLSTMClassifier(n_nodes=4, epochs=2, stop_at_accuracy=0.9).fit(X, y)
+    with pytest.raises(ValueError, match="stop_at_accuracy must be a positive number"):
+        gs.EarlyStoppingClassifier(stop_at_accuracy=-1).fit(X, y, X, y)
+
+
+def test_chapter_1_classifier_has_no_chapter_2_parameter():
+    with pytest.raises(TypeError):
+        rs.ScratchSimpleRNNClassifier(stop_at_accuracy=0.9)
 
 
 def test_importing_chapter_2_has_no_side_effects(tmp_path):

@@ -10,11 +10,12 @@ import pytest
 import language_model_scratch as lm
 from language_model_scratch import ScratchRNNLanguageModel
 from gated_rnn_scratch import GRU_BPTT, LSTM_BPTT
-from rnn_scratch import NotFittedError, SimpleRNN_BPTT, numerical_gradient, rel_error
+from lesson_support import NotFittedError
+from rnn_scratch import SimpleRNN_BPTT, numerical_gradient, rel_error
+
+import torch_twins as twins
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-import bench_language_model as bench  # noqa: E402  (the PyTorch twin of the model lives there)
 CELLS = ("rnn", "gru", "lstm")
 TEXT = "the cat sat on the mat; the dog sat on the log. " * 4
 
@@ -128,13 +129,13 @@ def test_bits_per_symbol_is_the_mean_negative_log2_probability():
 @pytest.mark.parametrize("cell", CELLS)
 def test_a_carried_state_equals_reading_the_concatenated_stream(cell):
     model = small_model(cell).fit(TEXT)
-    idx = model._encode(TEXT, "text")
-    one_piece = model._stream_log_probs(idx, chunk=len(idx))
+    idx = model.encode(TEXT)
+    one_piece = model.stream_log_probs(idx, chunk=len(idx))
     for chunk in (1, 5, 13):
-        np.testing.assert_allclose(model._stream_log_probs(idx, chunk=chunk), one_piece,
+        np.testing.assert_allclose(model.stream_log_probs(idx, chunk=chunk), one_piece,
                                    rtol=0, atol=1e-12)
     # and the carried state matters: restarting from zeros at each chunk gives other numbers
-    restarted = np.concatenate([model._stream_log_probs(idx[s:s + 14], chunk=13)
+    restarted = np.concatenate([model.stream_log_probs(idx[s:s + 14], chunk=13)
                                 for s in range(0, len(idx) - 1, 13)])
     assert np.max(np.abs(restarted - one_piece)) > 1e-3
 
@@ -142,14 +143,14 @@ def test_a_carried_state_equals_reading_the_concatenated_stream(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_truncated_bptt_equals_full_bptt_when_the_chunk_covers_the_stream(cell):
     model = small_model(cell).fit(TEXT[:60])
-    idx = model._encode(TEXT[:60], "text")
+    idx = model.encode(TEXT[:60])
     n_steps = (len(idx) - 1) // 3                                  # 19 steps per stream
     (x_all, y_all), = lm.stream_chunks(idx, 3, 10**6)
 
     def full_loss():
         return model.loss_and_gradients(x_all, y_all)[0]
 
-    full = {k: numerical_gradient(full_loss, p) for k, p in model._params().items()}
+    full = {k: numerical_gradient(full_loss, p) for k, p in model.parameters().items()}
     for bptt_steps in (n_steps, n_steps + 1, 1000):
         truncated = lm.stream_gradient(model, idx, 3, bptt_steps)
         assert max(rel_error(truncated[k], full[k]) for k in full) < 1e-7
@@ -165,8 +166,8 @@ def test_fit_with_a_chunk_longer_than_the_streams_is_full_bptt_training():
                     bptt_steps=500).fit(text)
     c = small_model("gru", optimizer="sgd", learning_rate=0.1, clip_norm=None, epochs=2,
                     bptt_steps=5).fit(text)
-    for name, p in a._params().items():
-        np.testing.assert_array_equal(p, b._params()[name])
+    for name, p in a.parameters().items():
+        np.testing.assert_array_equal(p, b.parameters()[name])
     assert not np.allclose(a.rnn.w_h, c.rnn.w_h)
 
 
@@ -192,7 +193,7 @@ def test_fit_carries_the_state_between_chunks_and_resets_it_each_epoch(monkeypat
             for r, s in zip(returned, received):
                 np.testing.assert_array_equal(r, s)
         # the streams are walked in order: chunk j holds steps 5j .. 5j+4 of each stream
-        idx = model._encode(TEXT, "t")
+        idx = model.encode(TEXT)
         n_steps = (len(idx) - 1) // 3
         np.testing.assert_array_equal(chunks[1][0], idx[:3 * n_steps].reshape(3, n_steps)[:, 5:10])
 
@@ -241,12 +242,12 @@ def test_stream_loss_history_is_the_mean_over_the_cut_streams(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_the_training_loss_uses_the_carried_state(cell):
     model = small_model(cell).fit(TEXT)
-    idx = model._encode(TEXT, "t")
+    idx = model.encode(TEXT)
     total, state = 0.0, None
     for x, y in lm.stream_chunks(idx, 1, 7):
         loss, _, state = model.loss_and_gradients(x, y, state)
         total += loss * y.size
-    assert total == pytest.approx(-np.sum(model._stream_log_probs(idx)), rel=1e-12)
+    assert total == pytest.approx(-np.sum(model.stream_log_probs(idx)), rel=1e-12)
 
 
 def test_list_loss_history_and_val_bits_are_over_every_position():
@@ -264,15 +265,15 @@ def test_list_loss_history_and_val_bits_are_over_every_position():
 
 def test_stream_gradient_weights_each_chunk_by_its_positions():
     model = small_model("gru").fit(TEXT[:60])
-    idx = model._encode(TEXT[:60], "t")
+    idx = model.encode(TEXT[:60])
     chunks, states, state = list(lm.stream_chunks(idx, 3, 4)), [], None
     for x, y in chunks:
         states.append(state)
         _, _, state = model.loss_and_gradients(x, y, state)
     n = sum(y.size for _, y in chunks)
-    expected = {k: 0.0 for k in model._params()}
+    expected = {k: 0.0 for k in model.parameters()}
     for (x, y), s in zip(chunks, states):      # each chunk's loss, its incoming state held fixed
-        for k, p in model._params().items():
+        for k, p in model.parameters().items():
             chunk_loss = lambda: model.loss_and_gradients(x, y, s)[0]   # noqa: E731
             expected[k] = expected[k] + numerical_gradient(chunk_loss, p) * y.size / n
     got = lm.stream_gradient(model, idx, 3, 4)
@@ -376,11 +377,11 @@ def test_bad_settings_and_unknown_symbols_are_clear_errors():
 
 def test_a_failed_fit_leaves_a_fitted_model_unchanged():
     model = small_model().fit(TEXT)
-    before = {k: p.copy() for k, p in model._params().items()}
+    before = {k: p.copy() for k, p in model.parameters().items()}
     with pytest.raises(ValueError):
         model.fit("the cat", val_corpus="dog!")
     assert model.vocab_ == sorted(set(TEXT))
-    assert all(np.array_equal(before[k], p) for k, p in model._params().items())
+    assert all(np.array_equal(before[k], p) for k, p in model.parameters().items())
 
 
 # -- section 4: the Reber grammar ------------------------------------------------------------------
@@ -478,11 +479,11 @@ def test_split_corpus_holds_out_the_last_tenth_and_drops_unseen_symbols():
 def test_bits_and_truncated_gradients_match_pytorch(cell):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
     model = small_model(cell, epochs=2, bptt_steps=6).fit(TEXT)
-    layer, linear, _ = bench.torch_twin(torch, model.rnn, model.w_y, model.b_y)
+    layer, linear, _ = twins.torch_twin(torch, model.rnn, model.w_y, model.b_y)
     n_vocab = len(model.vocab_)
 
     def torch_bits(text):
-        idx = torch.tensor(model._encode(text, "t"))
+        idx = torch.tensor(model.encode(text))
         x = torch.nn.functional.one_hot(idx[:-1], n_vocab).double()[None]
         out, _ = layer(x)
         log_p = torch.log_softmax(linear(out[0]), dim=-1)
@@ -498,17 +499,17 @@ def test_bits_and_truncated_gradients_match_pytorch(cell):
         assert model.bits_per_symbol(strings) == pytest.approx(total / n / np.log(2), abs=1e-9)
 
     # one training step: the second chunk of the streams, from the state the first one left
-    idx = model._encode(TEXT, "t")
+    idx = model.encode(TEXT)
     chunks = list(lm.stream_chunks(idx, 3, 6))
     _, _, state = model.loss_and_gradients(*chunks[0])
     our_loss, grads, _ = model.loss_and_gradients(*chunks[1], state)
     with torch.no_grad():                                            # no gradient across chunks
-        _, carried = bench.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab,
+        _, carried = twins.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab,
                                             *chunks[0], None)
-    loss, _ = bench.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab, *chunks[1],
+    loss, _ = twins.torch_chunk_loss(torch, layer, linear, torch.float64, n_vocab, *chunks[1],
                                      carried)
     loss.backward()
-    theirs = bench.torch_gradients(cell, layer, linear)
+    theirs = twins.torch_gradients(cell, layer, linear)
     assert abs(loss.item() - our_loss) < 1e-9 and set(theirs) == set(grads)
     for name, g in theirs.items():
         np.testing.assert_allclose(grads[name], g, rtol=0, atol=1e-9)
@@ -537,4 +538,4 @@ def test_chapter_3_runs_headless_with_its_options(tmp_path):
     assert os.listdir(tmp_path) == ["p"]
     bad = subprocess.run([sys.executable, script, "--epochs", "0"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "--epochs must be at least 1" in bad.stderr
+    assert bad.returncode == 2 and "argument --epochs: must be at least 1" in bad.stderr

@@ -27,7 +27,7 @@ def random_layer(shape, seed):
 @pytest.mark.parametrize("shape, lengths", CASES)
 def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths):
     layer, x, h0, _ = random_layer(shape, sum(shape))
-    h_T, hs = layer.forward(x, h0, lengths)
+    h_T, hs = layer.forward(x, h0, lengths=lengths)
     for i, n_steps in enumerate(lengths):
         alone_T, alone_hs = rs.SimpleRNN(layer.w_x, layer.w_h, layer.b).forward(x[i:i + 1, :n_steps], h0[i:i + 1])
         np.testing.assert_allclose(h_T[i], alone_T[0], rtol=1e-13, atol=1e-14)
@@ -40,7 +40,7 @@ def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths):
 def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, lengths, many_to_many):
     layer, x, h0, rng = random_layer(shape, sum(shape) + 1)
     dh = random_dh(shape, rng, many_to_many)
-    layer.forward(x, h0, lengths)
+    layer.forward(x, h0, lengths=lengths)
     grads = layer.backward(dh)
     totals = {name: np.zeros_like(grads[name]) for name in ("dw_x", "dw_h", "db")}
     for i, n_steps in enumerate(lengths):
@@ -81,7 +81,7 @@ def test_full_lengths_give_exactly_the_unmasked_result():
 def test_gradient_at_padded_steps_is_ignored():
     layer, x, h0, rng = random_layer((2, 5, 2, 3), 4)
     dh = rng.normal(size=(2, 5, 3))
-    layer.forward(x, h0, [2, 5])
+    layer.forward(x, h0, lengths=[2, 5])
     before = layer.backward(dh)
     dh[0, 2:] = 1e6                               # only padded steps of sequence 0 change
     after = layer.backward(dh)
@@ -96,7 +96,7 @@ def test_masked_layer_matches_pytorch_packed_sequences():
         layer, x, h0, rng = random_layer(shape, sum(shape) + 3)
         batch_size, n_sequences, n_features, n_nodes = shape
         dh = random_dh(shape, rng, many_to_many)
-        h_T, hs = layer.forward(x, h0, lengths)
+        h_T, hs = layer.forward(x, h0, lengths=lengths)
         grads = layer.backward(dh)
         rnn = torch.nn.RNN(n_features, n_nodes, batch_first=True, dtype=torch.float64)
         with torch.no_grad():
@@ -172,7 +172,9 @@ def test_prediction_does_not_depend_on_what_a_sequence_is_batched_with(ragged_mo
     in_batch = model.predict_proba(longer[:10] + [X[short]] + longer[10:])[10]
     np.testing.assert_allclose(in_batch, alone[0], rtol=1e-12, atol=1e-15)
     padded, lengths = rs.pad_sequences([X[short]] + longer)
-    direct = model._forward_logits(padded, lengths)[1][0]
+    h0 = np.broadcast_to(model.h0, (len(padded), model.n_nodes)) if model.learn_h0 else None
+    h_T, _ = model.rnn.forward(padded, h0, lengths=lengths)
+    direct = (h_T @ model.w_y + model.b_y)[0]
     np.testing.assert_allclose(np.exp(rs.log_softmax(direct)), alone[0], rtol=1e-12, atol=1e-15)
 
 
@@ -213,7 +215,7 @@ def test_loss_gradients_with_learned_h0_match_finite_differences_on_ragged_batch
     Xp, lengths = rs.pad_sequences(X)
     y_idx = np.searchsorted(model.classes_, y)
     _, grads = model.loss_and_gradients(Xp, y_idx, lengths)
-    params = model._params()
+    params = model.parameters()
     assert set(grads) == set(params) == {"w_x", "w_h", "b", "w_y", "b_y", "h0"}
     for name, param in params.items():
         numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(Xp, y_idx, lengths)[0], param)
@@ -224,8 +226,7 @@ def test_learned_h0_is_clipped_and_updated_with_the_rest():
     X, y = rs.make_temporal_order_data(16, 6, rng=4)
     settings = dict(n_nodes=4, epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.1, random_state=2)
     model = rs.ScratchSimpleRNNClassifier(learn_h0=True, clip_norm=None, **settings).fit(X, y)
-    start = rs.ScratchSimpleRNNClassifier(learn_h0=True, **settings)
-    start._init_params(8, 4, np.random.default_rng(2))
+    start = rs.initial_model(model)
     _, grads = start.loss_and_gradients(X, np.searchsorted(model.classes_, y))
     np.testing.assert_allclose(model.h0, -0.1 * grads["h0"], rtol=1e-10)      # one SGD step from zeros
     clipped = rs.ScratchSimpleRNNClassifier(learn_h0=True, clip_norm=1e-3, **settings).fit(X, y)
@@ -236,7 +237,7 @@ def test_learned_h0_is_clipped_and_updated_with_the_rest():
 def test_without_learn_h0_there_is_no_h0_parameter():
     X, y = rs.make_temporal_order_data(16, 6, rng=4)
     model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, random_state=0).fit(X, y)
-    assert "h0" not in model._params() and not hasattr(model, "h0")
+    assert "h0" not in model.parameters() and not hasattr(model, "h0")
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def test_without_learn_h0_there_is_no_h0_parameter():
 def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, fragment):
     layer, x, h0, _ = random_layer((2, 4, 2, 3), 0)
     with pytest.raises(ValueError, match=fragment):
-        layer.forward(x, h0, lengths)
+        layer.forward(x, h0, lengths=lengths)
 
 
 @pytest.mark.parametrize("make_X, fragment", [
@@ -262,11 +263,11 @@ def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, frag
 def test_bad_lists_raise_value_errors_and_leave_a_fitted_model_unchanged(make_X, fragment):
     X, y = rs.make_temporal_order_data(12, (6, 9), rng=1)
     model = rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
-    before = {name: p.copy() for name, p in model._params().items()}
+    before = {name: p.copy() for name, p in model.parameters().items()}
     bad = make_X(list(X))
     with pytest.raises(ValueError, match=fragment):
         model.fit(bad, np.resize(y, len(bad)))
-    for name, p in model._params().items():
+    for name, p in model.parameters().items():
         np.testing.assert_array_equal(p, before[name])
     if len(bad):
         with pytest.raises(ValueError, match=fragment.replace("X\\[", "X\\[")):

@@ -70,5 +70,11 @@ def test_chapter_2_runs_headless_with_its_options(tmp_path):
     assert {p.name for p in plots.iterdir()} == {"gated_accuracy_vs_length.png", "gated_gradient_flow.png",
                                                  "lstm_cell_state.png"}
     assert os.listdir(tmp_path) == ["p"]
-    bad = run([CHAPTER_2, "--lengths", "20,x", "--plots-dir", str(plots)], cwd=tmp_path, timeout=60)
-    assert bad.returncode == 2 and "--lengths must be integers" in bad.stderr
+    # Every bad option stops the chapter before it does anything, with a message that names it.
+    for args, message in [(["--lengths", "20,x"], "argument --lengths: must be integers"),
+                          (["--lengths", "5"], "argument --lengths: must each be at least 6"),
+                          (["--seeds", "0"], "argument --seeds: must be at least 1"),
+                          (["--seeds", "two"], "argument --seeds: must be an integer")]:
+        bad = run([CHAPTER_2, *args, "--plots-dir", str(tmp_path / "bad")], cwd=tmp_path, timeout=60)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+    assert os.listdir(tmp_path) == ["p"]
