@@ -85,7 +85,7 @@ from rnn_scratch import (RecurrentLayer, ScratchSimpleRNNClassifier, accuracy_vs
                          input_products, key_variants, make_temporal_order_data,
                          padding_mask, plot_accuracy_vs_length, recurrent_products,
                          states_batch_first, summarize_by_length)
-from lesson_support import format_table, save_figure
+from lesson_support import add_to_class, format_table, save_figure
 
 
 def sigmoid(a):
@@ -161,8 +161,8 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
     dh : (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes);
     w_x, w_h, b as in lstm_forward_loop; input_gradient : False skips dx (None).
     Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0", "dc0" as LSTM_BPTT.backward
-    returns them, and "g" and "g_c" (batch_size, n_sequences, n_nodes): the totals
-    g_t = dL/dh_t and bar-g^c_t = dL/dc_t (along the cell and through h_t) of every step.
+    returns them, and "g" and "g_c" (batch_size, n_sequences, n_nodes): the totals g_t =
+    dL/dh_t and bar-g^c_t = dL/dc_t (along the cell and through h_t) of every step.
     """
     batch_size, n_sequences, n_nodes = hs.shape
     h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
@@ -216,7 +216,8 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 
 # %%
 def sigmoid_(a):
-    """The logistic sigmoid, in place: a <- 1 / (1 + exp(-a)) = (1 + tanh(a / 2)) / 2."""
+    """The logistic sigmoid, in place: a <- 1 / (1 + exp(-a)) = (1 + tanh(a / 2)) /
+    2."""
     a *= 0.5
     np.tanh(a, out=a)
     a += 1
@@ -285,44 +286,52 @@ class LSTM_BPTT(RecurrentLayer):
         self.cs = states_batch_first(c, pad)
         return h[-1], states_batch_first(h, pad)
 
-    def backward(self, dh, input_gradient=True, *, dc_T=None):
-        """BPTT through the LSTM. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
-        n_sequences, n_nodes) for every h_t; dc_T: (batch_size, n_nodes), the gradient that
-        reaches the final cell state from outside (None: zero).
-        Returns dw_x, dw_h, db, dx, dh0, dc0 (sums over the batch)."""
-        x_tm, h0, c0, gates, c, tanh_c, h, pad = self._last_forward()
-        n_sequences, batch_size, H = h.shape
-        dh_T, dh_tm = self._direct_gradients(dh)
-        if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
-            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
-            dh_T = dh_tm[-1]
-        d_a = np.empty_like(gates)                    # dL/da_t, all four blocks, every step
-        g_h = dh_T.copy()                             # g_T = g-hat_T
-        g_c = (np.zeros((batch_size, H), self.dtype) if dc_T is None else
-               support.check_state(self, dc_T, "dc_T", batch_size).copy())   # g^c_T
-        for t in reversed(range(n_sequences)):
-            a_t, d_t = gates[t], d_a[t]
-            i, f, g, o = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:3 * H], a_t[:, 3 * H:]
-            c_prev = c[t - 1] if t > 0 else c0
-            # dL/dc_t: what came along the cell from t+1, plus what came through h_t
-            dc = g_c + g_h * o * (1 - tanh_c[t] ** 2)
-            d_t[:, :H] = dc * g * i * (1 - i)                 # input gate:  dc * c~ * sigma'
-            d_t[:, H:2 * H] = dc * c_prev * f * (1 - f)       # forget gate: dc * c_{t-1} * sigma'
-            d_t[:, 2 * H:3 * H] = dc * i * (1 - g * g)        # candidate:   dc * i * tanh'
-            d_t[:, 3 * H:] = g_h * tanh_c[t] * o * (1 - o)    # output gate: dh * tanh(c) * sigma'
-            if pad is not None and pad[t].any():      # ended sequences: both pass straight
-                rows = pad[t][:, None]
-                d_t[pad[t]] = 0
-                g_c = np.where(rows, g_c, dc * f)
-                g_h = d_t @ self.w_h.T + rows * g_h
-            else:
-                g_c = dc * f                          # along the cell: g^c_{t-1} = dc * f_t
-                g_h = d_t @ self.w_h.T                # through the gates: d_a W_h^T
-            if dh_tm is not None and t > 0:
-                g_h += dh_tm[t - 1]                   # ... plus the loss's direct gradient
-        dw_x, db, dx = input_products(x_tm, d_a, self.w_x, input_gradient)
-        dw_h = recurrent_products(h0, h, d_a)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_h, "dc0": g_c}
+
+# %% [markdown]
+# The backward pass: the equations of the plain `lstm_backward_loop`, with the
+# gates read from the forward pass and the parameter sums after the loop.
+
+# %%
+@add_to_class(LSTM_BPTT)
+def backward(self, dh, input_gradient=True, *, dc_T=None):
+    """BPTT through the LSTM. dh: (batch_size, n_nodes) for h_T only, or
+    (batch_size, n_sequences, n_nodes) for every h_t; dc_T: (batch_size, n_nodes),
+    the gradient that reaches the final cell state from outside (None: zero).
+    Returns dw_x, dw_h, db, dx, dh0, dc0 (sums over the batch)."""
+    x_tm, h0, c0, gates, c, tanh_c, h, pad = self._last_forward()
+    n_sequences, batch_size, H = h.shape
+    dh_T, dh_tm = self._direct_gradients(dh)
+    if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
+        dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+        dh_T = dh_tm[-1]
+    d_a = np.empty_like(gates)  # dL/da_t, all four blocks, every step
+    g_h = dh_T.copy()                             # g_T = g-hat_T
+    g_c = (np.zeros((batch_size, H), self.dtype) if dc_T is None else
+           support.check_state(self, dc_T, "dc_T", batch_size).copy())   # g^c_T
+    for t in reversed(range(n_sequences)):
+        a_t, d_t = gates[t], d_a[t]
+        i, f, g, o = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:3 * H], a_t[:, 3 * H:]
+        c_prev = c[t - 1] if t > 0 else c0
+        # dL/dc_t: what came along the cell from t+1, plus what came through h_t
+        dc = g_c + g_h * o * (1 - tanh_c[t] ** 2)
+        d_t[:, :H] = dc * g * i * (1 - i)               # input:     dc c~ sigma'
+        d_t[:, H:2 * H] = dc * c_prev * f * (1 - f)  # forget:    dc c_{t-1} sigma'
+        d_t[:, 2 * H:3 * H] = dc * i * (1 - g * g)      # candidate: dc i tanh'
+        # output:    g tanh(c) sigma'
+        d_t[:, 3 * H:] = g_h * tanh_c[t] * o * (1 - o)
+        if pad is not None and pad[t].any():  # ended sequences: both pass straight
+            rows = pad[t][:, None]
+            d_t[pad[t]] = 0
+            g_c = np.where(rows, g_c, dc * f)
+            g_h = d_t @ self.w_h.T + rows * g_h
+        else:
+            g_c = dc * f  # along the cell: g^c_{t-1} = dc * f_t
+            g_h = d_t @ self.w_h.T                # through the gates: d_a W_h^T
+        if dh_tm is not None and t > 0:
+            g_h += dh_tm[t - 1]  # ... plus the loss's direct gradient
+    dw_x, db, dx = input_products(x_tm, d_a, self.w_x, input_gradient)
+    dw_h = recurrent_products(h0, h, d_a)
+    return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_h, "dc0": g_c}
 
 
 # %% [markdown]
@@ -347,7 +356,8 @@ def random_gated_case(cell, batch_size=7, n_sequences=11, n_features=5, n_nodes=
 
 
 def compare_lstm_with_plain_loops(seed=0):
-    """Largest |difference| between LSTM_BPTT and the plain loops: states, then gradients."""
+    """Largest |difference| between LSTM_BPTT and the plain loops: states, then
+    gradients."""
     case = random_gated_case("lstm", seed=seed)
     w_x, w_h, b = case["weights"]
     x, h0, c0, dh = case["x"], case["h0"], case["c0"], case["dh"]
@@ -466,7 +476,8 @@ def gru_backward_loop(x, h0, hs, dh, w_x, w_h, b_x, b_h, input_gradient=True):
     (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes); w_x, w_h,
     b_x, b_h as in gru_forward_loop; input_gradient : False skips dx (None).
     Returns a dict: "dw_x", "dw_h", "db_x", "db_h", "dx", "dh0" as GRU_BPTT.backward
-    returns them, and "g" (batch_size, n_sequences, n_nodes): g_t = dL/dh_t of every step.
+    returns them, and "g" (batch_size, n_sequences, n_nodes): g_t = dL/dh_t of every
+    step.
     """
     batch_size, n_sequences, n_nodes = hs.shape
     h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
@@ -541,14 +552,14 @@ class GRU_BPTT(RecurrentLayer):
         ended = None if pad is None else pad.any(axis=1)
         h_prev = h0
         for t in range(n_sequences):
-            np.matmul(h_prev, self.w_h, out=rec)      # all three recurrent products at once
+            np.matmul(h_prev, self.w_h, out=rec)  # all three recurrent products at once
             rec += self.b_h
             a_t = gates[t]
             a_t[:, :2 * H] += rec[:, :2 * H]
             sigmoid_(a_t[:, :2 * H])                  # r_t, z_t
             r, z, n = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:]
             rec_n[t] = rec[:, 2 * H:]
-            n += r * rec_n[t]                         # the reset gate acts after the product
+            n += r * rec_n[t]  # the reset gate acts after the product
             np.tanh(n, out=n)                         # n_t
             np.subtract(h_prev, n, out=h[t])          # h_t = n + z (h_{t-1} - n)
             h[t] *= z
@@ -561,45 +572,52 @@ class GRU_BPTT(RecurrentLayer):
         hs = h.transpose(1, 0, 2) if pad is None else states_batch_first(h, pad)
         return h[-1], hs
 
-    def backward(self, dh, input_gradient=True):
-        """BPTT through the GRU. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
-        n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
-        x_tm, h0, gates, rec_n, h, pad = self._last_forward()
-        n_sequences, batch_size, H = h.shape
-        dh_T, dh_tm = self._direct_gradients(dh)
-        if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
-            dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
-            dh_T = dh_tm[-1]
-        d_in = np.empty_like(gates)                   # dL/d(x_t W_x + b_x), blocks r, z, n
-        d_rec = np.empty_like(gates)                  # dL/d(h_{t-1} W_h + b_h), r, z, n
-        g_h = dh_T.copy()
-        for t in reversed(range(n_sequences)):
-            a_t, di, dr = gates[t], d_in[t], d_rec[t]
-            r, z, n = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:]
-            h_prev = h[t - 1] if t > 0 else h0
-            d_n = g_h * (1 - z) * (1 - n * n)         # through h_t = (1 - z) n + ..., tanh
-            di[:, 2 * H:] = d_n
-            dr[:, 2 * H:] = d_n * r                   # the reset gate scales the recurrence
-            di[:, :H] = dr[:, :H] = d_n * rec_n[t] * r * (1 - r)             # reset gate
-            di[:, H:2 * H] = dr[:, H:2 * H] = g_h * (h_prev - n) * z * (1 - z)   # update
-            carry = z                                 # h_{t-1} reaches h_t with weight z
-            if pad is not None and pad[t].any():      # ended sequences: it passes straight
-                di[pad[t]] = 0
-                dr[pad[t]] = 0
-                carry = np.where(pad[t][:, None], 1, z)
-            g_h = dr @ self.w_h.T + g_h * carry
-            if dh_tm is not None and t > 0:
-                g_h += dh_tm[t - 1]
-        dw_x, db_x, dx = input_products(x_tm, d_in, self.w_x, input_gradient)
-        dw_h = recurrent_products(h0, h, d_rec)
-        db_h = d_rec.reshape(-1, 3 * H).sum(axis=0)
-        return {"dw_x": dw_x, "dw_h": dw_h, "db_x": db_x, "db_h": db_h, "dx": dx,
-                "dh0": g_h}
+
+# %% [markdown]
+# And its backward pass, as `gru_backward_loop` but with the products hoisted.
+
+# %%
+@add_to_class(GRU_BPTT)
+def backward(self, dh, input_gradient=True):
+    """BPTT through the GRU. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
+    n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
+    x_tm, h0, gates, rec_n, h, pad = self._last_forward()
+    n_sequences, batch_size, H = h.shape
+    dh_T, dh_tm = self._direct_gradients(dh)
+    if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
+        dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
+        dh_T = dh_tm[-1]
+    d_in = np.empty_like(gates)  # dL/d(x_t W_x + b_x), blocks r, z, n
+    d_rec = np.empty_like(gates)                  # dL/d(h_{t-1} W_h + b_h), r, z, n
+    g_h = dh_T.copy()
+    for t in reversed(range(n_sequences)):
+        a_t, di, dr = gates[t], d_in[t], d_rec[t]
+        r, z, n = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:]
+        h_prev = h[t - 1] if t > 0 else h0
+        d_n = g_h * (1 - z) * (1 - n * n)  # through h_t = (1 - z) n + ..., tanh
+        di[:, 2 * H:] = d_n
+        dr[:, 2 * H:] = d_n * r  # the reset gate scales the recurrence
+        di[:, :H] = dr[:, :H] = d_n * rec_n[t] * r * (1 - r)  # reset gate
+        di[:, H:2 * H] = dr[:, H:2 * H] = g_h * (h_prev - n) * z * (1 - z)  # update
+        carry = z  # h_{t-1} reaches h_t with weight z
+        if pad is not None and pad[t].any():  # ended sequences: it passes straight
+            di[pad[t]] = 0
+            dr[pad[t]] = 0
+            carry = np.where(pad[t][:, None], 1, z)
+        g_h = dr @ self.w_h.T + g_h * carry
+        if dh_tm is not None and t > 0:
+            g_h += dh_tm[t - 1]
+    dw_x, db_x, dx = input_products(x_tm, d_in, self.w_x, input_gradient)
+    dw_h = recurrent_products(h0, h, d_rec)
+    db_h = d_rec.reshape(-1, 3 * H).sum(axis=0)
+    return {"dw_x": dw_x, "dw_h": dw_h, "db_x": db_x, "db_h": db_h, "dx": dx,
+            "dh0": g_h}
 
 
 # %%
 def compare_gru_with_plain_loops(seed=0):
-    """Largest |difference| between GRU_BPTT and the plain loops: states, then gradients."""
+    """Largest |difference| between GRU_BPTT and the plain loops: states, then
+    gradients."""
     case = random_gated_case("gru", seed=seed)
     w_x, w_h, b_x, b_h = case["weights"]
     x, h0, dh = case["x"], case["h0"], case["dh"]
@@ -635,8 +653,8 @@ if __name__ == "__main__":
 def check_gated_gradients(seed=0):
     """Relative errors of LSTM_BPTT and GRU_BPTT against central differences.
 
-    Returns {(cell, form, padded): {gradient: rel. error}} for batch_size 3, n_sequences 5,
-    n_features 4, n_nodes 6.
+    Returns {(cell, form, padded): {gradient: rel. error}} for batch_size 3, n_sequences
+    5, n_features 4, n_nodes 6.
     """
     rng = np.random.default_rng(seed)
     batch_size, n_sequences, n_features, n_nodes = 3, 5, 4, 6
@@ -696,7 +714,8 @@ def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, forget_bias=1.0
     cell : "rnn" (chapter 1's SimpleRNN_BPTT, init_simple_rnn), "lstm" or "gru";
     rng : a np.random.Generator, drawn from in this order: w_x, then w_h block by block.
     Gated cells: w_x (n_features, k*n_nodes) scaled normal, w_h k orthogonal (n_nodes,
-    n_nodes) blocks side by side, biases zero except the LSTM's forget gate (forget_bias).
+    n_nodes) blocks side by side, biases zero except the LSTM's forget gate
+    (forget_bias).
     """
     if cell == "rnn":
         return init_simple_rnn(n_features, n_nodes, rng, dtype)
@@ -741,7 +760,7 @@ class EarlyStoppingClassifier(ScratchSimpleRNNClassifier):
         for _ in self.fit_epochs(X, y, X_val, y_val):
             if (self.stop_at_accuracy is not None
                     and self.val_accuracy_history[-1] >= self.stop_at_accuracy):
-                break                                   # no need for the remaining epochs
+                break  # no need for the remaining epochs
         return self
 
 
@@ -785,7 +804,8 @@ TRAINING = dict(n_nodes=32, batch_size=32, learning_rate=0.02, clip_norm=1.0, op
 
 
 def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
-    """accuracy_vs_length for the vanilla RNN, the LSTM and the GRU with section 5's settings.
+    """accuracy_vs_length for the vanilla RNN, the LSTM and the GRU with section 5's
+    settings.
 
     Returns the rows of all three, each with a "cell" name added.
     """
@@ -854,9 +874,11 @@ if __name__ == "__main__":
 
 # %%
 def gradient_over_time(model, X, y):
-    """Mean over the sequences of ||dL/dx_t||, t = 1..T, from the model's own layer in float64.
+    """Mean over the sequences of ||dL/dx_t||, t = 1..T, from the model's own layer in
+    float64.
 
-    X : (n_samples, n_sequences, n_features); the loss is the classifier's, reading h_T only.
+    X : (n_samples, n_sequences, n_features); the loss is the classifier's, reading h_T
+    only.
     Returns an ndarray (n_sequences,).
     """
     layer = type(model.rnn)(*(p.astype(np.float64) for p in model.rnn.parameters().values()))
@@ -868,7 +890,8 @@ def gradient_over_time(model, X, y):
 
 
 def plot_gradient_over_time(curves, plots_dir="plots", filename="gated_gradient_flow.png"):
-    """curves: {(cell, weights): ndarray (n_sequences,)}; one panel per weights, log axis."""
+    """curves: {(cell, weights): ndarray (n_sequences,)}; one panel per weights, log
+    axis."""
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys(weights for _, weights in curves))
@@ -895,7 +918,8 @@ def plot_gradient_over_time(curves, plots_dir="plots", filename="gated_gradient_
 
 if __name__ == "__main__":
     longest = max(ARGS.lengths)
-    X_val, y_val = make_temporal_order_data(300, longest, rng=2000)   # seed 0's validation data
+    # seed 0's validation data
+    X_val, y_val = make_temporal_order_data(300, longest, rng=2000)
     curves = {}
     for row in sweep:
         if row["n_sequences"] == longest and row["seed"] == 0:
@@ -904,7 +928,8 @@ if __name__ == "__main__":
                 ("trained", row["model"]),
             ]:
                 curves[row["cell"], weights] = gradient_over_time(model, X_val, y_val)
-    window = slice(round(0.1 * longest), round(0.2 * longest) + 1)   # slots of the first key
+    # slots of the first key
+    window = slice(round(0.1 * longest), round(0.2 * longest) + 1)
     print(f"Section 6: gradient reaching the first key's steps ({window.start + 1}-{window.stop}), "
           f"relative to step {longest}, seed 0")
     print(format_table(["cell", "weights", "mean |dL/dx_t| / |dL/dx_T|"],
@@ -931,7 +956,8 @@ if __name__ == "__main__":
 
 # %%
 class ZeroForgetBiasLSTMClassifier(ScratchLSTMClassifier):
-    """ScratchLSTMClassifier whose forget gate's bias starts at 0 (section 7's control)."""
+    """ScratchLSTMClassifier whose forget gate's bias starts at 0 (section 7's
+    control)."""
 
     forget_bias = 0.0
 
@@ -987,7 +1013,8 @@ if __name__ == "__main__":
 
 # %%
 def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png"):
-    """Cell-state distances between the key variants of x (n_sequences, 8); the mean forget gate."""
+    """Cell-state distances between the key variants of x (n_sequences, 8); the mean
+    forget gate."""
     import matplotlib.pyplot as plt
 
     variants, keys = key_variants(x)

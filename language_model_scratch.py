@@ -106,19 +106,21 @@ from rnn_scratch import (adam_state, check_gradients, cross_entropy,
 
 
 def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
-    """The per-step output layer, loss and gradients as the equations read (the plain version).
+    """The per-step output layer, loss and gradients as the equations read (the plain
+    version).
 
-    hs : (batch_size, n_sequences, n_nodes) states; y_idx : (batch_size, n_sequences) ints, the
-    symbol each step must predict; w_y : (n_nodes, n_vocab); b_y : (n_vocab,);
+    hs : (batch_size, n_sequences, n_nodes) states; y_idx : (batch_size, n_sequences)
+    ints, the symbol each step must predict; w_y : (n_nodes, n_vocab); b_y : (n_vocab,);
     lengths : (batch_size,) ints or None (every step real).
-    Returns (loss, dw_y, db_y, dh: dL/dh_t for every step, (batch_size, n_sequences, n_nodes)).
+    Returns (loss, dw_y, db_y, dh: dL/dh_t for every step, (batch_size, n_sequences,
+    n_nodes)).
     """
     batch_size, n_sequences, _ = hs.shape
     lengths = np.full(batch_size, n_sequences) if lengths is None else np.asarray(lengths)
     n_real = lengths.sum()                                # N, the real positions
     loss, dw_y, db_y, dh = 0.0, np.zeros_like(w_y), np.zeros_like(b_y), np.zeros_like(hs)
     for n in range(batch_size):
-        for t in range(lengths[n]):                       # padded steps are not predictions
+        for t in range(lengths[n]):  # padded steps are not predictions
             z_t = hs[n, t] @ w_y + b_y
             p_t = np.exp(z_t - z_t.max())
             p_t /= p_t.sum()                              # softmax
@@ -138,25 +140,28 @@ def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
 
 # %%
 def output_layer(hs_tm, w_y, b_y):
-    """z_t = h_t W_y + b_y for every step and sequence at once: one GEMM over the stacked rows.
+    """z_t = h_t W_y + b_y for every step and sequence at once: one GEMM over the
+    stacked rows.
 
-    hs_tm : (n_sequences, batch_size, n_nodes), time-major. Returns z_tm (n_sequences, batch_size,
-    n_vocab)."""
+    hs_tm : (n_sequences, batch_size, n_nodes), time-major. Returns z_tm (n_sequences,
+    batch_size, n_vocab)."""
     n_sequences, batch_size, n_nodes = hs_tm.shape
     z = hs_tm.reshape(-1, n_nodes) @ w_y + b_y
     return z.reshape(n_sequences, batch_size, -1)
 
 
 def output_layer_backward(hs_tm, dz_tm, w_y):
-    """dW_y = sum_t h_t^T dz_t, db_y = sum of dz_t, g-hat_t = dz_t W_y^T: each one product over
-    the stacked rows. Returns (dw_y, db_y, dh_tm (n_sequences, batch_size, n_nodes))."""
+    """dW_y = sum_t h_t^T dz_t, db_y = sum of dz_t, g-hat_t = dz_t W_y^T: each one
+    product over the stacked rows. Returns (dw_y, db_y, dh_tm (n_sequences, batch_size,
+    n_nodes))."""
     dz_2d = dz_tm.reshape(-1, dz_tm.shape[-1])
     dw_y = hs_tm.reshape(-1, hs_tm.shape[-1]).T @ dz_2d
     return dw_y, dz_2d.sum(axis=0), (dz_2d @ w_y.T).reshape(hs_tm.shape)
 
 
 def one_hot(idx, n_vocab, dtype=np.float64):
-    """Rows of the identity: idx (...) ints in 0..n_vocab-1 -> (..., n_vocab), 1 at each index."""
+    """Rows of the identity: idx (...) ints in 0..n_vocab-1 -> (..., n_vocab), 1 at each
+    index."""
     idx = np.asarray(idx)
     out = np.zeros(idx.shape + (n_vocab,), dtype=dtype)
     np.put_along_axis(out, idx[..., None], 1, axis=-1)
@@ -164,8 +169,9 @@ def one_hot(idx, n_vocab, dtype=np.float64):
 
 
 def real_positions(n_sequences, lengths):
-    """Time-major mask of the real (not padded) positions: bool (n_sequences, batch_size), True
-    at step t of sequence n when t < lengths[n]; None when lengths is None (all real)."""
+    """Time-major mask of the real (not padded) positions: bool (n_sequences,
+    batch_size), True at step t of sequence n when t < lengths[n]; None when lengths is
+    None (all real)."""
     if lengths is None:
         return None
     return np.arange(n_sequences)[:, None] < np.asarray(lengths)[None, :]
@@ -176,14 +182,16 @@ def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
 
     z_tm : (n_sequences, batch_size, n_vocab) logits, time-major
     y_tm : (n_sequences, batch_size) ints, the symbol each position must predict
-    real : None (every position is real) or bool (n_sequences, batch_size), False at padding
+    real : None (every position is real) or bool (n_sequences, batch_size), False at
+    padding
     Returns (loss: float, in nats; dz_tm like z_tm, zero at padding).
     """
     n_vocab = z_tm.shape[-1]
     if real is None:
         loss, dz = cross_entropy_and_gradient(z_tm.reshape(-1, n_vocab), y_tm.reshape(-1))
         return loss, dz.reshape(z_tm.shape)
-    loss, dz_real = cross_entropy_and_gradient(z_tm[real], y_tm[real])   # only the N real rows
+    # only the N real rows
+    loss, dz_real = cross_entropy_and_gradient(z_tm[real], y_tm[real])
     dz_tm = np.zeros_like(z_tm)
     dz_tm[real] = dz_real
     return loss, dz_tm
@@ -192,12 +200,13 @@ def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
 # %%
 def compare_output_layer_with_loop(seed=0):
     """Max |difference| between the fast output layer (output_layer, then
-    sequence_cross_entropy_and_gradient, then output_layer_backward) and output_layer_loop, on a
-    random padded batch: 3 sequences of lengths 6, 2 and 4, 5 nodes, 7 symbols (float64)."""
+    sequence_cross_entropy_and_gradient, then output_layer_backward) and
+    output_layer_loop, on a random padded batch: 3 sequences of lengths 6, 2 and 4, 5
+    nodes, 7 symbols (float64)."""
     rng = np.random.default_rng(seed)
     lengths = np.array([6, 2, 4])
-    real = real_positions(6, lengths)                                # (n_sequences, batch_size)
-    hs = rng.normal(size=(3, 6, 5)) * real.T[:, :, None]             # zeros at padding, as layers
+    real = real_positions(6, lengths)  # (n_sequences, batch_size)
+    hs = rng.normal(size=(3, 6, 5)) * real.T[:, :, None]  # zeros at padding, as layers
     y_idx = rng.integers(0, 7, (3, 6))
     w_y, b_y = rng.normal(size=(5, 7)), rng.normal(size=7)
     plain = output_layer_loop(hs, y_idx, w_y, b_y, lengths)
@@ -258,8 +267,9 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
 
 # %%
 def stream_layout(n_symbols, n_streams, bptt_steps):
-    """How stream_chunks cuts a text of n_symbols: (streams, steps per stream, chunks per pass,
-    positions at the end that no stream reaches). The streams are capped at n_symbols - 1."""
+    """How stream_chunks cuts a text of n_symbols: (streams, steps per stream, chunks
+    per pass, positions at the end that no stream reaches). The streams are capped at
+    n_symbols - 1."""
     n_streams = min(n_streams, n_symbols - 1)
     n_steps = (n_symbols - 1) // n_streams
     return n_streams, n_steps, -(-n_steps // bptt_steps), n_symbols - 1 - n_streams * n_steps
@@ -268,9 +278,10 @@ def stream_layout(n_symbols, n_streams, bptt_steps):
 def stream_chunks(idx, n_streams, bptt_steps):
     """Cut one encoded text into parallel streams and walk along them in chunks.
 
-    idx : (n_symbols,) ints, the text. n_streams : the number of streams asked for, capped at
-    n_symbols - 1, so any text of at least 2 symbols gives a stream of at least one step.
-    Yields (x_idx, y_idx), each (n_streams, <= bptt_steps) ints: inputs and the next symbols.
+    idx : (n_symbols,) ints, the text. n_streams : the number of streams asked for,
+    capped at n_symbols - 1, so any text of at least 2 symbols gives a stream of at
+    least one step. Yields (x_idx, y_idx), each (n_streams, <= bptt_steps) ints: inputs
+    and the next symbols.
     """
     n_streams, n_steps, _, _ = stream_layout(len(idx), n_streams, bptt_steps)
     inputs = idx[:n_streams * n_steps].reshape(n_streams, n_steps)
@@ -280,9 +291,9 @@ def stream_chunks(idx, n_streams, bptt_steps):
 
 
 def pad_symbol_sequences(seqs):
-    """Inputs, targets and lengths of a batch of encoded sequences (each predicted from its first
-    symbol to its last): seqs, list of (n_i,) ints, n_i >= 2 -> x_idx, y_idx (batch, max n_i - 1)
-    ints, zero after each end, and lengths (batch,) = n_i - 1."""
+    """Inputs, targets and lengths of a batch of encoded sequences (each predicted from
+    its first symbol to its last): seqs, list of (n_i,) ints, n_i >= 2 -> x_idx, y_idx
+    (batch, max n_i - 1) ints, zero after each end, and lengths (batch,) = n_i - 1."""
     lengths = np.array([len(s) - 1 for s in seqs])
     x_idx = np.zeros((len(seqs), lengths.max()), dtype=np.int64)
     y_idx = np.zeros_like(x_idx)
@@ -316,8 +327,8 @@ CELLS = ("rnn", "gru", "lstm")    # chapter 1's layer and chapter 2's two (make_
 
 
 class ScratchRNNLanguageModel:
-    """A next-symbol predictor: a recurrent layer, then z_t = h_t W_y + b_y and a softmax at
-    every step.
+    """A next-symbol predictor: a recurrent layer, then z_t = h_t W_y + b_y and a
+    softmax at every step.
 
     Parameters
     ----------
@@ -353,8 +364,8 @@ class ScratchRNNLanguageModel:
         return {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
 
     def encode(self, text, name="text"):
-        """A string -> (len(text),) int indices into vocab_; unknown symbols are an error
-        that names them."""
+        """A string -> (len(text),) int indices into vocab_; unknown symbols are an
+        error that names them."""
         unknown = sorted(set(text) - set(self._index))
         if unknown:
             raise ValueError(f"{name} holds symbols outside vocab_: {unknown[:10]}"
@@ -389,7 +400,7 @@ def _run(self, x_idx, state=None, lengths=None):
     """
     x = one_hot(x_idx, len(self.vocab_), self.rnn.dtype)
     _, hs = self.rnn.forward(x, *(state or ()), lengths=lengths)
-    hs_tm = hs.transpose(1, 0, 2)     # time-major: without padding, the layer's own array
+    hs_tm = hs.transpose(1, 0, 2)  # time-major: without padding, the layer's own array
     new_state = tuple(s.copy() for s in self.rnn.final_state)
     return output_layer(hs_tm, self.w_y, self.b_y), hs_tm, new_state
 
@@ -399,14 +410,17 @@ def loss_and_gradients(self, x_idx, y_idx, state=None, lengths=None):
     """Mean cross-entropy of a batch (nats per real position) and its gradients.
 
     x_idx, y_idx : (batch_size, n_sequences) ints, inputs and the symbols to predict
-    state : None (zeros) or a state returned before: a constant, no gradient flows into it
+    state : None (zeros) or a state returned before: a constant, no gradient flows into
+    it
     lengths : (batch_size,) ints or None (every position real)
-    Returns (loss, grads: dict with the keys of parameters(), state after the last step).
+    Returns (loss, grads: dict with the keys of parameters(), state after the last
+    step).
     """
     z_tm, hs_tm, new_state = self._run(x_idx, state, lengths)
     real = real_positions(len(z_tm), lengths)
     loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, np.asarray(y_idx).T, real)
-    dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)   # g-hat_t, every t
+    # g-hat_t, every t
+    dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, self.w_y)
     # dh0 (and dc0) are dropped: the carried state is a constant (truncated BPTT)
     layer_grads = self.rnn.backward(dh_tm.transpose(1, 0, 2), input_gradient=False)
     grads = {name: layer_grads["d" + name] for name in self.rnn.parameters()}
@@ -467,9 +481,10 @@ def fit(self, corpus, val_corpus=None):
     opt_state = adam_state(params)
     self.loss_history, self.val_bits_history = [], []
     for epoch in range(1, self.epochs + 1):
-        total, n_total, state = 0.0, 0, None                   # zero state at each epoch
+        total, n_total, state = 0.0, 0, None  # zero state at each epoch
         for x_idx, y_idx, lengths in self._batches(kind, data, rng):
-            # a stream's chunks continue one another (section 2); a list's strings do not
+            # a stream's chunks continue one another (section 2); a list's strings do
+            # not
             loss, grads, state = self.loss_and_gradients(
                 x_idx, y_idx, state if kind == "stream" else None, lengths)
             training_step(self, params, grads, opt_state, loss, epoch)
@@ -506,7 +521,8 @@ def stream_log_probs(self, idx, chunk=1000):
 
 @add_to_class(ScratchRNNLanguageModel)
 def bits_per_symbol(self, corpus):
-    """Mean of -log2 p(next symbol | every symbol before it) over every predicted position.
+    """Mean of -log2 p(next symbol | every symbol before it) over every predicted
+    position.
 
     corpus : a string, read as one stream from a zero state carried through the whole
     string; or a list of strings, each read from its first symbol, from a zero state.
@@ -517,7 +533,8 @@ def bits_per_symbol(self, corpus):
     if kind == "stream":
         return float(-np.mean(self.stream_log_probs(data)) / np.log(2))
     total, n_total = 0.0, 0
-    order = np.argsort([len(s) for s in data], kind="stable")   # similar lengths together
+    # similar lengths together
+    order = np.argsort([len(s) for s in data], kind="stable")
     for start in range(0, len(data), 256):
         batch = [data[i] for i in order[start:start + 256]]
         x_idx, y_idx, lengths = pad_symbol_sequences(batch)
@@ -531,9 +548,9 @@ def bits_per_symbol(self, corpus):
 
 @add_to_class(ScratchRNNLanguageModel)
 def predict_proba(self, text):
-    """Next-symbol probabilities after each symbol of text, read as one stream from a zero
-    state: (len(text), n_vocab), row t = p(symbol t+1 | text[:t+1]), columns in vocab_
-    order."""
+    """Next-symbol probabilities after each symbol of text, read as one stream from a
+    zero state: (len(text), n_vocab), row t = p(symbol t+1 | text[:t+1]), columns in
+    vocab_ order."""
     support.check_fitted(self, "vocab_", "fit(corpus) first")
     if not isinstance(text, str) or len(text) == 0:
         raise ValueError(f"text must be a non-empty string; got {text!r}.")
@@ -552,7 +569,8 @@ def sample(self, length, prime="", temperature=1.0, random_state=None):
 
     prime : str of symbols in vocab_; fed first. Empty: start from a zero state with
         vocab_[0] as the input (it is fed, not returned).
-    random_state : int, None or a np.random.Generator; the same int gives the same string.
+    random_state : int, None or a np.random.Generator; the same int gives the same
+    string.
     Returns a string of len(prime) + length symbols that starts with prime.
     """
     support.check_fitted(self, "vocab_", "fit(corpus) first")
@@ -590,14 +608,15 @@ def sample(self, length, prime="", temperature=1.0, random_state=None):
 # %%
 def check_language_model_gradients(seed=0, eps=1e-6):
     """Relative error of ScratchRNNLanguageModel.loss_and_gradients against central
-    differences, per cell and batch kind. Returns rows [cell, batch, the largest error over
-    all parameters]."""
+    differences, per cell and batch kind. Returns rows [cell, batch, the largest error
+    over all parameters]."""
     rng = np.random.default_rng(seed)
     rows = []
     for cell in CELLS:
         model = ScratchRNNLanguageModel(n_nodes=5, cell=cell, batch_size=2, epochs=1,
                                         random_state=seed)
-        model.fit("abcd" + "".join(rng.choice(list("abcd"), 60)))   # 4 symbols, weights moved
+        # 4 symbols, weights moved
+        model.fit("abcd" + "".join(rng.choice(list("abcd"), 60)))
         x_list, y_list, lengths = pad_symbol_sequences(
             [rng.integers(0, 4, n) for n in (7, 3, 5)])
         before = rng.integers(0, 4, (2, 6))
@@ -646,8 +665,9 @@ if __name__ == "__main__":
 
 # %%
 def stream_gradient(model, idx, n_streams, bptt_steps):
-    """The gradient of the mean loss over a whole encoded stream as truncated BPTT computes it:
-    each chunk's gradient (no gradient across chunk boundaries) weighted by its positions.
+    """The gradient of the mean loss over a whole encoded stream as truncated BPTT
+    computes it: each chunk's gradient (no gradient across chunk boundaries) weighted by
+    its positions.
     Returns a dict like model.parameters()."""
     total = {name: np.zeros_like(p) for name, p in model.parameters().items()}
     state, n_total = None, 0
@@ -660,8 +680,9 @@ def stream_gradient(model, idx, n_streams, bptt_steps):
 
 
 def truncation_checks(seed=0, bptt_values=(1, 3, 10, 30)):
-    """Section 2's two checks. Returns (max |difference| of the stream's log-probabilities read
-    in chunks of 7 against one piece, rows [bptt_steps, relative error against full BPTT])."""
+    """Section 2's two checks. Returns (max |difference| of the stream's
+    log-probabilities read in chunks of 7 against one piece, rows [bptt_steps, relative
+    error against full BPTT])."""
     rng = np.random.default_rng(seed)
     model = ScratchRNNLanguageModel(n_nodes=6, cell="rnn", batch_size=2, epochs=1,
                                     random_state=seed)
@@ -670,7 +691,7 @@ def truncation_checks(seed=0, bptt_values=(1, 3, 10, 30)):
     idx = model.encode(text)
     chunked_difference = float(np.max(np.abs(model.stream_log_probs(idx, chunk=7)
                                              - model.stream_log_probs(idx, chunk=len(idx)))))
-    (x_all, y_all), = stream_chunks(idx, 2, len(idx))       # the whole stream as one chunk
+    (x_all, y_all), = stream_chunks(idx, 2, len(idx))  # the whole stream as one chunk
 
     def full_loss():
         return model.loss_and_gradients(x_all, y_all)[0]
@@ -739,11 +760,13 @@ if __name__ == "__main__":
 
 # %%
 REBER = {0: (("T", 1), ("P", 2)), 1: (("S", 1), ("X", 3)), 2: (("T", 2), ("V", 4)),
-         3: (("X", 2), ("S", 5)), 4: (("P", 3), ("V", 5))}   # state -> (symbol, next state) x 2
+         # state -> (symbol, next state) x 2
+         3: (("X", 2), ("S", 5)), 4: (("P", 3), ("V", 5))}
 
 
 def reber_string(rng):
-    """One string of the Reber grammar, B ... E, each branch taken with probability 1/2."""
+    """One string of the Reber grammar, B ... E, each branch taken with probability
+    1/2."""
     symbols, state = ["B"], 0
     while state != 5:
         symbol, state = REBER[state][rng.integers(2)]
@@ -777,15 +800,18 @@ def is_embedded_reber(s):
 
 
 def reber_entropy_bits(strings):
-    """The best possible bits per symbol on these embedded Reber strings: each of a string's
-    len - 5 coin flips (the wrap, then one per symbol the inner automaton emits from states 0-4)
-    costs 1 bit, every other symbol 0, over its len - 1 predicted positions."""
+    """The best possible bits per symbol on these embedded Reber strings: each of a
+    string's len - 5 coin flips (the wrap, then one per symbol the inner automaton emits
+    from states 0-4) costs 1 bit, every other symbol 0, over its len - 1 predicted
+    positions."""
     return sum(len(s) - 5 for s in strings) / sum(len(s) - 1 for s in strings)
 
 
+# %%
 def grammatical_share(model, n_samples=200, max_length=60, seed=0):
-    """The share of n_samples samples (primed with "B", cut after the second "E") that the
-    embedded grammar accepts. A sample with fewer than two E's in max_length symbols fails."""
+    """The share of n_samples samples (primed with "B", cut after the second "E") that
+    the embedded grammar accepts. A sample with fewer than two E's in max_length symbols
+    fails."""
     rng = np.random.default_rng(seed)
     accepted = 0
     for _ in range(n_samples):
@@ -797,7 +823,8 @@ def grammatical_share(model, n_samples=200, max_length=60, seed=0):
 
 
 def second_to_last_accuracy(model, strings):
-    """How often the most likely symbol after s[:-2] is s[-2] (the T or P that must repeat s[1])."""
+    """How often the most likely symbol after s[:-2] is s[-2] (the T or P that must
+    repeat s[1])."""
     hits = [model.vocab_[int(np.argmax(model.predict_proba(s[:-2])[-1]))] == s[-2]
             for s in strings]
     return float(np.mean(hits))
@@ -807,10 +834,11 @@ REBER_TRAINING = dict(n_nodes=16, learning_rate=0.01, epochs=10, batch_size=32)
 
 
 def reber_experiment(seed=0, n_train=3000, n_test=1000):
-    """Train each cell on n_train embedded Reber strings and grade it on n_test new ones.
+    """Train each cell on n_train embedded Reber strings and grade it on n_test new
+    ones.
 
-    Returns (models by cell, rows [cell, bits, second-to-last accuracy, grammatical share,
-    seconds], the test strings)."""
+    Returns (models by cell, rows [cell, bits, second-to-last accuracy, grammatical
+    share, seconds], the test strings)."""
     rng = np.random.default_rng(seed)
     train = [embedded_reber_string(rng) for _ in range(n_train)]
     test = [embedded_reber_string(rng) for _ in range(n_test)]
@@ -868,8 +896,8 @@ if __name__ == "__main__":
 # %%
 def plot_reber_probabilities(models, string, plots_dir="plots",
                              filename="reber_next_symbol.png"):
-    """Next-symbol probabilities of each model along string (one panel per model), the symbol
-    that came next boxed. Saves plots_dir/filename and returns the figure."""
+    """Next-symbol probabilities of each model along string (one panel per model), the
+    symbol that came next boxed. Saves plots_dir/filename and returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.3 * len(models)), sharex=True)
@@ -938,11 +966,12 @@ DOCSTRING_MODULES = ("argparse", "calendar", "collections", "csv", "datetime", "
 
 
 def stdlib_docstrings(modules=DOCSTRING_MODULES):
-    """The docstrings of standard-library modules, read from their source with ast (nothing is
-    imported), joined by blank lines, printable ASCII and newlines only. Returns a str."""
+    """The docstrings of standard-library modules, read from their source with ast
+    (nothing is imported), joined by blank lines, printable ASCII and newlines only.
+    Returns a str."""
     docs = []
     for name in modules:
-        spec = importlib.util.find_spec(name)      # a top-level name: found, not imported
+        spec = importlib.util.find_spec(name)  # a top-level name: found, not imported
         if spec is None or not str(spec.origin).endswith(".py"):
             raise RuntimeError(f"no Python source for the standard-library module {name!r} "
                                f"here (found {spec and spec.origin!r}).")
@@ -958,8 +987,9 @@ def stdlib_docstrings(modules=DOCSTRING_MODULES):
 
 
 def split_corpus(text, held_out=0.1):
-    """(train, held-out) = the first 90% and the last 10% of text. Held-out symbols that never
-    occur in train are dropped (the model could not name them); returns also how many."""
+    """(train, held-out) = the first 90% and the last 10% of text. Held-out symbols that
+    never occur in train are dropped (the model could not name them); returns also how
+    many."""
     cut = len(text) - int(len(text) * held_out)
     train, val = text[:cut], text[cut:]
     seen = set(train)
@@ -967,22 +997,24 @@ def split_corpus(text, held_out=0.1):
     return train, kept, len(val) - len(kept)
 
 
+# %%
 def ngram_counts(train, max_n):
-    """The counts an n-gram model needs, for every n up to max_n, counted once: {m: (count of
-    each m-gram in train, count of each (m-1)-symbol context followed by a symbol)}."""
+    """The counts an n-gram model needs, for every n up to max_n, counted once: {m:
+    (count of each m-gram in train, count of each (m-1)-symbol context followed by a
+    symbol)}."""
     counts = {}
-    for m in range(1, max_n + 1):                     # m-grams, and their first m - 1 symbols
+    for m in range(1, max_n + 1):  # m-grams, and their first m - 1 symbols
         grams = [train[i:i + m] for i in range(len(train) - m + 1)]
         counts[m] = Counter(grams), Counter(g[:-1] for g in grams)
     return counts
 
 
 def ngram_bits(counts, held_out, n, ks, n_vocab):
-    """Held-out bits per symbol of the add-k n-gram model with these counts (ngram_counts of the
-    training text, up to at least n), for each k in ks.
+    """Held-out bits per symbol of the add-k n-gram model with these counts
+    (ngram_counts of the training text, up to at least n), for each k in ks.
 
-    Every held-out position after the first is predicted from the n - 1 symbols before it (fewer
-    at the start). Returns an array (len(ks),)."""
+    Every held-out position after the first is predicted from the n - 1 symbols before
+    it (fewer at the start). Returns an array (len(ks),)."""
     full, context = [], []
     for i in range(1, len(held_out)):
         m = min(n, i + 1)
@@ -998,7 +1030,8 @@ NGRAM_KS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 def ngram_table(train, held_out, max_n=5, ks=NGRAM_KS):
-    """Rows [n, the best k, its held-out bits per symbol] for n = 1..max_n; V = train's symbols."""
+    """Rows [n, the best k, its held-out bits per symbol] for n = 1..max_n; V = train's
+    symbols."""
     rows, counts = [], ngram_counts(train, max_n)
     for n in range(1, max_n + 1):
         bits = ngram_bits(counts, held_out, n, ks, len(set(train)))
@@ -1053,9 +1086,9 @@ def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=CEL
 
 def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
                               filename="text_learning_curves.png"):
-    """Held-out (solid) and training (dashed) bits per character per epoch for each cell, with
-    the 3-, 4- and 5-gram models' held-out bits drawn across. Saves plots_dir/filename and
-    returns the figure."""
+    """Held-out (solid) and training (dashed) bits per character per epoch for each
+    cell, with the 3-, 4- and 5-gram models' held-out bits drawn across. Saves
+    plots_dir/filename and returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -1064,9 +1097,9 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
         ax.plot(epochs, model.val_bits_history, "o-", color=color, label=f"{cell}, held out")
         ax.plot(epochs, np.array(model.loss_history) / np.log(2), "--", color=color, alpha=0.6,
                 label=f"{cell}, training")
-    for n, k, bits in ngram_rows[2:]:                    # 3-, 4- and 5-grams, labelled in place
+    for n, k, bits in ngram_rows[2:]:  # 3-, 4- and 5-grams, labelled in place
         ax.axhline(bits, color="0.35", linestyle=":", linewidth=1.2)
-        below = n != 3                                   # the lines lie close: labels apart
+        below = n != 3  # the lines lie close: labels apart
         ax.annotate(f"{n}-gram (add-{k:g}), held out", (0.0, bits), xycoords=("axes fraction",
                     "data"), xytext=(4, -2 if below else 2), textcoords="offset points",
                     ha="left", va="top" if below else "bottom", fontsize=8, color="0.25")
@@ -1148,9 +1181,10 @@ if __name__ == "__main__":
 # %%
 def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=10, seed=0,
                           cell="rnn", trained=None):
-    """Rows [bptt_steps, updates per epoch, seconds per epoch, held-out bits after the last epoch]
-    for each chunk length (settings as TEXT_TRAINING otherwise). trained: {bptt_steps: (model,
-    seconds of fit)} already trained with these settings, used instead of training again."""
+    """Rows [bptt_steps, updates per epoch, seconds per epoch, held-out bits after the
+    last epoch] for each chunk length (settings as TEXT_TRAINING otherwise). trained:
+    {bptt_steps: (model, seconds of fit)} already trained with these settings, used
+    instead of training again."""
     rows = []
     for bptt_steps in bptt_values:
         if trained and bptt_steps in trained:
@@ -1166,7 +1200,8 @@ def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=
 if __name__ == "__main__":
     print("\nSection 6: what bptt_steps trades (vanilla cell)")
     trunc_rows = truncation_experiment(train_text, val_text, epochs=ARGS.epochs, seed=ARGS.seed,
-                                       trained={50: text_results["rnn"]})   # section 5's run
+                                       # section 5's run
+                                       trained={50: text_results["rnn"]})
     print(format_table(["bptt_steps", "updates per epoch", "time per epoch",
                         f"held-out bits/char after {ARGS.epochs} epochs"],
                        [[str(k), str(u), f"{s:.2f} s", f"{b:.3f}"] for k, u, s, b in trunc_rows]))

@@ -1,9 +1,10 @@
 """Support code for the lessons: not a lesson itself.
 
-Everything here is plumbing that the chapters need but a reader of the math does not: the
-command-line options, saving figures and their common styling, aligned tables, and the checks that
-turn bad input into a clear error (the *text* of those errors lives here; a chapter says in one
-line which check it runs). The chapters import it in one line, as d2l's chapters import `d2l`.
+Everything here is plumbing that the chapters need but a reader of the math does not:
+the command-line options, saving figures and their common styling, aligned tables, and
+the checks that turn bad input into a clear error (the *text* of those errors lives
+here; a chapter says in one line which check it runs). The chapters import it in one
+line, as d2l's chapters import `d2l`.
 """
 import argparse
 import os
@@ -21,7 +22,8 @@ __all__ = [
 ]
 
 
-# -- running a lesson -------------------------------------------------------------------------
+# -- running a lesson
+# -------------------------------------------------------------------------
 def in_notebook():
     """True inside a Jupyter kernel (the notebook), False when run as a script."""
     return "ipykernel" in sys.modules
@@ -57,12 +59,13 @@ def _integer(minimum):
 def lesson_options(description, epochs=None, epochs_help="", options=(), argv=None):
     """The command-line options of a lesson, parsed.
 
-    Every chapter has --seed, --plots-dir and --quiet, and --epochs (at least 1) when `epochs`
-    gives its default. `options` declares a chapter's own ones as data: (flag, kind, default,
-    help) with kind ("integers", minimum) for a comma-separated list or ("integer", minimum).
-    On the command line an unknown option is an error, so a typo does not pass silently; inside
-    a Jupyter kernel sys.argv holds the kernel's own flags, which are ignored. A default given
-    as text is parsed like a command-line value. The result's .start is the time it was parsed.
+    Every chapter has --seed, --plots-dir and --quiet, and --epochs (at least 1) when
+    `epochs` gives its default. `options` declares a chapter's own ones as data: (flag,
+    kind, default, help) with kind ("integers", minimum) for a comma-separated list or
+    ("integer", minimum). On the command line an unknown option is an error, so a typo
+    does not pass silently; inside a Jupyter kernel sys.argv holds the kernel's own
+    flags, which are ignored. A default given as text is parsed like a command-line
+    value. The result's .start is the time it was parsed.
     """
     parser = argparse.ArgumentParser(description=description)
     if epochs is not None:
@@ -92,19 +95,21 @@ def stopwatch():
 
 
 def lesson_finished(name, args):
-    """As a script, say how long the lesson took (since args were parsed) and where its plots
-    are; a notebook shows neither (its cells show their own results)."""
+    """As a script, say how long the lesson took (since args were parsed) and where its
+    plots are; a notebook shows neither (its cells show their own results)."""
     if not in_notebook():
         print(f"{name} finished in {time.perf_counter() - args.start:.1f} s; "
               f"plots are in {args.plots_dir}/")
 
 
-# -- figures and tables -----------------------------------------------------------------------
+# -- figures and tables
+# -----------------------------------------------------------------------
 def save_figure(fig, plots_dir, filename):
     """Save fig as plots_dir/filename (creating the folder) and return the path.
 
-    Figures are at most 9 inches wide at 110 dpi: about 1,000 pixels, the width of a notebook
-    column at 1280 px. As a script the path is printed; a notebook shows the figure instead.
+    Figures are at most 9 inches wide at 110 dpi: about 1,000 pixels, the width of a
+    notebook column at 1280 px. As a script the path is printed; a notebook shows the
+    figure instead.
     """
     os.makedirs(plots_dir, exist_ok=True)
     path = os.path.join(plots_dir, filename)
@@ -115,8 +120,9 @@ def save_figure(fig, plots_dir, filename):
 
 
 def finish_axes(ax, xlabel=None, ylabel=None, title=None, log=False, legend=None, grid="major"):
-    """The course's common styling of one panel: labels, an optional log y axis, a light grid
-    and a legend (legend: None for none, else the keyword arguments of ax.legend)."""
+    """The course's common styling of one panel: labels, an optional log y axis, a light
+    grid and a legend (legend: None for none, else the keyword arguments of
+    ax.legend)."""
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -131,9 +137,11 @@ def finish_axes(ax, xlabel=None, ylabel=None, title=None, log=False, legend=None
 
 
 def format_table(headers, rows):
-    """An aligned plain-text table: the first column left-aligned, the others right-aligned.
+    """An aligned plain-text table: the first column left-aligned, the others
+    right-aligned.
 
-    headers : list of str; rows : list of lists of already formatted str (one format per column).
+    headers : list of str; rows : list of lists of already formatted str (one format per
+    column).
     """
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
 
@@ -146,15 +154,16 @@ def format_table(headers, rows):
 
 
 def add_to_class(cls):
-    """Decorator: add the function below to cls as a method (d2l's add_to_class), so a class can
-    grow across the cells of one chapter, one idea per cell."""
+    """Decorator: add the function below to cls as a method (d2l's add_to_class), so a
+    class can grow across the cells of one chapter, one idea per cell."""
     def register(method):
         setattr(cls, method.__name__, method)
         return method
     return register
 
 
-# -- the layers' input checks -----------------------------------------------------------------
+# -- the layers' input checks
+# -----------------------------------------------------------------
 def as_float_array(value, name):
     """An array-like as a float array: integers become float64, float32 stays float32.
     Anything non-numeric is a ValueError that names the argument."""
@@ -167,8 +176,9 @@ def as_float_array(value, name):
 
 
 def check_layer_weights(w_x, w_h, biases, n_blocks, layer):
-    """A layer's weights: w_x (n_features, k*n_nodes), w_h (n_nodes, k*n_nodes) and each bias
-    (k*n_nodes,), k = n_blocks (1 for the vanilla RNN, 4 for the LSTM, 3 for the GRU).
+    """A layer's weights: w_x (n_features, k*n_nodes), w_h (n_nodes, k*n_nodes) and each
+    bias (k*n_nodes,), k = n_blocks (1 for the vanilla RNN, 4 for the LSTM, 3 for the
+    GRU).
     Returns w_x, w_h and the dict of biases, as float arrays of one dtype."""
     w_x, w_h = as_float_array(w_x, "w_x"), as_float_array(w_h, "w_h")
     biases = {name: as_float_array(b, name) for name, b in biases.items()}
@@ -204,8 +214,8 @@ def check_layer_weights(w_x, w_h, biases, n_blocks, layer):
 
 
 def check_state(layer, state, name, batch_size):
-    """An initial state such as h0 or c0: (batch_size, n_nodes) in the layer's dtype; zeros
-    when None."""
+    """An initial state such as h0 or c0: (batch_size, n_nodes) in the layer's dtype;
+    zeros when None."""
     if state is None:
         return np.zeros((batch_size, layer.n_nodes), dtype=layer.dtype)
     state = as_float_array(state, name).astype(layer.dtype, copy=False)
@@ -216,8 +226,8 @@ def check_state(layer, state, name, batch_size):
 
 
 def check_layer_input(layer, x, h0):
-    """x (batch_size, n_sequences, n_features) and h0 for layer.forward. Returns x in the
-    layer's dtype and h0 (zeros when None)."""
+    """x (batch_size, n_sequences, n_features) and h0 for layer.forward. Returns x in
+    the layer's dtype and h0 (zeros when None)."""
     x = as_float_array(x, "x").astype(layer.dtype, copy=False)
     if x.ndim != 3 or x.shape[2] != layer.n_features:
         raise ValueError("x must be 3-D (batch_size, n_sequences, n_features) with "
@@ -256,19 +266,22 @@ def check_direct_gradient(layer, dh, batch_size, n_sequences, name="dh"):
     return dh
 
 
-# -- the models' input checks -----------------------------------------------------------------
+# -- the models' input checks
+# -----------------------------------------------------------------
 class NotFittedError(ValueError, AttributeError):
     """Raised when a model is used for prediction before fit."""
 
 
 def check_fitted(model, attribute, call):
-    """A NotFittedError unless model has `attribute` (set by fit); `call` says what to call."""
+    """A NotFittedError unless model has `attribute` (set by fit); `call` says what to
+    call."""
     if not hasattr(model, attribute):
         raise NotFittedError(f"This {type(model).__name__} is not fitted yet: call {call}.")
 
 
 def check_positive_number(value, name, allow_none=False):
-    """A positive finite number (or None when allow_none), else a ValueError naming it."""
+    """A positive finite number (or None when allow_none), else a ValueError naming
+    it."""
     if value is None and allow_none:
         return
     if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
@@ -279,7 +292,8 @@ def check_positive_number(value, name, allow_none=False):
 
 def check_hyperparameters(model, integers=("n_nodes", "epochs", "batch_size")):
     """The training settings every model of the course shares: positive integer sizes, a
-    positive learning_rate, optimizer "sgd" or "adam", clip_norm positive or None, a float dtype."""
+    positive learning_rate, optimizer "sgd" or "adam", clip_norm positive or None, a
+    float dtype."""
     for name in integers:
         value = getattr(model, name)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -293,8 +307,9 @@ def check_hyperparameters(model, integers=("n_nodes", "epochs", "batch_size")):
 
 
 def check_sequences(sequences, name="X", n_features=None):
-    """A list of sequences of different lengths, each an array-like (n_steps_i, n_features) with
-    n_steps_i >= 1. Returns (list of float ndarrays, lengths: int ndarray (n_samples,))."""
+    """A list of sequences of different lengths, each an array-like (n_steps_i,
+    n_features) with n_steps_i >= 1. Returns (list of float ndarrays, lengths: int
+    ndarray (n_samples,))."""
     if len(sequences) == 0:
         raise ValueError(f"{name} is an empty list; it needs at least one sequence.")
     arrays = []
@@ -324,9 +339,10 @@ def check_sequences(sequences, name="X", n_features=None):
 
 
 def check_sequence_data(X, name="X", n_features=None):
-    """Sequences: a 3-D array (n_samples, n_sequences, n_features), or a list of 2-D arrays
-    (n_steps_i, n_features) of different lengths. Returns (X, lengths): the array (not copied
-    when it already is one) and None, or the list of arrays and their lengths (n_samples,)."""
+    """Sequences: a 3-D array (n_samples, n_sequences, n_features), or a list of 2-D
+    arrays (n_steps_i, n_features) of different lengths. Returns (X, lengths): the array
+    (not copied when it already is one) and None, or the list of arrays and their
+    lengths (n_samples,)."""
     if isinstance(X, (list, tuple)):
         try:
             shapes = {np.shape(seq) for seq in X}
@@ -367,7 +383,8 @@ def check_labels(y, n_samples, name="y"):
 
 
 def label_indices(classes, y, name="y"):
-    """Labels y (n_samples,) as indices into the sorted classes; unknown labels are an error."""
+    """Labels y (n_samples,) as indices into the sorted classes; unknown labels are an
+    error."""
     idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
     unknown = classes[idx] != y
     if np.any(unknown):
@@ -378,8 +395,9 @@ def label_indices(classes, y, name="y"):
 
 
 def check_corpus(corpus, name):
-    """A text corpus: one string of at least 2 symbols (a stream) or a non-empty list of strings
-    of at least 2 symbols each. Returns ("stream", corpus) or ("list", list of str)."""
+    """A text corpus: one string of at least 2 symbols (a stream) or a non-empty list of
+    strings of at least 2 symbols each. Returns ("stream", corpus) or ("list", list of
+    str)."""
     if isinstance(corpus, str):
         if len(corpus) < 2:
             raise ValueError(f"{name} must hold at least 2 symbols, one to read and one to "

@@ -125,7 +125,8 @@ def rnn_forward_loop(x, w_x, w_h, b, h0=None):
     """The recurrence exactly as the equations read: one step at a time, batch-first.
 
     x : (batch_size, n_sequences, n_features); w_x : (n_features, n_nodes);
-    w_h : (n_nodes, n_nodes); b : (n_nodes,); h0 : (batch_size, n_nodes) or None (zeros).
+    w_h : (n_nodes, n_nodes); b : (n_nodes,); h0 : (batch_size, n_nodes) or None
+    (zeros).
     Returns h_T (batch_size, n_nodes) and hs (batch_size, n_sequences, n_nodes),
     hs[:, t-1] = h_t.
     """
@@ -155,7 +156,8 @@ PROBLEM1_EXPECTED_H_T = np.array([[0.79494228, 0.81839002, 0.83939649, 0.8558417
 
 
 def run_problem_1(verbose=True):
-    """Forward Problem 1's example with the plain loop; True when h_T is the expected one."""
+    """Forward Problem 1's example with the plain loop; True when h_T is the expected
+    one."""
     h_T, hs = rnn_forward_loop(PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B)
     matches = bool(np.allclose(h_T, PROBLEM1_EXPECTED_H_T, rtol=0, atol=1e-8))
     if verbose:
@@ -201,18 +203,21 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
 
 # %%
 class RecurrentLayer:
-    """What every recurrent layer of the course shares: its weights by name and its sizes.
+    """What every recurrent layer of the course shares: its weights by name and its
+    sizes.
 
     A subclass lists its weights in parameter_names and its states in state_names (here
-    ("h",); chapter 2's LSTM adds its cell, ("h", "c")). After forward, final_state holds
-    the final value of each state, in that order, so that a caller can carry it on.
+    ("h",); chapter 2's LSTM adds its cell, ("h", "c")). After forward, final_state
+    holds the final value of each state, in that order, so that a caller can carry it
+    on.
     """
 
     parameter_names = ("w_x", "w_h", "b")
     state_names = ("h",)
 
     def parameters(self):
-        """The layer's weights by name; backward returns their gradients as "d" + name."""
+        """The layer's weights by name; backward returns their gradients as "d" +
+        name."""
         return {name: getattr(self, name) for name in self.parameter_names}
 
     @property
@@ -228,13 +233,19 @@ class RecurrentLayer:
         return self.w_x.dtype
 
 
+# %% [markdown]
+# The layer itself: its weights are checked once when it is built, and
+# `forward` moves the batch to time-major order, runs the recurrence and
+# keeps what a backward pass will need.
+
+# %%
 class SimpleRNN(RecurrentLayer):
     """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + B).
 
-    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); b : (n_nodes,).
-    Float weights are kept as given (not copied), so an optimizer that updates them in
-    place updates the layer. Integer weights become float64; float32 weights stay float32,
-    and the layer then computes in float32.
+    w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); b : (n_nodes,). Float weights
+    are kept as given (not copied), so an optimizer that updates them in place updates
+    the layer. Integer weights become float64; float32 weights stay float32, and the
+    layer then computes in float32.
     """
 
     def __init__(self, w_x, w_h, b):
@@ -246,9 +257,11 @@ class SimpleRNN(RecurrentLayer):
     def forward(self, x, h0=None):
         """Forward propagation through all time steps.
 
-        x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None (zeros).
-        Returns h_T (batch_size, n_nodes), the final state, and hs (batch_size, n_sequences,
-        n_nodes), hs[:, t-1] = h_t: a batch-first view of the time-major array used inside.
+        x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None
+        (zeros).
+        Returns h_T (batch_size, n_nodes), the final state, and hs (batch_size,
+        n_sequences, n_nodes), hs[:, t-1] = h_t: a batch-first view of the time-major
+        array used inside.
         """
         x, h0 = support.check_layer_input(self, x, h0)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))   # time-major, once
@@ -282,8 +295,9 @@ class SimpleRNN(RecurrentLayer):
 
 # %%
 def compare_forward_with_plain_loop(seed=0):
-    """Max |difference| of h_T and hs between SimpleRNN and rnn_forward_loop, on Problem 1's example
-    and on a random batch (batch_size, n_sequences, n_features, n_nodes) = (7, 11, 5, 9) with an h0.
+    """Max |difference| of h_T and hs between SimpleRNN and rnn_forward_loop, on Problem
+    1's example and on a random batch (batch_size, n_sequences, n_features, n_nodes) =
+    (7, 11, 5, 9) with an h0.
     """
     rng = np.random.default_rng(seed)
     cases = {
@@ -349,10 +363,12 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
         ax.text(cx, 3.9, f"loss reads $h_{{{step}}}$", ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.3", fc="#f3f3f3", ec="gray"))
         ax.annotate("", (cx, 1.6), (cx, 0.7), arrowprops=dict(arrowstyle="->", lw=1.5))
-        if step != "t":  # h_t -> the loss (at t the orange gradient arrow takes this place)
+        # h_t -> the loss (at t the orange gradient arrow takes this place)
+        if step != "t":
             ax.annotate("", (cx, 3.55), (cx, 2.4), arrowprops=dict(arrowstyle="->", lw=1.0))
         ax.text(cx - 0.45, 1.15, "$W_x$", fontsize=11)
-    for left, right in [(0.5, 2.0), (2.0, 5.0), (5.0, 8.0)]:       # h_{t-1} -> h_t through W_h
+    # h_{t-1} -> h_t through W_h
+    for left, right in [(0.5, 2.0), (2.0, 5.0), (5.0, 8.0)]:
         ax.annotate("", (right - 0.55, 2.0), (left + 0.55 if left > 1 else left, 2.0),
                     arrowprops=dict(arrowstyle="->", lw=1.5))
         if left > 1:
@@ -434,8 +450,9 @@ if __name__ == "__main__":
 
 # %%
 def direct_gradients_per_step(dh, hs):
-    """g-hat_t of every step, shape of hs (batch_size, n_sequences, n_nodes): dh itself when
-    the loss reads every h_t, else zeros with dh (batch_size, n_nodes) at h_T only."""
+    """g-hat_t of every step, shape of hs (batch_size, n_sequences, n_nodes): dh itself
+    when the loss reads every h_t, else zeros with dh (batch_size, n_nodes) at h_T
+    only."""
     direct = np.zeros_like(hs)                   # zero except where the loss reads h_t
     if dh.ndim == 2:
         direct[:, -1] = dh                       # many-to-one: only h_T is read
@@ -447,11 +464,13 @@ def direct_gradients_per_step(dh, hs):
 def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
     """BPTT exactly as Steps 1-3 read: one step at a time, t = T down to 1, batch-first.
 
-    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None (zeros);
-    hs : (batch_size, n_sequences, n_nodes), the states of rnn_forward_loop(x, w_x, w_h, b,
-    h0); dh : the direct gradients, (batch_size, n_nodes) for h_T only (many-to-one) or
-    (batch_size, n_sequences, n_nodes) for every h_t (many-to-many); w_x : (n_features,
-    n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx (None).
+    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes) or None
+    (zeros);
+    hs : (batch_size, n_sequences, n_nodes), the states of rnn_forward_loop(x, w_x, w_h,
+    b, h0); dh : the direct gradients, (batch_size, n_nodes) for h_T only (many-to-one)
+    or (batch_size, n_sequences, n_nodes) for every h_t (many-to-many); w_x :
+    (n_features, n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx
+    (None).
     Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0" as SimpleRNN_BPTT.backward returns
     them, and "g" (batch_size, n_sequences, n_nodes), the total gradient g_t = dL/dh_t.
     """
@@ -460,17 +479,17 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
     direct = direct_gradients_per_step(dh, hs)   # g-hat_t
     dw_x, dw_h, db = np.zeros_like(w_x), np.zeros_like(w_h), np.zeros(n_nodes, hs.dtype)
     dx, g = np.zeros_like(x), np.zeros_like(hs)
-    from_next = np.zeros((batch_size, n_nodes), hs.dtype)  # delta_{t+1} W_h^T; none at t = T
-    for t in reversed(range(n_sequences)):       # slot t is math step t+1
-        g_t = direct[:, t] + from_next           # Step 1: g_t = g-hat_t + delta_{t+1} W_h^T
-        delta_t = g_t * (1 - hs[:, t] ** 2)      # Step 2: delta_t = g_t * (1 - h_t^2)
+    from_next = np.zeros((batch_size, n_nodes), hs.dtype)  # delta_{t+1} W_h^T; 0 at T
+    for t in reversed(range(n_sequences)):   # slot t is math step t+1
+        g_t = direct[:, t] + from_next       # Step 1: g_t = g-hat_t + delta_{t+1} W_h^T
+        delta_t = g_t * (1 - hs[:, t] ** 2)  # Step 2: delta_t = g_t * (1 - h_t^2)
         h_prev = hs[:, t - 1] if t > 0 else h0   # h_{t-1}; h_0 before the first step
-        dw_x += x[:, t].T @ delta_t              # Step 3: dW_x += x_t^T delta_t
-        dw_h += h_prev.T @ delta_t               #         dW_h += h_{t-1}^T delta_t
-        db += delta_t.sum(axis=0)                #         dB   += sum over the batch of delta_t
+        dw_x += x[:, t].T @ delta_t          # Step 3: dW_x += x_t^T delta_t
+        dw_h += h_prev.T @ delta_t           #         dW_h += h_{t-1}^T delta_t
+        db += delta_t.sum(axis=0)            #         dB   += sum over the batch
         if input_gradient:
-            dx[:, t] = delta_t @ w_x.T           #         dL/dx_t = delta_t W_x^T
-        from_next = delta_t @ w_h.T              #         the recurrent part of g_{t-1}
+            dx[:, t] = delta_t @ w_x.T       #         dL/dx_t = delta_t W_x^T
+        from_next = delta_t @ w_h.T          #         the recurrent part of g_{t-1}
         g[:, t] = g_t
     dx = dx if input_gradient else None
     return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": from_next, "g": g}
@@ -500,18 +519,20 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
 
 # %%
 class SimpleRNN_BPTT(SimpleRNN):
-    """A SimpleRNN whose backward(dh) returns the exact gradients of a scalar loss L, given
-    the loss's direct gradients dh = dL/dh. forward is SimpleRNN.forward."""
+    """A SimpleRNN whose backward(dh) returns the exact gradients of a scalar loss L,
+    given the loss's direct gradients dh = dL/dh. forward is SimpleRNN.forward."""
 
     def backward(self, dh, input_gradient=True):
         """Backpropagation through time.
 
         dh : (batch_size, n_nodes), dL/dh_T only (many-to-one), or
-            (batch_size, n_sequences, n_nodes), the direct dL/dh_t of every t (many-to-many).
-        input_gradient : False skips dx (None): a model whose inputs are data never needs it.
+            (batch_size, n_sequences, n_nodes), the direct dL/dh_t of every t
+            (many-to-many).
+        input_gradient : False skips dx (None): a model whose inputs are data never
+        needs it.
         Returns a dict "dw_x" (n_features, n_nodes), "dw_h" (n_nodes, n_nodes), "db"
-        (n_nodes,), "dx" (batch_size, n_sequences, n_features), "dh0" (batch_size, n_nodes),
-        the parameters' gradients summed over the batch.
+        (n_nodes,), "dx" (batch_size, n_sequences, n_features), "dh0" (batch_size,
+        n_nodes), the parameters' gradients summed over the batch.
         """
         x_tm, h0, h = self._last_forward()
         dh_T, dh_tm = self._direct_gradients(dh)
@@ -524,16 +545,24 @@ class SimpleRNN_BPTT(SimpleRNN):
         for t in reversed(range(len(h))):
             d = delta[t]
             d *= g_t                               # Step 2: delta_t = g_t * (1 - h_t^2)
-            np.matmul(d, self.w_h.T, out=g_t)      # delta_t W_h^T: recurrent part of g_{t-1}
+            # delta_t W_h^T: recurrent part of g_{t-1}
+            np.matmul(d, self.w_h.T, out=g_t)
             if dh_tm is not None and t > 0:
-                g_t += dh_tm[t - 1]                # ... plus the direct part g-hat_{t-1}
-        # Step 3's sums over time as single products of the stacked (T * batch_size) rows.
+                g_t += dh_tm[t - 1]  # ... plus the direct part g-hat_{t-1}
+        # Step 3's sums over time as single products of the stacked (T * batch_size)
+        # rows.
         dw_x, db, dx = input_products(x_tm, delta, self.w_x, input_gradient)
         dw_h = recurrent_products(h0, h, delta)
         # The step before the first is the initial state: what is left is dL/dh_0.
         return {"dw_x": dw_x, "dw_h": dw_h, "db": db, "dx": dx, "dh0": g_t}
 
 
+# %% [markdown]
+# Three helpers that the backward pass uses, and that chapter 2's gated
+# layers will share: the last forward's states, the direct gradients laid
+# out time-major, and Step 3's sums over time as single products.
+
+# %%
 @add_to_class(RecurrentLayer)
 def _last_forward(self):
     """What the last forward kept for backward; an error if there was none."""
@@ -558,8 +587,8 @@ def _direct_gradients(self, dh):
 def input_products(x_tm, d_a, w_x, input_gradient=True):
     """The input side of a_t = x_t W_x + ... + bias, summed over time as single GEMMs.
 
-    x_tm : (n_sequences, batch_size, n_features); d_a : (n_sequences, batch_size, width),
-    dL/da_t of every step; w_x : (n_features, width).
+    x_tm : (n_sequences, batch_size, n_features); d_a : (n_sequences, batch_size,
+    width), dL/da_t of every step; w_x : (n_features, width).
     Returns dW_x (n_features, width), the bias's gradient (width,) and dx (batch_size,
     n_sequences, n_features), or None when input_gradient is False.
     """
@@ -576,8 +605,8 @@ def recurrent_products(h0, h, d_a):
     """dW_h = sum over t of h_{t-1}^T d_a[t], as single GEMMs.
 
     h0 : (batch_size, n_nodes); h : (n_sequences, batch_size, n_nodes);
-    d_a : (n_sequences, batch_size, width). h_{t-1} pairs with d_a[t]: h0 with d_a[0], then
-    h[0 .. T-2] with d_a[1 ..]. Returns (n_nodes, width).
+    d_a : (n_sequences, batch_size, width). h_{t-1} pairs with d_a[t]: h0 with d_a[0],
+    then h[0 .. T-2] with d_a[1 ..]. Returns (n_nodes, width).
     """
     n_nodes, width = h.shape[2], d_a.shape[2]
     dw_h = h0.T @ d_a[0]
@@ -645,7 +674,8 @@ def numerical_gradient(f, param, eps=1e-6):
 
 
 def rel_error(g, g_hat):
-    """Largest absolute difference, relative to the largest magnitude (see the text above)."""
+    """Largest absolute difference, relative to the largest magnitude (see the text
+    above)."""
     g, g_hat = np.asarray(g, dtype=np.float64), np.asarray(g_hat, dtype=np.float64)
     scale = max(1e-8, float(np.max(np.abs(g) + np.abs(g_hat))))
     return float(np.max(np.abs(g - g_hat))) / scale
@@ -654,8 +684,9 @@ def rel_error(g, g_hat):
 def check_gradients(loss, grads, params, eps=1e-6):
     """{name: rel_error(grads[name], central difference of loss() by params[name])}.
 
-    loss : a function of no arguments that reads the arrays in params; grads : dict of the
-    gradients to check; params : dict name -> float64 array, perturbed in place and restored.
+    loss : a function of no arguments that reads the arrays in params; grads : dict of
+    the gradients to check; params : dict name -> float64 array, perturbed in place and
+    restored.
     """
     return {name: rel_error(grads[name], numerical_gradient(loss, p, eps))
             for name, p in params.items()}
@@ -667,10 +698,11 @@ def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
     layer : SimpleRNN_BPTT in float64 (or any layer with forward, backward, parameters)
     x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes)
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
-    forward_options : passed to forward; the further initial states among them (an initial
+    forward_options : passed to forward; the further initial states among them (an
+    initial
         state for each of layer.state_names, such as chapter 2's c0) are checked too.
-    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err, ...}: one relative
-    error per parameter of the layer, then per input and initial state.
+    Returns {"dw_x": err, "dw_h": err, "db": err, "dx": err, "dh0": err, ...}: one
+    relative error per parameter of the layer, then per input and initial state.
     """
     if layer.dtype != np.float64:
         raise ValueError("gradient checks need float64 weights (see the text above); "
@@ -678,7 +710,8 @@ def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
     inputs = {"x": x, "h0": h0}
     inputs.update({name + "0": forward_options.pop(name + "0")
                    for name in layer.state_names[1:] if name + "0" in forward_options})
-    inputs = {name: np.array(v, dtype=np.float64) for name, v in inputs.items()}  # copies
+    # copies
+    inputs = {name: np.array(v, dtype=np.float64) for name, v in inputs.items()}
     dh = np.asarray(dh, dtype=np.float64)
 
     def loss():
@@ -694,7 +727,8 @@ def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
 
 # %%
 def run_problem_2(seed=0, verbose=True):
-    """Print BPTT gradients on Problem 1's example, fast-vs-plain BPTT and a gradient-check table.
+    """Print BPTT gradients on Problem 1's example, fast-vs-plain BPTT and a
+    gradient-check table.
 
     Returns the largest relative error against central differences.
     """
@@ -702,7 +736,8 @@ def run_problem_2(seed=0, verbose=True):
     h_T, hs = rnn.forward(PROBLEM1_X)
     grads = rnn.backward(np.ones_like(h_T))  # L = sum(h_T)
     ones, zeros = np.ones_like(h_T), np.zeros_like(h_T)
-    example_checks = {eps: check_rnn_gradients(rnn, PROBLEM1_X, zeros, ones, eps)  # L = sum(h_T)
+    # L = sum(h_T)
+    example_checks = {eps: check_rnn_gradients(rnn, PROBLEM1_X, zeros, ones, eps)
                       for eps in (1e-6, 1e-5)}
     rng = np.random.default_rng(seed)
     batch_size, n_sequences, n_features, n_nodes = 3, 5, 4, 6
@@ -822,7 +857,8 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
             raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
         rng = np.random.default_rng(rng)
         lengths = rng.integers(low, high + 1, size=n_samples)
-        pairs = [make_temporal_order_data(1, int(T), rng) for T in lengths]  # one at its own length
+        # one at its own length
+        pairs = [make_temporal_order_data(1, int(T), rng) for T in lengths]
         return [X[0] for X, _ in pairs], np.array([y[0] for _, y in pairs])
     if not isinstance(n_sequences, (int, np.integer)):
         raise ValueError(
@@ -912,9 +948,11 @@ def cross_entropy(log_p, y_idx):
 
 
 def cross_entropy_and_gradient(z, y_idx):
-    """The mean cross-entropy of softmax(z) and its gradient dL/dz = (p - onehot(y)) / batch_size.
+    """The mean cross-entropy of softmax(z) and its gradient dL/dz = (p - onehot(y)) /
+    batch_size.
 
-    z : (batch_size, n_classes); y_idx : (batch_size,) ints. Returns (loss: float, dz like z).
+    z : (batch_size, n_classes); y_idx : (batch_size,) ints. Returns (loss: float, dz
+    like z).
     """
     log_p = log_softmax(z)
     dz = np.exp(log_p)                          # p
@@ -956,9 +994,11 @@ def cross_entropy_and_gradient(z, y_idx):
 
 # %%
 def clip_by_global_norm(grads, clip_norm):
-    """Rescale all gradients (a dict of arrays, in place) so their global norm is at most clip_norm.
+    """Rescale all gradients (a dict of arrays, in place) so their global norm is at
+    most clip_norm.
 
-    clip_norm : positive float, or None for no clipping. Returns the norm measured before clipping.
+    clip_norm : positive float, or None for no clipping. Returns the norm measured
+    before clipping.
     """
     norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
     if clip_norm is not None and norm > clip_norm:
@@ -990,8 +1030,8 @@ def clip_by_global_norm(grads, clip_norm):
 def adam_updates(grads, state, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step: the change each parameter gets (params -= update).
 
-    grads : dict name -> array; state : {"k": int, "m": dict, "v": dict}, updated in place
-    (start it with adam_state(params)). Returns dict name -> array.
+    grads : dict name -> array; state : {"k": int, "m": dict, "v": dict}, updated in
+    place (start it with adam_state(params)). Returns dict name -> array.
     """
     state["k"] += 1
     k = state["k"]
@@ -1008,7 +1048,8 @@ def adam_updates(grads, state, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
 
 
 def adam_state(params):
-    """Adam's starting state for a dict of parameter arrays: zero moments, no step taken."""
+    """Adam's starting state for a dict of parameter arrays: zero moments, no step
+    taken."""
     return {"k": 0, "m": {name: np.zeros_like(p) for name, p in params.items()},
             "v": {name: np.zeros_like(p) for name, p in params.items()}}
 
@@ -1031,11 +1072,13 @@ def adam_state(params):
 
 # %%
 def training_step(model, params, grads, state, loss, epoch):
-    """One update of params (dict of arrays, in place) from grads, with model's clip_norm,
-    optimizer ("sgd" or "adam", whose state comes from adam_state) and learning_rate.
+    """One update of params (dict of arrays, in place) from grads, with model's
+    clip_norm, optimizer ("sgd" or "adam", whose state comes from adam_state) and
+    learning_rate.
 
-    Returns the global gradient norm measured before clipping. Raises FloatingPointError,
-    and leaves params unchanged, when the loss or an updated weight is NaN or infinite.
+    Returns the global gradient norm measured before clipping. Raises
+    FloatingPointError, and leaves params unchanged, when the loss or an updated weight
+    is NaN or infinite.
     """
     norm = clip_by_global_norm(grads, model.clip_norm)
     if model.optimizer == "sgd":
@@ -1062,8 +1105,8 @@ def training_step(model, params, grads, state, loss, epoch):
 
 # %%
 def init_simple_rnn(n_features, n_nodes, rng, dtype=np.float64):
-    """A SimpleRNN_BPTT at the classifier's starting weights, drawn from rng in this order:
-    w_x normal with scale 1/sqrt(n_features), w_h orthogonal, b zero."""
+    """A SimpleRNN_BPTT at the classifier's starting weights, drawn from rng in this
+    order: w_x normal with scale 1/sqrt(n_features), w_h orthogonal, b zero."""
     w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, n_nodes))
     # An orthogonal w_h has every singular value 1: by itself it neither
     # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
@@ -1100,7 +1143,8 @@ class ScratchSimpleRNNClassifier:
     dtype : np.float64 (default) or np.float32
     random_state : int or None
     verbose : bool, default False: print one line per epoch
-    learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by every
+    learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by
+    every
         sequence (Problem 3b); otherwise every sequence starts from zeros.
 
     X is a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
@@ -1147,27 +1191,35 @@ class ScratchSimpleRNNClassifier:
         h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
         if lengths is None:
             h_T, _ = self.rnn.forward(X, h0)
-        else:                                           # sequences of their own lengths (3b)
+        else:  # sequences of their own lengths (3b)
             h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
         return h_T, h_T @ self.w_y + self.b_y
 
-    def loss_and_gradients(self, X, y_idx, lengths=None):
-        """Mean cross-entropy of a batch and its gradient for every parameter.
 
-        X : (batch_size, n_sequences, n_features) in the model's dtype
-        y_idx : (batch_size,) int, indices into classes_
-        lengths : (batch_size,) ints, each sequence's own length, or None (all full)
-        Returns (loss: float, grads: dict with the keys of parameters()).
-        """
-        h_T, z = self._forward_logits(X, lengths)
-        loss, dz = cross_entropy_and_gradient(z, y_idx)
-        # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
-        rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
-        grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}
-        grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
-        if self.learn_h0:
-            grads["h0"] = rnn_grads["dh0"].sum(axis=0)   # one h0 shared by the whole batch
-        return loss, grads
+# %% [markdown]
+# The model's loss and its gradient: forward through the layer and the dense
+# layer, then back, exactly as the equations above.
+
+# %%
+@add_to_class(ScratchSimpleRNNClassifier)
+def loss_and_gradients(self, X, y_idx, lengths=None):
+    """Mean cross-entropy of a batch and its gradient for every parameter.
+
+    X : (batch_size, n_sequences, n_features) in the model's dtype
+    y_idx : (batch_size,) int, indices into classes_
+    lengths : (batch_size,) ints, each sequence's own length, or None (all full)
+    Returns (loss: float, grads: dict with the keys of parameters()).
+    """
+    h_T, z = self._forward_logits(X, lengths)
+    loss, dz = cross_entropy_and_gradient(z, y_idx)
+    # dL/dh_T (many-to-one); dx is skipped: X is data, not a parameter
+    rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
+    grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}
+    grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
+    if self.learn_h0:
+        # one h0 shared by the whole batch
+        grads["h0"] = rnn_grads["dh0"].sum(axis=0)
+    return loss, grads
 
 
 # %% [markdown]
@@ -1182,8 +1234,8 @@ class ScratchSimpleRNNClassifier:
 @add_to_class(ScratchSimpleRNNClassifier)
 def fit(self, X, y, X_val=None, y_val=None):
     """Train on X (n_samples, n_sequences, n_features), or a list of (n_steps_i,
-    n_features), with labels y (n_samples,). X_val, y_val (optional, together): validation
-    data, measured after each epoch. Returns self."""
+    n_features), with labels y (n_samples,). X_val, y_val (optional, together):
+    validation data, measured after each epoch. Returns self."""
     for _ in self.fit_epochs(X, y, X_val, y_val):
         pass
     return self
@@ -1226,7 +1278,8 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
         total, total_norm, n_clipped = 0.0, 0.0, 0
         for start in batch_starts:
             batch = order[start:start + self.batch_size]
-            X_batch, batch_lengths = _take(X, lengths, batch, dtype)  # padded to its longest
+            # padded to its longest
+            X_batch, batch_lengths = _take(X, lengths, batch, dtype)
             loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
             norm = training_step(self, params, grads, state, loss, epoch)
             total_norm += norm
@@ -1247,25 +1300,25 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
         yield epoch
 
 
-def _n_features(X):
-    """n_features of checked sequences: a 3-D array or a list of 2-D arrays."""
-    return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
-
-
-def _take(X, lengths, idx, dtype):
-    """The sequences idx of X as one array and their lengths (None for a 3-D X); a list's
-    sequences are padded to their own longest (pad_sequences, Problem 3b)."""
-    if lengths is None:
-        return X[idx].astype(dtype, copy=False), None
-    return pad_sequences([X[i] for i in idx], dtype)
-
-
 # %% [markdown]
 # Prediction reads the sequences in chunks, and a trained model is scored by
 # its accuracy, the share of sequences whose most probable class is the true
 # one.
 
 # %%
+def _n_features(X):
+    """n_features of checked sequences: a 3-D array or a list of 2-D arrays."""
+    return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
+
+
+def _take(X, lengths, idx, dtype):
+    """The sequences idx of X as one array and their lengths (None for a 3-D X); a
+    list's sequences are padded to their own longest (pad_sequences, Problem 3b)."""
+    if lengths is None:
+        return X[idx].astype(dtype, copy=False), None
+    return pad_sequences([X[i] for i in idx], dtype)
+
+
 @add_to_class(ScratchSimpleRNNClassifier)
 def predict_proba(self, X):
     """Class probabilities (n_samples, n_classes), columns in classes_ order.
@@ -1326,7 +1379,8 @@ def _evaluate(self, X, lengths, y_idx):
 
 # %%
 def check_classifier_gradients(seed=0):
-    """Relative error of loss_and_gradients against central differences, for every parameter.
+    """Relative error of loss_and_gradients against central differences, for every
+    parameter.
 
     A float64 model with n_nodes = 5 after one epoch on 24 sequences of 6 steps.
     Returns {"w_x": err, "w_h": err, "b": err, "w_y": err, "b_y": err}.
@@ -1364,7 +1418,8 @@ if __name__ == "__main__":
 
 # %%
 def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve.png"):
-    """Loss by epoch (log scale) and validation accuracy by epoch of a fitted classifier.
+    """Loss by epoch (log scale) and validation accuracy by epoch of a fitted
+    classifier.
 
     Saves plots_dir/filename and returns the matplotlib Figure.
     """
@@ -1392,7 +1447,8 @@ def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve
 
 
 def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequences=20):
-    """Train the classifier on the temporal-order task, print progress, save the loss plot.
+    """Train the classifier on the temporal-order task, print progress, save the loss
+    plot.
 
     Returns the fitted model and its final validation accuracy.
     """
@@ -1499,7 +1555,7 @@ def states_batch_first(h_tm, pad):
     return np.where(pad.T[:, :, None], 0, hs).astype(h_tm.dtype, copy=False)
 
 
-unmasked_forward = SimpleRNN.forward          # Problem 1's, kept for batches without padding
+unmasked_forward = SimpleRNN.forward  # Problem 1's, kept for batches without padding
 
 
 @add_to_class(SimpleRNN)
@@ -1538,7 +1594,8 @@ def _masked_recurrence(self, x_tm, h0, pad):
 
 
 # %%
-unmasked_backward = SimpleRNN_BPTT.backward   # Problem 2's, kept for batches without padding
+# Problem 2's, kept for batches without padding
+unmasked_backward = SimpleRNN_BPTT.backward
 
 
 @add_to_class(SimpleRNN_BPTT)
@@ -1550,7 +1607,7 @@ def backward(self, dh, input_gradient=True):
         return unmasked_backward(self, dh, input_gradient)
     pad = self._pad
     dh_T, dh_tm = self._direct_gradients(dh)
-    if dh_tm is not None:                      # the loss's gradient at padding is ignored
+    if dh_tm is not None:  # the loss's gradient at padding is ignored
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
         dh_T = dh_tm[-1]
     delta = np.multiply(h, h)
@@ -1561,7 +1618,7 @@ def backward(self, dh, input_gradient=True):
     for t in reversed(range(len(h))):
         d = delta[t]
         d *= g_t                               # delta_t = m_t g_t (1 - h_t^2)
-        g_t = d @ self.w_h.T + g_t * keep[t]   # (1 - m_t) g_t passes straight to h_{t-1}
+        g_t = d @ self.w_h.T + g_t * keep[t]  # (1 - m_t) g_t passes straight to h_{t-1}
         if dh_tm is not None and t > 0:
             g_t += dh_tm[t - 1]
     dw_x, db, dx = input_products(x_tm, delta, self.w_x, input_gradient)
@@ -1576,8 +1633,8 @@ def backward(self, dh, input_gradient=True):
 
 # %%
 def check_masked_layer(seed=0):
-    """The masked layer on a batch of lengths (1, 7, 3, 5) against each sequence alone, and
-    against central differences. Returns (largest |difference| from running alone,
+    """The masked layer on a batch of lengths (1, 7, 3, 5) against each sequence alone,
+    and against central differences. Returns (largest |difference| from running alone,
     {form: {gradient: rel. error}})."""
     rng = np.random.default_rng(seed)
     batch_size, n_sequences, n_features, n_nodes = 4, 7, 3, 5
@@ -1676,7 +1733,8 @@ def pad_sequences(sequences, dtype=None):
 
 
 def run_problem_3b(seed=0, epochs=20):
-    """Gradient check with a learned h0 on a ragged batch, then training on 15-25-step sequences.
+    """Gradient check with a learned h0 on a ragged batch, then training on 15-25-step
+    sequences.
 
     Returns {learn_h0: fitted model} for learn_h0 in (False, True).
     """
@@ -1787,11 +1845,12 @@ def gradient_flow(
     batch_size=16,
     seed=0,
 ):
-    """How much gradient reaches each input, for a Gaussian w_h rescaled to each spectral radius.
+    """How much gradient reaches each input, for a Gaussian w_h rescaled to each
+    spectral radius.
 
     The loss reads h_T only (many-to-one): dh is a fixed random (batch_size, n_nodes).
-    Returns {radius: {"grad_norms": ndarray (n_sequences,), entry t-1 the mean over the batch of
-    ||dL/dx_t||; "sigma_max": largest singular value of the rescaled w_h;
+    Returns {radius: {"grad_norms": ndarray (n_sequences,), entry t-1 the mean over the
+    batch of ||dL/dx_t||; "sigma_max": largest singular value of the rescaled w_h;
     "mean_tanh_slope": the mean of 1 - h_t^2 over the batch, the steps and the nodes}}.
     """
     rng = np.random.default_rng(seed)
@@ -1803,15 +1862,17 @@ def gradient_flow(
     for radius in radii:
         rnn = SimpleRNN_BPTT(w_x, scale_to_spectral_radius(w_h, radius), np.zeros(n_nodes))
         _, hs = rnn.forward(x)
-        dx = rnn.backward(dh)["dx"]                       # (batch_size, n_sequences, n_features)
+        dx = rnn.backward(dh)["dx"]  # (batch_size, n_sequences, n_features)
         flows[radius] = {"grad_norms": np.linalg.norm(dx, axis=2).mean(axis=0),
                          "sigma_max": float(np.linalg.norm(rnn.w_h, 2)),
                          "mean_tanh_slope": float(np.mean(1 - hs ** 2))}
     return flows
 
 
+# %%
 def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
-    """flows: {input_scale: gradient_flow(...) result}. One panel per input scale, log axis."""
+    """flows: {input_scale: gradient_flow(...) result}. One panel per input scale, log
+    axis."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -1843,6 +1904,7 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
     return fig
 
 
+# %%
 if __name__ == "__main__":
     print("Problem 4.1: gradient flow through time (40 steps, 32 nodes, one Gaussian W_h rescaled)")
     flows = {scale: gradient_flow(input_scale=scale) for scale in (1.0, 0.1)}
@@ -1933,9 +1995,10 @@ def accuracy_vs_length(
     """Final validation accuracy of model_class at each length and seed.
 
     settings : further constructor parameters of model_class (defaults otherwise).
-    Returns a list of {"n_sequences", "seed", "val_accuracy", "epochs", "model"}, one per
-    (length, seed); the validation data of a (length, seed) is
-    make_temporal_order_data(n_val, length, rng=2000 + seed), measured after every epoch.
+    Returns a list of {"n_sequences", "seed", "val_accuracy", "epochs", "model"}, one
+    per (length, seed); the validation data of a (length, seed) is
+    make_temporal_order_data(n_val, length, rng=2000 + seed), measured after every
+    epoch.
     """
     results = []
     for n_sequences in lengths:
@@ -1965,10 +2028,11 @@ def summarize_by_length(results):
     return by_length
 
 
+# %%
 def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_length.png",
                             budget="1,000 training sequences, 20 epochs", title="Vanilla RNN"):
-    """Each seed's accuracy as a dot (spread sideways so equal ones stay visible), the mean as a
-    line; one colour per cell when the rows carry a "cell" (chapter 2)."""
+    """Each seed's accuracy as a dot (spread sideways so equal ones stay visible), the
+    mean as a line; one colour per cell when the rows carry a "cell" (chapter 2)."""
     import matplotlib.pyplot as plt
 
     cells = list(dict.fromkeys(row.get("cell", "") for row in results))
@@ -1995,7 +2059,7 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
             )
         n_seeds = len(by_length[lengths[0]])
         name = f"{cell}: mean" if cell else "mean"
-        style = ("-", "--", ":", "-.")[k]                 # lines that overlap stay distinguishable
+        style = ("-", "--", ":", "-.")[k]  # lines that overlap stay distinguishable
         ax.plot(lengths, [np.mean(a) for a in by_length.values()], style, color=color, lw=2,
                 marker="s" if len(cells) > 1 else None, label=f"{name} over {n_seeds} seeds")
     ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
@@ -2006,7 +2070,8 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
     ax.set_ylabel("final validation accuracy")
     ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
     ax.grid(True, alpha=0.3)
-    if len(cells) > 1:   # several cells: the legend goes below the axes, clear of every dot
+    # several cells: the legend goes below the axes, clear of every dot
+    if len(cells) > 1:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9)
     else:
         ax.legend(loc="upper right", fontsize=9)
@@ -2014,6 +2079,7 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
     return fig
 
 
+# %%
 if __name__ == "__main__":
     print(
         "Problem 4.2: accuracy against sequence length "
@@ -2051,7 +2117,8 @@ if __name__ == "__main__":
 
 # %%
 def key_gradient_ratio(model, X, y):
-    """Median over the sequences of ||g_t1|| / ||g_T||, t1 the step of each sequence's first key.
+    """Median over the sequences of ||g_t1|| / ||g_T||, t1 the step of each sequence's
+    first key.
 
     model : a fitted classifier (or one holding initial weights and classes_);
     X : (n_samples, n_sequences, 8) temporal-order data; y : (n_samples,) labels.
@@ -2064,8 +2131,9 @@ def key_gradient_ratio(model, X, y):
         X, np.zeros_like(h_T), hs, dz @ model.w_y.T, model.rnn.w_x, model.rnn.w_h
     )["g"]
     key = TEMPORAL_ORDER_SYMBOLS.index("X")
-    first_key = np.argmax(X[:, :, key:].sum(axis=2) > 0, axis=1)   # first X or Y of each sequence
-    norms = np.linalg.norm(g, axis=2)                                # (n_samples, n_sequences)
+    # first X or Y of each sequence
+    first_key = np.argmax(X[:, :, key:].sum(axis=2) > 0, axis=1)
+    norms = np.linalg.norm(g, axis=2)  # (n_samples, n_sequences)
     return float(np.median(norms[np.arange(len(X)), first_key] / norms[:, -1]))
 
 
@@ -2148,7 +2216,8 @@ if __name__ == "__main__":
 
 # %%
 class SmallInitRNNClassifier(ScratchSimpleRNNClassifier):
-    """ScratchSimpleRNNClassifier started from a small random w_h, entries N(0, 0.01^2)."""
+    """ScratchSimpleRNNClassifier started from a small random w_h, entries N(0,
+    0.01^2)."""
 
     def _init_params(self, n_features, n_classes, rng):
         super()._init_params(n_features, n_classes, rng)
@@ -2205,15 +2274,18 @@ def key_variants(x):
 def variant_states(model, x):
     """Hidden states of the four key variants of x (n_sequences, 8).
 
-    Returns (variants, keys, states): states[label] is hs (n_sequences, n_nodes) of variants[label].
+    Returns (variants, keys, states): states[label] is hs (n_sequences, n_nodes) of
+    variants[label].
     """
     variants, keys = key_variants(x)
     states = {label: model.rnn.forward(v[None])[1][0] for label, v in variants.items()}
     return variants, keys, states
 
 
+# %%
 def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"):
-    """Distances between the key variants' states over time, and h_t(XX) - h_t(YX) node by node."""
+    """Distances between the key variants' states over time, and h_t(XX) - h_t(YX) node
+    by node."""
     import matplotlib.pyplot as plt
 
     variants, keys, states = variant_states(model, x)
@@ -2239,7 +2311,7 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
         for t, name in zip(keys, ("first key", "second key")):
             ax.axvline(t + 1, color="black", ls=":", lw=1.2)
     top = max(np.max(np.linalg.norm(states["XX"] - states[v], axis=1)) for v in ("YX", "XY"))
-    ax_dist.set_ylim(-0.4, 1.35 * top)                    # headroom for the legend above the curves
+    ax_dist.set_ylim(-0.4, 1.35 * top)  # headroom for the legend above the curves
     for t, name in zip(keys, ("first key", "second key")):
         ax_dist.text(t + 1.15, 0.12 * top, name, fontsize=9)
     ax_dist.set_ylabel("distance between states")
@@ -2309,11 +2381,12 @@ if __name__ == "__main__":
 
 # %%
 def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20, seed=0):
-    """Plain SGD from one start: unclipped, clipped, and unclipped at the clipped run's early step.
+    """Plain SGD from one start: unclipped, clipped, and unclipped at the clipped run's
+    early step.
 
-    Returns {"no clipping": model, "clip_norm = ...": model, "control: no clipping": model}; the
-    control's learning_rate is learning_rate * clip_norm / (the clipped run's epoch-1 mean
-    gradient norm).
+    Returns {"no clipping": model, "clip_norm = ...": model, "control: no clipping":
+    model}; the control's learning_rate is learning_rate * clip_norm / (the clipped
+    run's epoch-1 mean gradient norm).
     """
     X, y = make_temporal_order_data(1000, n_sequences, rng=seed)
     X_val, y_val = make_temporal_order_data(300, n_sequences, rng=seed + 1)
@@ -2334,8 +2407,10 @@ def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences
     return models
 
 
+# %%
 def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
-    """Loss and mean pre-clipping gradient norm by epoch of each model, and the clip threshold."""
+    """Loss and mean pre-clipping gradient norm by epoch of each model, and the clip
+    threshold."""
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(9, 4.2), layout="constrained")
@@ -2366,6 +2441,7 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
     return fig
 
 
+# %%
 if __name__ == "__main__":
     print("Problem 4.4: gradient clipping (plain SGD, 20 epochs)")
     clip_models = clipping_experiment()

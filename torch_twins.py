@@ -1,9 +1,10 @@
-"""The PyTorch twins of the lessons' layers and models: the same weights in torch.nn modules.
+"""The PyTorch twins of the lessons' layers and models: the same weights in torch.nn
+modules.
 
-PyTorch is never a requirement: the tests that use these are skipped without it (each says so),
-and the benchmarks compare with PyTorch only where it imports. Tests and benchmarks both import
-this one module. Every function takes the imported torch module as its first argument, so that
-importing this file does not import torch.
+PyTorch is never a requirement: the tests that use these are skipped without it (each
+says so), and the benchmarks compare with PyTorch only where it imports. Tests and
+benchmarks both import this one module. Every function takes the imported torch module
+as its first argument, so that importing this file does not import torch.
 """
 import numpy as np
 
@@ -12,10 +13,11 @@ import rnn_scratch as rs
 
 
 def torch_layer(torch, layer):
-    """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype) holding
-    the layer's weights. Returns (module, the names of our biases: ["b"] or ["b_x", "b_h"])."""
+    """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype)
+    holding the layer's weights. Returns (module, the names of our biases: ["b"] or
+    ["b_x", "b_h"])."""
     cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM", gs.GRU_BPTT: "GRU"}[type(layer)]
-    params = layer.parameters()               # w_x, w_h, then one bias (b) or two (b_x, b_h)
+    params = layer.parameters()  # w_x, w_h, then one bias (b) or two (b_x, b_h)
     bias_names = list(params)[2:]
     module = getattr(torch.nn, cell)(layer.n_features, layer.n_nodes, batch_first=True)
     module = module.to(getattr(torch, np.dtype(layer.dtype).name))
@@ -31,8 +33,8 @@ def torch_layer(torch, layer):
 
 
 def torch_pass(torch, layer, x, h0, dh):
-    """torch_layer(layer); returns a function doing forward + backward that returns hs and the
-    gradients under our names."""
+    """torch_layer(layer); returns a function doing forward + backward that returns hs
+    and the gradients under our names."""
     module, bias_names = torch_layer(torch, layer)
     cell = type(module).__name__
     tx = torch.from_numpy(x).requires_grad_(True)
@@ -70,7 +72,8 @@ def torch_twin(torch, rnn, w_y, b_y):
 
 
 def torch_gradients(cell, layer, linear):
-    """The .grad of a torch_twin after backward, by our parameter names (as numpy arrays)."""
+    """The .grad of a torch_twin after backward, by our parameter names (as numpy
+    arrays)."""
     grads = {"w_x": layer.weight_ih_l0.grad.T, "w_h": layer.weight_hh_l0.grad.T,
              "w_y": linear.weight.grad.T, "b_y": linear.bias.grad}
     if cell == "gru":
