@@ -79,8 +79,9 @@
 import numpy as np
 
 import lesson_support as support
-from rnn_scratch import (RecurrentLayer, ScratchSimpleRNNClassifier, accuracy_vs_length,
-                         check_rnn_gradients, cross_entropy_and_gradient, decode_sequence,
+from rnn_scratch import (RecurrentLayer, ScratchSimpleRNNClassifier,
+                         accuracy_vs_length, check_rnn_gradients,
+                         cross_entropy_and_gradient, decode_sequence,
                          direct_gradients_per_step, init_simple_rnn, initial_model,
                          input_products, key_variants, make_temporal_order_data,
                          padding_mask, plot_accuracy_vs_length, recurrent_products,
@@ -255,7 +256,8 @@ class LSTM_BPTT(RecurrentLayer):
         # All four gates' input projections x_t W_x + b for every step: one GEMM.
         gates = x_tm.reshape(-1, self.n_features) @ self.w_x + self.b
         gates = gates.reshape(n_sequences, batch_size, 4 * H)
-        c, tanh_c, h = (np.empty((n_sequences, batch_size, H), self.dtype) for _ in range(3))
+        c, tanh_c, h = (np.empty((n_sequences, batch_size, H), self.dtype)
+                        for _ in range(3))
         rec = np.empty((batch_size, 4 * H), self.dtype)
         ended = None if pad is None else pad.any(axis=1)
         h_prev, c_prev = h0, c0
@@ -266,7 +268,8 @@ class LSTM_BPTT(RecurrentLayer):
             sigmoid_(a_t[:, :2 * H])                  # i_t, f_t
             np.tanh(a_t[:, 2 * H:3 * H], out=a_t[:, 2 * H:3 * H])   # candidate c~_t
             sigmoid_(a_t[:, 3 * H:])                  # o_t
-            i, f, g, o = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 2 * H:3 * H], a_t[:, 3 * H:]
+            i, f, g, o = (a_t[:, :H], a_t[:, H:2 * H],
+                          a_t[:, 2 * H:3 * H], a_t[:, 3 * H:])
             np.multiply(f, c_prev, out=c[t])          # c_t = f * c_{t-1} + i * c~_t
             c[t] += i * g
             np.tanh(c[t], out=tanh_c[t])
@@ -279,7 +282,8 @@ class LSTM_BPTT(RecurrentLayer):
         self._cache = (x_tm, h0, c0, gates, c, tanh_c, h, pad)
         self.final_state = (h[-1], c[-1])
         batch_first = gates.transpose(1, 0, 2)
-        self.gates = {k: batch_first[:, :, j * H:(j + 1) * H] for j, k in enumerate("ifgo")}
+        self.gates = {k: batch_first[:, :, j * H:(j + 1) * H]
+                      for j, k in enumerate("ifgo")}
         if pad is None:
             self.cs = c.transpose(1, 0, 2)
             return h[-1], h.transpose(1, 0, 2)
@@ -340,15 +344,18 @@ def backward(self, dh, input_gradient=True, *, dc_T=None):
 # a many-to-many `dh` and a gradient `dc_T` at the last cell.
 
 # %%
-def random_gated_case(cell, batch_size=7, n_sequences=11, n_features=5, n_nodes=9, seed=0):
+def random_gated_case(cell, batch_size=7, n_sequences=11, n_features=5, n_nodes=9,
+                      seed=0):
     """Random float64 weights, inputs, initial states and direct gradients for one cell:
     {"weights": tuple in the layer's parameter order, "x", "h0", "c0", "dh", "dc_T"}."""
     rng = np.random.default_rng(seed)
     k = {"lstm": 4, "gru": 3}[cell]
     weights = (rng.normal(0, 0.5, (n_features, k * n_nodes)),
                rng.normal(0, 0.5, (n_nodes, k * n_nodes)),
-               *(rng.normal(0, 0.5, k * n_nodes) for _ in range({"lstm": 1, "gru": 2}[cell])))
-    return {"weights": weights, "x": rng.normal(size=(batch_size, n_sequences, n_features)),
+               *(rng.normal(0, 0.5, k * n_nodes)
+                 for _ in range({"lstm": 1, "gru": 2}[cell])))
+    return {"weights": weights,
+            "x": rng.normal(size=(batch_size, n_sequences, n_features)),
             "h0": rng.normal(size=(batch_size, n_nodes)),
             "c0": rng.normal(size=(batch_size, n_nodes)),
             "dh": rng.normal(size=(batch_size, n_sequences, n_nodes)),
@@ -378,7 +385,8 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
                   "sequence lengths of section 5, comma-separated"),
                  ("--seeds", ("integer", 1), 3, "seeds per cell and length")])
     states, gradients = compare_lstm_with_plain_loops(ARGS.seed)
-    print("LSTM_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, largest |difference|:")
+    print("LSTM_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, "
+          "largest |difference|:")
     print(f"  states h_t, c_t: {states:.1e}   gradients: {gradients:.1e}")
 
 
@@ -632,7 +640,8 @@ def compare_gru_with_plain_loops(seed=0):
 
 if __name__ == "__main__":
     states, gradients = compare_gru_with_plain_loops(ARGS.seed)
-    print("GRU_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, largest |difference|:")
+    print("GRU_BPTT against the plain loops, batch (7, 11, 5), 9 nodes, "
+          "largest |difference|:")
     print(f"  states h_t: {states:.1e}   gradients: {gradients:.1e}")
 
 
@@ -663,9 +672,11 @@ def check_gated_gradients(seed=0):
                                 rng.normal(0, 0.5, 4 * n_nodes)),
               "GRU": GRU_BPTT(rng.normal(0, 0.5, (n_features, 3 * n_nodes)),
                               rng.normal(0, 0.5, (n_nodes, 3 * n_nodes)),
-                              rng.normal(0, 0.5, 3 * n_nodes), rng.normal(0, 0.5, 3 * n_nodes))}
+                              rng.normal(0, 0.5, 3 * n_nodes),
+                              rng.normal(0, 0.5, 3 * n_nodes))}
     x = rng.normal(size=(batch_size, n_sequences, n_features))
-    h0, c0 = rng.normal(size=(batch_size, n_nodes)), rng.normal(size=(batch_size, n_nodes))
+    h0, c0 = (rng.normal(size=(batch_size, n_nodes)),
+              rng.normal(size=(batch_size, n_nodes)))
     results = {}
     for form, dh_shape in [("many-to-one", (batch_size, n_nodes)),
                            ("many-to-many", (batch_size, n_sequences, n_nodes))]:
@@ -680,13 +691,15 @@ def check_gated_gradients(seed=0):
 
 if __name__ == "__main__":
     gated_checks = check_gated_gradients(ARGS.seed)
-    print("Gradient check against central differences (float64, eps=1e-6): largest relative error")
+    print("Gradient check against central differences (float64, eps=1e-6): "
+          "largest relative error")
     rows = []
     for (cell, form, padded), errors in gated_checks.items():
         name = max(errors, key=errors.get)
         rows.append([cell, form, "lengths 1, 5, 3" if padded else "none",
                      ", ".join(errors), f"{errors[name]:.1e} ({name})"])
-    print(format_table(["cell", "dh", "padding", "gradients checked", "largest rel. error"], rows))
+    print(format_table(["cell", "dh", "padding", "gradients checked",
+                        "largest rel. error"], rows))
     worst = max(e for errors in gated_checks.values() for e in errors.values())
     print("All below 1e-7:", worst < 1e-7)
 
@@ -723,7 +736,8 @@ def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, forget_bias=1.0
         raise ValueError(f'cell must be one of "rnn", "lstm", "gru"; got {cell!r}.')
     k = 4 if cell == "lstm" else 3
     w_x = rng.normal(0.0, 1.0 / np.sqrt(n_features), (n_features, k * n_nodes))
-    w_h = np.hstack([np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))[0] for _ in range(k)])
+    w_h = np.hstack([np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))[0]
+                     for _ in range(k)])
     w_x, w_h, zeros = w_x.astype(dtype), w_h.astype(dtype), np.zeros(k * n_nodes, dtype)
     if cell == "gru":
         return GRU_BPTT(w_x, w_h, zeros, zeros.copy())
@@ -748,15 +762,16 @@ class EarlyStoppingClassifier(ScratchSimpleRNNClassifier):
         self.stop_at_accuracy = stop_at_accuracy
 
     def _init_layer(self, n_features, rng, dtype):
-        return make_layer(self.cell, n_features, self.n_nodes, rng, dtype, self.forget_bias)
+        return make_layer(self.cell, n_features, self.n_nodes, rng, dtype,
+                          self.forget_bias)
 
     def fit(self, X, y, X_val=None, y_val=None):
         """Chapter 1's fit, stopped after the epoch that reaches stop_at_accuracy."""
         support.check_positive_number(self.stop_at_accuracy, "stop_at_accuracy",
                                       allow_none=True)
         if self.stop_at_accuracy is not None and X_val is None:
-            raise ValueError("stop_at_accuracy needs validation data: pass X_val and y_val "
-                             "to fit, or set stop_at_accuracy=None.")
+            raise ValueError("stop_at_accuracy needs validation data: pass X_val and "
+                             "y_val to fit, or set stop_at_accuracy=None.")
         for _ in self.fit_epochs(X, y, X_val, y_val):
             if (self.stop_at_accuracy is not None
                     and self.val_accuracy_history[-1] >= self.stop_at_accuracy):
@@ -799,8 +814,9 @@ class ScratchGRUClassifier(EarlyStoppingClassifier):
 # the cells would tune each on data it is not scored on.
 
 # %%
-TRAINING = dict(n_nodes=32, batch_size=32, learning_rate=0.02, clip_norm=1.0, optimizer="adam",
-                dtype=np.float32)   # the settings above, shared by every cell
+# the settings above, shared by every cell
+TRAINING = dict(n_nodes=32, batch_size=32, learning_rate=0.02, clip_norm=1.0,
+                optimizer="adam", dtype=np.float32)
 
 
 def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
@@ -815,8 +831,9 @@ def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
         ("LSTM", ScratchLSTMClassifier),
         ("GRU", ScratchGRUClassifier),
     ]:
-        for row in accuracy_vs_length(lengths, seeds, n_train=2000, n_val=300, epochs=max_epochs,
-                                      model_class=model_class, stop_at_accuracy=0.99, **TRAINING):
+        for row in accuracy_vs_length(lengths, seeds, n_train=2000, n_val=300,
+                                      epochs=max_epochs, model_class=model_class,
+                                      stop_at_accuracy=0.99, **TRAINING):
             rows.append({**row, "cell": cell})
     return rows
 
@@ -828,20 +845,18 @@ if __name__ == "__main__":
     print(f"Section 5: accuracy against sequence length ({elapsed():.0f} s)")
     table = []
     for cell in ("vanilla", "LSTM", "GRU"):
-        for n, accs in summarize_by_length([r for r in sweep if r["cell"] == cell]).items():
-            epochs = [r["epochs"] for r in sweep if r["cell"] == cell and r["n_sequences"] == n]
-            table.append([cell, f"{n}", ", ".join(f"{a:.2f}" for a in accs), f"{np.mean(accs):.2f}",
-                          ", ".join(f"{e}" for e in epochs)])
-    print(
-        format_table(
-            ["cell", "T (n_sequences)", "val. accuracy per seed", "mean", "epochs per seed"], table
-        )
-    )
+        for n, accs in summarize_by_length([r for r in sweep
+                                            if r["cell"] == cell]).items():
+            epochs = [r["epochs"] for r in sweep
+                      if r["cell"] == cell and r["n_sequences"] == n]
+            table.append([cell, f"{n}", ", ".join(f"{a:.2f}" for a in accs),
+                          f"{np.mean(accs):.2f}", ", ".join(f"{e}" for e in epochs)])
+    print(format_table(["cell", "T (n_sequences)", "val. accuracy per seed", "mean",
+                        "epochs per seed"], table))
     longest = max(ARGS.lengths)
     means = {
-        cell: np.mean(
-            [r["val_accuracy"] for r in sweep if r["cell"] == cell and r["n_sequences"] == longest]
-        )
+        cell: np.mean([r["val_accuracy"] for r in sweep
+                       if r["cell"] == cell and r["n_sequences"] == longest])
         for cell in ("vanilla", "LSTM", "GRU")
     }
     print(
@@ -850,7 +865,8 @@ if __name__ == "__main__":
         f"the vanilla RNN stays near chance (mean <= 0.35): {means['vanilla'] <= 0.35}"
     )
     plot_accuracy_vs_length(sweep, ARGS.plots_dir, "gated_accuracy_vs_length.png",
-                            budget="2,000 sequences, at most 15 epochs", title="Three cells")
+                            budget="2,000 sequences, at most 15 epochs",
+                            title="Three cells")
 
 
 # %% [markdown]
@@ -881,15 +897,18 @@ def gradient_over_time(model, X, y):
     only.
     Returns an ndarray (n_sequences,).
     """
-    layer = type(model.rnn)(*(p.astype(np.float64) for p in model.rnn.parameters().values()))
+    layer = type(model.rnn)(*(p.astype(np.float64)
+                              for p in model.rnn.parameters().values()))
     w_y, b_y = model.w_y.astype(np.float64), model.b_y.astype(np.float64)
     h_T, _ = layer.forward(X)
-    _, dz = cross_entropy_and_gradient(h_T @ w_y + b_y, np.searchsorted(model.classes_, y))
+    _, dz = cross_entropy_and_gradient(h_T @ w_y + b_y,
+                                       np.searchsorted(model.classes_, y))
     dx = layer.backward(dz @ w_y.T)["dx"]
     return np.linalg.norm(dx, axis=2).mean(axis=0)
 
 
-def plot_gradient_over_time(curves, plots_dir="plots", filename="gated_gradient_flow.png"):
+def plot_gradient_over_time(curves, plots_dir="plots",
+                            filename="gated_gradient_flow.png"):
     """curves: {(cell, weights): ndarray (n_sequences,)}; one panel per weights, log
     axis."""
     import matplotlib.pyplot as plt
@@ -930,8 +949,8 @@ if __name__ == "__main__":
                 curves[row["cell"], weights] = gradient_over_time(model, X_val, y_val)
     # slots of the first key
     window = slice(round(0.1 * longest), round(0.2 * longest) + 1)
-    print(f"Section 6: gradient reaching the first key's steps ({window.start + 1}-{window.stop}), "
-          f"relative to step {longest}, seed 0")
+    print("Section 6: gradient reaching the first key's steps "
+          f"({window.start + 1}-{window.stop}), relative to step {longest}, seed 0")
     print(format_table(["cell", "weights", "mean |dL/dx_t| / |dL/dx_T|"],
                        [[cell, weights, f"{np.mean(curve[window]) / curve[-1]:.1e}"]
                         for (cell, weights), curve in curves.items()]))
@@ -974,7 +993,8 @@ if __name__ == "__main__":
         stop_at_accuracy=0.99,
         **TRAINING,
     )
-    one_bias = [r for r in sweep if r["cell"] == "LSTM" and r["n_sequences"] == forget_length]
+    one_bias = [r for r in sweep
+                if r["cell"] == "LSTM" and r["n_sequences"] == forget_length]
     print(f"Section 7: the LSTM at {forget_length} steps, forget-gate bias 1 and 0")
     print(
         format_table(
@@ -1025,7 +1045,8 @@ def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png")
         cells[label] = layer.cs[0].astype(np.float64)
         forget[label] = layer.gates["f"][0].mean(axis=1)   # f_t, mean over the nodes
     steps = np.arange(1, len(x) + 1)
-    fig, (ax, ax_f) = plt.subplots(2, 1, figsize=(8.5, 5.6), sharex=True, layout="constrained",
+    fig, (ax, ax_f) = plt.subplots(2, 1, figsize=(8.5, 5.6), sharex=True,
+                                   layout="constrained",
                                    gridspec_kw={"height_ratios": [1.6, 1]})
     first = np.linalg.norm(cells["XX"] - cells["YX"], axis=1)
     second = np.linalg.norm(cells["XX"] - cells["XY"], axis=1)
@@ -1057,8 +1078,10 @@ def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png")
     ax_f.set_ylim(0, 1)
     ax_f.set_ylabel("mean forget gate $f_t$ (XX)")
     ax_f.set_xlabel("time step $t$")
-    predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}" for label, v in variants.items())
-    fig.suptitle(f"The LSTM's cell on one 50-step sequence (predicted: {predicted})", fontsize=11)
+    predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}"
+                          for label, v in variants.items())
+    fig.suptitle(f"The LSTM's cell on one 50-step sequence (predicted: {predicted})",
+                 fontsize=11)
     save_figure(fig, plots_dir, filename)
     return fig, first, second, keys
 
@@ -1071,13 +1094,15 @@ if __name__ == "__main__":
     ][0]
     X_show, _ = make_temporal_order_data(1, forget_length, rng=ARGS.seed + 7)
     _, first, second, (key1, key2) = plot_cell_state(lstm_50, X_show[0], ARGS.plots_dir)
-    print(f"Section 8: the cell of the {forget_length}-step LSTM on {decode_sequence(X_show[0])}")
+    print(f"Section 8: the cell of the {forget_length}-step LSTM on "
+          f"{decode_sequence(X_show[0])}")
     for t, when in [
         (key1 - 1, "just before the first key"),
         (key2 - 1, "just before the second key"),
         (-1, "at the end (c_T)"),
     ]:
-        print(f"{when:>26}: |c(XX) - c(YX)| = {first[t]:.2f}, |c(XX) - c(XY)| = {second[t]:.2f}")
+        print(f"{when:>26}: |c(XX) - c(YX)| = {first[t]:.2f}, "
+              f"|c(XX) - c(XY)| = {second[t]:.2f}")
 
 # %% [markdown]
 # The cells of the four versions are identical up to the first key (the

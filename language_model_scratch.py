@@ -116,9 +116,11 @@ def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
     n_nodes)).
     """
     batch_size, n_sequences, _ = hs.shape
-    lengths = np.full(batch_size, n_sequences) if lengths is None else np.asarray(lengths)
+    lengths = (np.full(batch_size, n_sequences) if lengths is None
+               else np.asarray(lengths))
     n_real = lengths.sum()                                # N, the real positions
-    loss, dw_y, db_y, dh = 0.0, np.zeros_like(w_y), np.zeros_like(b_y), np.zeros_like(hs)
+    loss, dw_y, db_y, dh = (0.0, np.zeros_like(w_y), np.zeros_like(b_y),
+                            np.zeros_like(hs))
     for n in range(batch_size):
         for t in range(lengths[n]):  # padded steps are not predictions
             z_t = hs[n, t] @ w_y + b_y
@@ -188,7 +190,8 @@ def sequence_cross_entropy_and_gradient(z_tm, y_tm, real=None):
     """
     n_vocab = z_tm.shape[-1]
     if real is None:
-        loss, dz = cross_entropy_and_gradient(z_tm.reshape(-1, n_vocab), y_tm.reshape(-1))
+        loss, dz = cross_entropy_and_gradient(z_tm.reshape(-1, n_vocab),
+                                              y_tm.reshape(-1))
         return loss, dz.reshape(z_tm.shape)
     # only the N real rows
     loss, dz_real = cross_entropy_and_gradient(z_tm[real], y_tm[real])
@@ -211,7 +214,8 @@ def compare_output_layer_with_loop(seed=0):
     w_y, b_y = rng.normal(size=(5, 7)), rng.normal(size=7)
     plain = output_layer_loop(hs, y_idx, w_y, b_y, lengths)
     hs_tm = np.ascontiguousarray(hs.transpose(1, 0, 2))
-    loss, dz_tm = sequence_cross_entropy_and_gradient(output_layer(hs_tm, w_y, b_y), y_idx.T, real)
+    loss, dz_tm = sequence_cross_entropy_and_gradient(output_layer(hs_tm, w_y, b_y),
+                                                      y_idx.T, real)
     dw_y, db_y, dh_tm = output_layer_backward(hs_tm, dz_tm, w_y)
     fast = (loss, dw_y, db_y, dh_tm.transpose(1, 0, 2))
     return max(float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(plain, fast))
@@ -222,7 +226,8 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
                                   epochs_help="epochs of section 5's text models")
     print("Section 1: the per-step output layer and loss")
     difference = compare_output_layer_with_loop(ARGS.seed)
-    print(f"Fast output layer against the plain loop (loss, dW_y, db_y, every g-hat_t): "
+    print("Fast output layer against the plain loop "
+          "(loss, dW_y, db_y, every g-hat_t): "
           f"max |difference| = {difference:.1e}; below 1e-12: {difference < 1e-12}")
 
 
@@ -272,7 +277,8 @@ def stream_layout(n_symbols, n_streams, bptt_steps):
     n_symbols - 1."""
     n_streams = min(n_streams, n_symbols - 1)
     n_steps = (n_symbols - 1) // n_streams
-    return n_streams, n_steps, -(-n_steps // bptt_steps), n_symbols - 1 - n_streams * n_steps
+    return (n_streams, n_steps, -(-n_steps // bptt_steps),
+            n_symbols - 1 - n_streams * n_steps)
 
 
 def stream_chunks(idx, n_streams, bptt_steps):
@@ -355,7 +361,8 @@ class ScratchRNNLanguageModel:
                  learning_rate=0.005, optimizer="adam", clip_norm=1.0, dtype=np.float64,
                  random_state=None, verbose=False):
         self.n_nodes, self.cell, self.bptt_steps = n_nodes, cell, bptt_steps
-        self.batch_size, self.epochs, self.learning_rate = batch_size, epochs, learning_rate
+        self.batch_size, self.epochs = batch_size, epochs
+        self.learning_rate = learning_rate
         self.optimizer, self.clip_norm, self.dtype = optimizer, clip_norm, dtype
         self.random_state, self.verbose = random_state, verbose
 
@@ -460,7 +467,8 @@ def fit(self, corpus, val_corpus=None):
     if self.cell not in CELLS:
         raise ValueError(f"cell must be one of {list(CELLS)}; got {self.cell!r}.")
     if not isinstance(self.bptt_steps, (int, np.integer)) or self.bptt_steps < 1:
-        raise ValueError(f"bptt_steps must be a positive integer; got {self.bptt_steps!r}.")
+        raise ValueError("bptt_steps must be a positive integer; "
+                         f"got {self.bptt_steps!r}.")
     kind, corpus = support.check_corpus(corpus, "corpus")
     vocab = sorted(set(corpus) if kind == "stream" else set().union(*corpus))
     if val_corpus is not None:
@@ -468,8 +476,9 @@ def fit(self, corpus, val_corpus=None):
         unknown = sorted(set(val_corpus if isinstance(val_corpus, str)
                              else "".join(val_corpus)) - set(vocab))
         if unknown:
-            raise ValueError(f"val_corpus holds symbols that are not in the training corpus: "
-                             f"{unknown[:10]}; the vocabulary is {''.join(vocab)!r}.")
+            raise ValueError("val_corpus holds symbols that are not in the training "
+                             f"corpus: {unknown[:10]}; "
+                             f"the vocabulary is {''.join(vocab)!r}.")
     # Every check has passed: only now does the model change.
     self.vocab_, self._index = vocab, {ch: i for i, ch in enumerate(vocab)}
     _, data = self._encode_corpus(corpus, "corpus")
@@ -491,8 +500,8 @@ def fit(self, corpus, val_corpus=None):
             n = y_idx.size if lengths is None else int(lengths.sum())
             total, n_total = total + loss * n, n_total + n
         self.loss_history.append(total / n_total)
-        line = (f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f} nats "
-                f"({self.loss_history[-1] / np.log(2):.3f} bits) per symbol")
+        line = (f"epoch {epoch:3d}/{self.epochs}  loss {self.loss_history[-1]:.4f} "
+                f"nats ({self.loss_history[-1] / np.log(2):.3f} bits) per symbol")
         if val_corpus is not None:
             self.val_bits_history.append(self.bits_per_symbol(val_corpus))
             line += f"  val {self.val_bits_history[-1]:.3f} bits per symbol"
@@ -689,14 +698,16 @@ def truncation_checks(seed=0, bptt_values=(1, 3, 10, 30)):
     text = "".join(rng.choice(list("abcd"), 61))
     model.fit(text)
     idx = model.encode(text)
-    chunked_difference = float(np.max(np.abs(model.stream_log_probs(idx, chunk=7)
-                                             - model.stream_log_probs(idx, chunk=len(idx)))))
+    chunked_difference = float(np.max(np.abs(
+        model.stream_log_probs(idx, chunk=7)
+        - model.stream_log_probs(idx, chunk=len(idx)))))
     (x_all, y_all), = stream_chunks(idx, 2, len(idx))  # the whole stream as one chunk
 
     def full_loss():
         return model.loss_and_gradients(x_all, y_all)[0]
 
-    full = {name: numerical_gradient(full_loss, p) for name, p in model.parameters().items()}
+    full = {name: numerical_gradient(full_loss, p)
+            for name, p in model.parameters().items()}
     rows = []
     for bptt_steps in bptt_values:
         truncated = stream_gradient(model, idx, 2, bptt_steps)
@@ -795,8 +806,8 @@ def is_reber(s):
 
 def is_embedded_reber(s):
     """Does the embedded Reber grammar accept s?"""
-    return (len(s) >= 6 and s[0] == "B" and s[1] in "TP" and s[-2] == s[1] and s[-1] == "E"
-            and is_reber(s[2:-2]))
+    return (len(s) >= 6 and s[0] == "B" and s[1] in "TP" and s[-2] == s[1]
+            and s[-1] == "E" and is_reber(s[2:-2]))
 
 
 def reber_entropy_bits(strings):
@@ -849,7 +860,8 @@ def reber_experiment(seed=0, n_train=3000, n_test=1000):
         model.fit(train)
         seconds = elapsed()
         models[cell] = model
-        rows.append([cell, model.bits_per_symbol(test), second_to_last_accuracy(model, test),
+        rows.append([cell, model.bits_per_symbol(test),
+                     second_to_last_accuracy(model, test),
                      grammatical_share(model, seed=seed), seconds])
     return models, rows, test
 
@@ -860,13 +872,15 @@ if __name__ == "__main__":
     print(format_table(
         ["cell", "test bits/symbol", "second-to-last right", "grammatical samples",
          "training time"],
-        [[c, f"{b:.3f}", f"{a:.1%}", f"{g:.0%}", f"{s:.1f} s"] for c, b, a, g, s in reber_rows]))
+        [[c, f"{b:.3f}", f"{a:.1%}", f"{g:.0%}", f"{s:.1f} s"]
+         for c, b, a, g, s in reber_rows]))
     lengths = [len(s) for s in reber_test]
     print(f"{len(reber_test)} test strings of {min(lengths)} to {max(lengths)} symbols "
-          f"(mean {np.mean(lengths):.1f}); the grammar's own entropy on them, which a perfect "
-          f"model reaches: {reber_entropy_bits(reber_test):.3f} bits per symbol")
-    print("Every cell: second-to-last right in at least 99% of test strings, at least 90% of "
-          "samples grammatical, within 0.05 bits of the entropy:",
+          f"(mean {np.mean(lengths):.1f}); the grammar's own entropy on them, "
+          f"which a perfect model reaches: {reber_entropy_bits(reber_test):.3f} "
+          "bits per symbol")
+    print("Every cell: second-to-last right in at least 99% of test strings, "
+          "at least 90% of samples grammatical, within 0.05 bits of the entropy:",
           all(a >= 0.99 and g >= 0.9 and b - reber_entropy_bits(reber_test) < 0.05
               for _, b, a, g, _ in reber_rows))
 
@@ -900,19 +914,21 @@ def plot_reber_probabilities(models, string, plots_dir="plots",
     symbol that came next boxed. Saves plots_dir/filename and returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.3 * len(models)), sharex=True)
+    fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.3 * len(models)),
+                             sharex=True)
     for ax, (cell, model) in zip(axes, models.items()):
         p = model.predict_proba(string[:-1])               # row t: after string[t]
         image = ax.imshow(p.T, aspect="auto", cmap="Greys", vmin=0, vmax=1)
         for t, symbol in enumerate(string[1:]):
-            ax.add_patch(plt.Rectangle((t - 0.5, model.vocab_.index(symbol) - 0.5), 1, 1,
-                                       fill=False, edgecolor="C3", linewidth=1.5))
+            ax.add_patch(plt.Rectangle((t - 0.5, model.vocab_.index(symbol) - 0.5),
+                                       1, 1, fill=False, edgecolor="C3", linewidth=1.5))
         ax.set_yticks(range(len(model.vocab_)), model.vocab_)
         ax.set_ylabel(f"{cell}\nnext symbol")
     axes[-1].set_xticks(range(len(string) - 1), list(string[:-1]))
     axes[-1].set_xlabel(f"input symbol (the string {string})")
     fig.colorbar(image, ax=axes, label="predicted probability", fraction=0.03)
-    axes[0].set_title("Embedded Reber grammar: next-symbol probabilities (box: what came next)")
+    axes[0].set_title("Embedded Reber grammar: next-symbol probabilities "
+                      "(box: what came next)")
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -959,10 +975,11 @@ if __name__ == "__main__":
 # n-gram on held-out bits per character, in this default run.
 
 # %%
-DOCSTRING_MODULES = ("argparse", "calendar", "collections", "csv", "datetime", "fractions",
-                     "functools", "heapq", "json", "pathlib", "pickle", "random", "shutil",
-                     "statistics", "string", "subprocess", "tarfile", "textwrap", "threading",
-                     "zipfile", "base64", "contextlib", "configparser", "sched", "locale")
+DOCSTRING_MODULES = ("argparse", "calendar", "collections", "csv", "datetime",
+                     "fractions", "functools", "heapq", "json", "pathlib", "pickle",
+                     "random", "shutil", "statistics", "string", "subprocess",
+                     "tarfile", "textwrap", "threading", "zipfile", "base64",
+                     "contextlib", "configparser", "sched", "locale")
 
 
 def stdlib_docstrings(modules=DOCSTRING_MODULES):
@@ -973,12 +990,13 @@ def stdlib_docstrings(modules=DOCSTRING_MODULES):
     for name in modules:
         spec = importlib.util.find_spec(name)  # a top-level name: found, not imported
         if spec is None or not str(spec.origin).endswith(".py"):
-            raise RuntimeError(f"no Python source for the standard-library module {name!r} "
-                               f"here (found {spec and spec.origin!r}).")
+            raise RuntimeError("no Python source for the standard-library module "
+                               f"{name!r} here (found {spec and spec.origin!r}).")
         with open(spec.origin, encoding="utf-8") as source:
             tree = ast.parse(source.read())
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)):
                 doc = ast.get_docstring(node)      # indentation removed
                 if doc:
                     docs.append(doc)
@@ -1044,8 +1062,8 @@ if __name__ == "__main__":
     text = stdlib_docstrings()
     train_text, val_text, n_dropped = split_corpus(text)
     print(f"Python {sys.version.split()[0]}: {len(text):,} characters from "
-          f"{len(DOCSTRING_MODULES)} modules, {len(set(train_text))} distinct in training; "
-          f"{len(train_text):,} for training, {len(val_text):,} held out "
+          f"{len(DOCSTRING_MODULES)} modules, {len(set(train_text))} distinct in "
+          f"training; {len(train_text):,} for training, {len(val_text):,} held out "
           f"({n_dropped} held-out characters unseen in training dropped)")
     ngram_rows = ngram_table(train_text, val_text)
     print(format_table(["n", "best k", "held-out bits/char"],
@@ -1078,7 +1096,8 @@ def text_experiment(train, held_out, epochs=10, seed=0, verbose=False, cells=CEL
             print(f"-- {cell}")
         elapsed = support.stopwatch()
         model = ScratchRNNLanguageModel(cell=cell, epochs=epochs, random_state=seed,
-                                        verbose=verbose, **{**TEXT_TRAINING, **settings})
+                                        verbose=verbose,
+                                        **{**TEXT_TRAINING, **settings})
         model.fit(train, held_out)
         results[cell] = (model, elapsed())
     return results
@@ -1094,15 +1113,17 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for (cell, (model, _)), color in zip(results.items(), ("C0", "C1", "C2")):
         epochs = np.arange(1, len(model.val_bits_history) + 1)
-        ax.plot(epochs, model.val_bits_history, "o-", color=color, label=f"{cell}, held out")
-        ax.plot(epochs, np.array(model.loss_history) / np.log(2), "--", color=color, alpha=0.6,
-                label=f"{cell}, training")
+        ax.plot(epochs, model.val_bits_history, "o-", color=color,
+                label=f"{cell}, held out")
+        ax.plot(epochs, np.array(model.loss_history) / np.log(2), "--", color=color,
+                alpha=0.6, label=f"{cell}, training")
     for n, k, bits in ngram_rows[2:]:  # 3-, 4- and 5-grams, labelled in place
         ax.axhline(bits, color="0.35", linestyle=":", linewidth=1.2)
         below = n != 3  # the lines lie close: labels apart
-        ax.annotate(f"{n}-gram (add-{k:g}), held out", (0.0, bits), xycoords=("axes fraction",
-                    "data"), xytext=(4, -2 if below else 2), textcoords="offset points",
-                    ha="left", va="top" if below else "bottom", fontsize=8, color="0.25")
+        ax.annotate(f"{n}-gram (add-{k:g}), held out", (0.0, bits),
+                    xycoords=("axes fraction", "data"), xytext=(4, -2 if below else 2),
+                    textcoords="offset points", ha="left",
+                    va="top" if below else "bottom", fontsize=8, color="0.25")
     ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.6),
            title="Character-level language models on standard-library docstrings")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
@@ -1112,10 +1133,10 @@ def plot_text_learning_curves(results, ngram_rows, plots_dir="plots",
 
 
 if __name__ == "__main__":
-    n_streams, n_steps, _, n_left = stream_layout(len(train_text), TEXT_TRAINING["batch_size"],
-                                                  TEXT_TRAINING["bptt_steps"])
-    print(f"Training as {n_streams} streams of {n_steps:,} steps; the last {n_left} positions "
-          "are not trained on")
+    n_streams, n_steps, _, n_left = stream_layout(
+        len(train_text), TEXT_TRAINING["batch_size"], TEXT_TRAINING["bptt_steps"])
+    print(f"Training as {n_streams} streams of {n_steps:,} steps; "
+          f"the last {n_left} positions are not trained on")
     text_results = text_experiment(train_text, val_text, ARGS.epochs, ARGS.seed,
                                    verbose=not ARGS.quiet)
     text_rows = [[cell, model.val_bits_history[-1], min(model.val_bits_history),
@@ -1129,8 +1150,9 @@ if __name__ == "__main__":
         + [[f"{n}-gram, add-{k:g}", f"{b:.3f}", "", "", ""] for n, k, b in ngram_rows]))
     best_cell = min(text_rows, key=lambda row: row[1])
     print(f"Best cell: {best_cell[0]}, {best_cell[1]:.3f} bits/char; best n-gram: "
-          f"{best_ngram[0]}-gram, {best_ngram[2]:.3f}. The best cell beats the best n-gram by "
-          f"{best_ngram[2] - best_cell[1]:.3f} bits/char: {best_cell[1] < best_ngram[2]}")
+          f"{best_ngram[0]}-gram, {best_ngram[2]:.3f}. The best cell beats the best "
+          f"n-gram by {best_ngram[2] - best_cell[1]:.3f} bits/char: "
+          f"{best_cell[1] < best_ngram[2]}")
     plot_text_learning_curves(text_results, ngram_rows, ARGS.plots_dir)
 
 
@@ -1179,8 +1201,8 @@ if __name__ == "__main__":
 # with the vanilla cell (the fastest) and everything else as in section 5:
 
 # %%
-def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=10, seed=0,
-                          cell="rnn", trained=None):
+def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=10,
+                          seed=0, cell="rnn", trained=None):
     """Rows [bptt_steps, updates per epoch, seconds per epoch, held-out bits after the
     last epoch] for each chunk length (settings as TEXT_TRAINING otherwise). trained:
     {bptt_steps: (model, seconds of fit)} already trained with these settings, used
@@ -1190,7 +1212,8 @@ def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=
         if trained and bptt_steps in trained:
             model, seconds = trained[bptt_steps]
         else:
-            (model, seconds), = text_experiment(train, held_out, epochs, seed, cells=(cell,),
+            (model, seconds), = text_experiment(train, held_out, epochs, seed,
+                                                cells=(cell,),
                                                 bptt_steps=bptt_steps).values()
         updates = stream_layout(len(train), model.batch_size, bptt_steps)[2]
         rows.append([bptt_steps, updates, seconds / epochs, model.val_bits_history[-1]])
@@ -1199,12 +1222,14 @@ def truncation_experiment(train, held_out, bptt_values=(5, 20, 50, 200), epochs=
 
 if __name__ == "__main__":
     print("\nSection 6: what bptt_steps trades (vanilla cell)")
-    trunc_rows = truncation_experiment(train_text, val_text, epochs=ARGS.epochs, seed=ARGS.seed,
+    trunc_rows = truncation_experiment(train_text, val_text, epochs=ARGS.epochs,
+                                       seed=ARGS.seed,
                                        # section 5's run
                                        trained={50: text_results["rnn"]})
     print(format_table(["bptt_steps", "updates per epoch", "time per epoch",
                         f"held-out bits/char after {ARGS.epochs} epochs"],
-                       [[str(k), str(u), f"{s:.2f} s", f"{b:.3f}"] for k, u, s, b in trunc_rows]))
+                       [[str(k), str(u), f"{s:.2f} s", f"{b:.3f}"]
+                        for k, u, s, b in trunc_rows]))
 
 
 # %% [markdown]

@@ -17,8 +17,9 @@ __all__ = [
     "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",
     "check_hyperparameters", "check_labels", "check_layer_input", "check_layer_weights",
     "check_lengths", "check_positive_number", "check_sequence_data", "check_sequences",
-    "check_state", "check_direct_gradient", "finish_axes", "format_table", "in_notebook",
-    "label_indices", "lesson_options", "lesson_finished", "save_figure", "stopwatch",
+    "check_state", "check_direct_gradient", "finish_axes", "format_table",
+    "in_notebook", "label_indices", "lesson_options", "lesson_finished", "save_figure",
+    "stopwatch",
 ]
 
 
@@ -38,7 +39,8 @@ def _integers(minimum):
             raise argparse.ArgumentTypeError(
                 f"must be integers separated by commas; got {text!r}") from None
         if min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"must each be at least {minimum}; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must each be at least {minimum}; got {text!r}")
         return values
     return parse
 
@@ -49,7 +51,8 @@ def _integer(minimum):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"must be an integer; got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
         return value
@@ -119,7 +122,8 @@ def save_figure(fig, plots_dir, filename):
     return path
 
 
-def finish_axes(ax, xlabel=None, ylabel=None, title=None, log=False, legend=None, grid="major"):
+def finish_axes(ax, xlabel=None, ylabel=None, title=None, log=False, legend=None,
+                grid="major"):
     """The course's common styling of one panel: labels, an optional log y axis, a light
     grid and a legend (legend: None for none, else the keyword arguments of
     ax.legend)."""
@@ -171,7 +175,8 @@ def as_float_array(value, name):
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     elif arr.dtype.kind != "f":
-        raise ValueError(f"{name} must hold real numbers; got an array of dtype {arr.dtype}.")
+        raise ValueError(f"{name} must hold real numbers; "
+                         f"got an array of dtype {arr.dtype}.")
     return arr
 
 
@@ -184,30 +189,33 @@ def check_layer_weights(w_x, w_h, biases, n_blocks, layer):
     biases = {name: as_float_array(b, name) for name, b in biases.items()}
     if n_blocks == 1:
         if w_x.ndim != 2:
-            raise ValueError(f"w_x must be 2-D (n_features, n_nodes); got shape {w_x.shape}.")
+            raise ValueError("w_x must be 2-D (n_features, n_nodes); "
+                             f"got shape {w_x.shape}.")
         n_nodes = w_x.shape[1]
         if w_h.shape != (n_nodes, n_nodes):
-            raise ValueError(f"w_h must have shape (n_nodes, n_nodes) = ({n_nodes}, {n_nodes}) "
-                             f"to match w_x of shape {w_x.shape}; got {w_h.shape}.")
+            raise ValueError("w_h must have shape (n_nodes, n_nodes) = "
+                             f"({n_nodes}, {n_nodes}) to match w_x of shape "
+                             f"{w_x.shape}; got {w_h.shape}.")
         for name, b in biases.items():
             if b.shape != (n_nodes,):
-                raise ValueError(f"{name} must have shape (n_nodes,) = ({n_nodes},) to match "
-                                 f"w_x of shape {w_x.shape}; got {b.shape}.")
+                raise ValueError(f"{name} must have shape (n_nodes,) = ({n_nodes},) "
+                                 f"to match w_x of shape {w_x.shape}; got {b.shape}.")
     else:
         blocks = f"{n_blocks}·n_nodes"
         if w_h.ndim != 2 or w_h.shape[1] != n_blocks * w_h.shape[0]:
-            raise ValueError(f"{layer}: w_h must have shape (n_nodes, {blocks}), {n_blocks} "
-                             f"blocks of gates side by side; got {w_h.shape}.")
+            raise ValueError(f"{layer}: w_h must have shape (n_nodes, {blocks}), "
+                             f"{n_blocks} blocks of gates side by side; "
+                             f"got {w_h.shape}.")
         n_nodes = w_h.shape[0]
         if w_x.ndim != 2 or w_x.shape[1] != n_blocks * n_nodes:
             raise ValueError(f"{layer}: w_x must have shape (n_features, {blocks}) = "
-                             f"(n_features, {n_blocks * n_nodes}) to match w_h of shape "
-                             f"{w_h.shape}; got {w_x.shape}.")
+                             f"(n_features, {n_blocks * n_nodes}) to match w_h of "
+                             f"shape {w_h.shape}; got {w_x.shape}.")
         for name, b in biases.items():
             if b.shape != (n_blocks * n_nodes,):
                 raise ValueError(f"{layer}: {name} must have shape ({blocks},) = "
-                                 f"({n_blocks * n_nodes},) to match w_h of shape {w_h.shape}; "
-                                 f"got {b.shape}.")
+                                 f"({n_blocks * n_nodes},) to match w_h of shape "
+                                 f"{w_h.shape}; got {b.shape}.")
     dtype = np.result_type(w_x, w_h, *biases.values())
     return (w_x.astype(dtype, copy=False), w_h.astype(dtype, copy=False),
             {name: b.astype(dtype, copy=False) for name, b in biases.items()})
@@ -220,8 +228,8 @@ def check_state(layer, state, name, batch_size):
         return np.zeros((batch_size, layer.n_nodes), dtype=layer.dtype)
     state = as_float_array(state, name).astype(layer.dtype, copy=False)
     if state.shape != (batch_size, layer.n_nodes):
-        raise ValueError(f"{name} must have shape (batch_size, n_nodes) = ({batch_size}, "
-                         f"{layer.n_nodes}); got {state.shape}.")
+        raise ValueError(f"{name} must have shape (batch_size, n_nodes) = "
+                         f"({batch_size}, {layer.n_nodes}); got {state.shape}.")
     return state
 
 
@@ -244,7 +252,8 @@ def check_lengths(lengths, batch_size, n_sequences):
         raise ValueError(f"lengths must have shape (batch_size,) = ({batch_size},); "
                          f"got shape {arr.shape}.")
     if arr.dtype.kind not in "iu":
-        raise ValueError(f"lengths must be integers; got dtype {arr.dtype}: {arr.tolist()[:5]}.")
+        raise ValueError(f"lengths must be integers; got dtype {arr.dtype}: "
+                         f"{arr.tolist()[:5]}.")
     if arr.min() < 1 or arr.max() > n_sequences:
         bad = arr[(arr < 1) | (arr > n_sequences)]
         raise ValueError(f"lengths must lie in 1..n_sequences = 1..{n_sequences}; "
@@ -259,10 +268,10 @@ def check_direct_gradient(layer, dh, batch_size, n_sequences, name="dh"):
     n_nodes = layer.n_nodes
     dh = as_float_array(dh, name).astype(layer.dtype, copy=False)
     if dh.shape not in ((batch_size, n_nodes), (batch_size, n_sequences, n_nodes)):
-        raise ValueError(f"{name} must have shape (batch_size, n_nodes) = ({batch_size}, "
-                         f"{n_nodes}) or (batch_size, n_sequences, n_nodes) = ({batch_size}, "
-                         f"{n_sequences}, {n_nodes}) to match the last forward pass; "
-                         f"got {dh.shape}.")
+        raise ValueError(f"{name} must have shape (batch_size, n_nodes) = "
+                         f"({batch_size}, {n_nodes}) or (batch_size, n_sequences, "
+                         f"n_nodes) = ({batch_size}, {n_sequences}, {n_nodes}) "
+                         f"to match the last forward pass; got {dh.shape}.")
     return dh
 
 
@@ -276,7 +285,8 @@ def check_fitted(model, attribute, call):
     """A NotFittedError unless model has `attribute` (set by fit); `call` says what to
     call."""
     if not hasattr(model, attribute):
-        raise NotFittedError(f"This {type(model).__name__} is not fitted yet: call {call}.")
+        raise NotFittedError(f"This {type(model).__name__} is not fitted yet: "
+                             f"call {call}.")
 
 
 def check_positive_number(value, name, allow_none=False):
@@ -284,10 +294,11 @@ def check_positive_number(value, name, allow_none=False):
     it."""
     if value is None and allow_none:
         return
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+    if (isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
             or not (value > 0 and np.isfinite(value))):
-        raise ValueError(f"{name} must be a positive number{' or None' if allow_none else ''}; "
-                         f"got {value!r}.")
+        raise ValueError(f"{name} must be a positive number"
+                         f"{' or None' if allow_none else ''}; got {value!r}.")
 
 
 def check_hyperparameters(model, integers=("n_nodes", "epochs", "batch_size")):
@@ -296,14 +307,16 @@ def check_hyperparameters(model, integers=("n_nodes", "epochs", "batch_size")):
     float dtype."""
     for name in integers:
         value = getattr(model, name)
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                or value < 1):
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     check_positive_number(model.learning_rate, "learning_rate")
     if model.optimizer not in ("sgd", "adam"):
         raise ValueError(f'optimizer must be "sgd" or "adam"; got {model.optimizer!r}.')
     check_positive_number(model.clip_norm, "clip_norm", allow_none=True)
     if np.dtype(model.dtype) not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be np.float32 or np.float64; got {model.dtype!r}.")
+        raise ValueError("dtype must be np.float32 or np.float64; "
+                         f"got {model.dtype!r}.")
 
 
 def check_sequences(sequences, name="X", n_features=None):
@@ -317,23 +330,25 @@ def check_sequences(sequences, name="X", n_features=None):
         try:
             seq = np.asarray(seq)
         except ValueError:
-            raise ValueError(f"{name}[{i}] is not a rectangular 2-D array (n_steps, n_features).")
+            raise ValueError(f"{name}[{i}] is not a rectangular 2-D array "
+                             "(n_steps, n_features).")
         if seq.dtype.kind not in "biuf":
-            raise ValueError(f"{name}[{i}] must hold numbers; got an array of dtype {seq.dtype}.")
+            raise ValueError(f"{name}[{i}] must hold numbers; "
+                             f"got an array of dtype {seq.dtype}.")
         if seq.ndim != 2:
             raise ValueError(f"{name}[{i}] must be 2-D (n_steps, n_features); "
                              f"got shape {seq.shape}.")
         if 0 in seq.shape:
-            raise ValueError(f"{name}[{i}] is empty: got shape {seq.shape}; every sequence needs "
-                             "at least one step and one feature.")
+            raise ValueError(f"{name}[{i}] is empty: got shape {seq.shape}; "
+                             "every sequence needs at least one step and one feature.")
         expected = arrays[0].shape[1] if arrays else n_features
         if expected is not None and seq.shape[1] != expected:
             where = "the model was fitted with" if not arrays else f"{name}[0] has"
-            raise ValueError(f"{name}[{i}] has n_features = {seq.shape[1]}, but {where} "
-                             f"n_features = {expected}.")
+            raise ValueError(f"{name}[{i}] has n_features = {seq.shape[1]}, "
+                             f"but {where} n_features = {expected}.")
         if seq.dtype.kind == "f" and not np.all(np.isfinite(seq)):
-            raise ValueError(f"{name}[{i}] contains NaN or infinite values; every entry must be "
-                             "finite.")
+            raise ValueError(f"{name}[{i}] contains NaN or infinite values; "
+                             "every entry must be finite.")
         arrays.append(seq.astype(np.float64) if seq.dtype.kind != "f" else seq)
     return arrays, np.array([len(a) for a in arrays])
 
@@ -356,18 +371,20 @@ def check_sequence_data(X, name="X", n_features=None):
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold numbers; got an array of dtype {X.dtype}.")
     if X.ndim != 3:
-        raise ValueError(f"{name} must be 3-D (n_samples, n_sequences, n_features) or a list of "
-                         f"2-D (n_steps, n_features) sequences; got shape {X.shape}.")
+        raise ValueError(f"{name} must be 3-D (n_samples, n_sequences, n_features) "
+                         "or a list of 2-D (n_steps, n_features) sequences; "
+                         f"got shape {X.shape}.")
     if 0 in X.shape:
-        raise ValueError(f"{name} is empty: got shape {X.shape}; it needs at least one sample, "
-                         "step and feature.")
+        raise ValueError(f"{name} is empty: got shape {X.shape}; "
+                         "it needs at least one sample, step and feature.")
     if n_features is not None and X.shape[2] != n_features:
-        raise ValueError(f"{name} has n_features = {X.shape[2]}, but the model was fitted with "
-                         f"n_features = {n_features}; got shape {X.shape}.")
+        raise ValueError(f"{name} has n_features = {X.shape[2]}, "
+                         f"but the model was fitted with n_features = {n_features}; "
+                         f"got shape {X.shape}.")
     if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
         bad = int(np.sum(~np.isfinite(X)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); every entry must be "
-                         "finite.")
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); "
+                         "every entry must be finite.")
     return X, None
 
 
@@ -377,8 +394,8 @@ def check_labels(y, n_samples, name="y"):
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D (n_samples,); got shape {y.shape}.")
     if len(y) != n_samples:
-        raise ValueError(f"{name} must have one label per sample: expected {n_samples} labels, "
-                         f"got {len(y)}.")
+        raise ValueError(f"{name} must have one label per sample: "
+                         f"expected {n_samples} labels, got {len(y)}.")
     return y
 
 
@@ -400,8 +417,8 @@ def check_corpus(corpus, name):
     str)."""
     if isinstance(corpus, str):
         if len(corpus) < 2:
-            raise ValueError(f"{name} must hold at least 2 symbols, one to read and one to "
-                             f"predict; got {corpus!r}.")
+            raise ValueError(f"{name} must hold at least 2 symbols, one to read and "
+                             f"one to predict; got {corpus!r}.")
         return "stream", corpus
     if not isinstance(corpus, list):
         raise ValueError(f"{name} must be a string (one stream) or a list of strings "
@@ -410,8 +427,9 @@ def check_corpus(corpus, name):
         raise ValueError(f"{name} is an empty list; it needs at least one string.")
     for i, s in enumerate(corpus):
         if not isinstance(s, str):
-            raise ValueError(f"{name}[{i}] must be a string; got {type(s).__name__}: {s!r}.")
+            raise ValueError(f"{name}[{i}] must be a string; "
+                             f"got {type(s).__name__}: {s!r}.")
         if len(s) < 2:
-            raise ValueError(f"{name}[{i}] = {s!r} has fewer than 2 symbols; each string needs "
-                             "one to read and one to predict.")
+            raise ValueError(f"{name}[{i}] = {s!r} has fewer than 2 symbols; "
+                             "each string needs one to read and one to predict.")
     return "list", list(corpus)

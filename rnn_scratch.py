@@ -169,8 +169,9 @@ def run_problem_1(verbose=True):
 
 
 if __name__ == "__main__":  # a demonstration: runs in the notebook and as a script
-    ARGS = support.lesson_options("A vanilla RNN from scratch in NumPy: the lesson's demos.",
-                                  epochs=30, epochs_help="training epochs for Problem 3")
+    ARGS = support.lesson_options(
+        "A vanilla RNN from scratch in NumPy: the lesson's demos.",
+        epochs=30, epochs_help="training epochs for Problem 3")
     run_problem_1()
 
 
@@ -301,7 +302,8 @@ def compare_forward_with_plain_loop(seed=0):
     """
     rng = np.random.default_rng(seed)
     cases = {
-        "Problem 1's example": (PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B, None),
+        "Problem 1's example": (
+            PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B, None),
         "random (7, 11, 5, 9)": (
             rng.normal(size=(7, 11, 5)),
             rng.normal(0, 0.5, (5, 9)),
@@ -322,7 +324,8 @@ def compare_forward_with_plain_loop(seed=0):
 
 if __name__ == "__main__":
     for case, difference in compare_forward_with_plain_loop(ARGS.seed).items():
-        print(f"SimpleRNN against the plain loop, {case}: largest |difference| {difference:.1e}")
+        print(f"SimpleRNN against the plain loop, {case}: "
+              f"largest |difference| {difference:.1e}")
 
 
 # %% [markdown]
@@ -358,14 +361,18 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
     box = dict(boxstyle="round,pad=0.35", fc="white", ec="black")
     ax.text(0.2, 2.0, r"$\cdots$", ha="center", va="center", fontsize=16)
     for step, cx in columns.items():
-        ax.text(cx, 0.3, f"$x_{{{step}}}$", ha="center", va="center", fontsize=14, bbox=box)
-        ax.text(cx, 2.0, f"$h_{{{step}}}$", ha="center", va="center", fontsize=14, bbox=box)
-        ax.text(cx, 3.9, f"loss reads $h_{{{step}}}$", ha="center", va="center", fontsize=11,
+        ax.text(cx, 0.3, f"$x_{{{step}}}$", ha="center", va="center",
+                fontsize=14, bbox=box)
+        ax.text(cx, 2.0, f"$h_{{{step}}}$", ha="center", va="center",
+                fontsize=14, bbox=box)
+        ax.text(cx, 3.9, f"loss reads $h_{{{step}}}$",
+                ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.3", fc="#f3f3f3", ec="gray"))
         ax.annotate("", (cx, 1.6), (cx, 0.7), arrowprops=dict(arrowstyle="->", lw=1.5))
         # h_t -> the loss (at t the orange gradient arrow takes this place)
         if step != "t":
-            ax.annotate("", (cx, 3.55), (cx, 2.4), arrowprops=dict(arrowstyle="->", lw=1.0))
+            ax.annotate("", (cx, 3.55), (cx, 2.4),
+                        arrowprops=dict(arrowstyle="->", lw=1.0))
         ax.text(cx - 0.45, 1.15, "$W_x$", fontsize=11)
     # h_{t-1} -> h_t through W_h
     for left, right in [(0.5, 2.0), (2.0, 5.0), (5.0, 8.0)]:
@@ -375,12 +382,13 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
             ax.text((left + right) / 2, 2.15, "$W_h$", ha="center", fontsize=11)
     # The two gradient paths into h_t, drawn against the forward direction.
     direct = dict(arrowstyle="->", lw=2.5, color="tab:orange")
-    through = dict(arrowstyle="->", lw=2.5, color="tab:blue", connectionstyle="arc3,rad=-0.35")
+    through = dict(arrowstyle="->", lw=2.5, color="tab:blue",
+                   connectionstyle="arc3,rad=-0.35")
     ax.annotate("", (5.15, 2.4), (5.15, 3.6), arrowprops=direct)
     ax.text(5.3, 3.0, r"direct: $\hat g_t$", color="tab:orange", fontsize=12)
     ax.annotate("", (5.5, 1.7), (7.5, 1.7), arrowprops=through)
-    ax.text(6.5, 0.75, "through $h_{t+1}$:\n" r"$\delta_{t+1} W_h^\top$", color="tab:blue",
-            fontsize=12, ha="center", va="center")
+    ax.text(6.5, 0.75, "through $h_{t+1}$:\n" r"$\delta_{t+1} W_h^\top$",
+            color="tab:blue", fontsize=12, ha="center", va="center")
     ax.set_title(
         "The RNN unrolled in time (black arrows: the forward pass).\n"
         r"The gradient reaching $h_t$ is the sum of two paths: "
@@ -661,7 +669,8 @@ def numerical_gradient(f, param, eps=1e-6):
     grad = np.zeros(param.shape, dtype=np.float64)
     flat = param.reshape(-1)  # a view: writing to it perturbs param
     if not np.shares_memory(flat, param):
-        raise ValueError("param must be a contiguous array so it can be perturbed in place.")
+        raise ValueError("param must be a contiguous array so it can be perturbed "
+                         "in place.")
     for i in range(flat.size):
         original = flat[i]
         flat[i] = original + eps
@@ -754,9 +763,11 @@ def run_problem_2(seed=0, verbose=True):
         _, layer_hs = layer.forward(x, h0)
         fast = layer.backward(dh)
         plain = rnn_backward_loop(x, h0, layer_hs, dh, layer.w_x, layer.w_h)
-        plain_vs_fast[form] = max(float(np.max(np.abs(fast[k] - plain[k]))) for k in fast)
+        plain_vs_fast[form] = max(float(np.max(np.abs(fast[k] - plain[k])))
+                                  for k in fast)
         checks[form] = check_rnn_gradients(layer, x, h0, dh)
-    worst = max(err for errs in [example_checks[1e-5], *checks.values()] for err in errs.values())
+    worst = max(err for errs in [example_checks[1e-5], *checks.values()]
+                for err in errs.values())
     if verbose:
         print("Problem 2: backpropagation through time (SimpleRNN_BPTT)")
         print("Gradients of L = sum(h_T) on Problem 1's example:")
@@ -764,9 +775,10 @@ def run_problem_2(seed=0, verbose=True):
             print(f"{name} {g.shape} =\n{np.array2string(g, precision=6)}")
         for eps, errors in example_checks.items():
             name = max(errors, key=errors.get)
-            print(f"largest relative error of these against central differences, eps={eps:.0e}: "
-                  f"{errors[name]:.1e} ({name})")
-        print("\nFast BPTT against the plain loop, largest |difference| over the five gradients:")
+            print("largest relative error of these against central differences, "
+                  f"eps={eps:.0e}: {errors[name]:.1e} ({name})")
+        print("\nFast BPTT against the plain loop, "
+              "largest |difference| over the five gradients:")
         for form, difference in plain_vs_fast.items():
             print(f"  {form}: {difference:.1e}")
         print(
@@ -774,11 +786,11 @@ def run_problem_2(seed=0, verbose=True):
             f"batch_size={batch_size}, "
             f"n_sequences={n_sequences}, n_features={n_features}, n_nodes={n_nodes}:"
         )
-        rows = [[name, f"{checks['many-to-one'][name]:.1e}", f"{checks['many-to-many'][name]:.1e}"]
+        rows = [[name, f"{checks['many-to-one'][name]:.1e}",
+                 f"{checks['many-to-many'][name]:.1e}"]
                 for name in checks["many-to-one"]]
-        print(
-            format_table(["gradient", "rel. error, many-to-one", "rel. error, many-to-many"], rows)
-        )
+        print(format_table(["gradient", "rel. error, many-to-one",
+                            "rel. error, many-to-many"], rows))
         print(f"All below 1e-7 (the example's at eps=1e-5): {worst < 1e-7}")
     return worst
 
@@ -844,14 +856,17 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
     y : ndarray of str, shape (n_samples,), one of "XX", "XY", "YX", "YY"
     """
     if isinstance(n_sequences, (tuple, list)):
-        if len(n_sequences) != 2 or not all(isinstance(v, (int, np.integer)) for v in n_sequences):
+        if (len(n_sequences) != 2
+                or not all(isinstance(v, (int, np.integer)) for v in n_sequences)):
             raise ValueError(
-                f"n_sequences must be an int or a pair of ints (low, high); got {n_sequences!r}."
+                "n_sequences must be an int or a pair of ints (low, high); "
+                f"got {n_sequences!r}."
             )
         low, high = n_sequences
         if not 6 <= low <= high:
             raise ValueError(
-                f"n_sequences = (low, high) needs 6 <= low <= high; got {n_sequences!r}."
+                "n_sequences = (low, high) needs 6 <= low <= high; "
+                f"got {n_sequences!r}."
             )
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
@@ -862,7 +877,8 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
         return [X[0] for X, _ in pairs], np.array([y[0] for _, y in pairs])
     if not isinstance(n_sequences, (int, np.integer)):
         raise ValueError(
-            f"n_sequences must be an int or a pair of ints (low, high); got {n_sequences!r}."
+            "n_sequences must be an int or a pair of ints (low, high); "
+            f"got {n_sequences!r}."
         )
     if n_sequences < 6:
         raise ValueError(
@@ -875,7 +891,8 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
     T = n_sequences
     # Key windows scale with the length: [10%, 20%] and [50%, 60%] of T, kept
     # clear of B at position 0 and of each other.
-    first = rng.integers(max(1, round(0.1 * T)), max(1, round(0.2 * T)) + 1, size=n_samples)
+    first = rng.integers(max(1, round(0.1 * T)), max(1, round(0.2 * T)) + 1,
+                         size=n_samples)
     second = rng.integers(round(0.5 * T), round(0.6 * T) + 1, size=n_samples)
     symbols = rng.integers(0, 4, size=(n_samples, T))          # distractors a-d
     symbols[:, 0] = 4                                          # B
@@ -889,6 +906,11 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
     return X, y
 
 
+# %% [markdown]
+# A one-hot sequence reads more easily as its symbols; four examples of the
+# data:
+
+# %%
 def decode_sequence(x):
     """One one-hot sequence (n_sequences, 8) back to its symbols, e.g. 'BacX...E'."""
     return "".join(TEMPORAL_ORDER_SYMBOLS[i] for i in np.argmax(x, axis=1))
@@ -1043,7 +1065,8 @@ def adam_updates(grads, state, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
         v *= beta2
         v += (1 - beta2) * g * g          # running mean of g^2
         # bias-corrected: early m and v are biased toward their zero start
-        updates[name] = learning_rate * (m / (1 - beta1**k)) / (np.sqrt(v / (1 - beta2**k)) + eps)
+        updates[name] = (learning_rate * (m / (1 - beta1**k))
+                         / (np.sqrt(v / (1 - beta2**k)) + eps))
     return updates
 
 
@@ -1087,10 +1110,12 @@ def training_step(model, params, grads, state, loss, epoch):
         updates = adam_updates(grads, state, model.learning_rate)
     new_params = {name: p - updates[name] for name, p in params.items()}
     # Check before writing, so a diverging run never leaves NaN or inf weights behind.
-    if not (np.isfinite(loss) and all(np.all(np.isfinite(p)) for p in new_params.values())):
+    if not (np.isfinite(loss)
+            and all(np.all(np.isfinite(p)) for p in new_params.values())):
         raise FloatingPointError(
-            f"Training diverged in epoch {epoch}: the loss ({loss:.4g}) or the updated weights "
-            "became NaN or infinite. The weights are left at their last finite values. "
+            f"Training diverged in epoch {epoch}: the loss ({loss:.4g}) or the updated "
+            "weights became NaN or infinite. "
+            "The weights are left at their last finite values. "
             f"Try a smaller learning_rate (now {model.learning_rate}) or set clip_norm "
             f"(now {model.clip_norm})."
         )
@@ -1111,7 +1136,8 @@ def init_simple_rnn(n_features, n_nodes, rng, dtype=np.float64):
     # An orthogonal w_h has every singular value 1: by itself it neither
     # shrinks nor stretches the state or its gradient (tanh' still shrinks it).
     w_h, _ = np.linalg.qr(rng.normal(size=(n_nodes, n_nodes)))
-    return SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype), np.zeros(n_nodes, dtype))
+    return SimpleRNN_BPTT(w_x.astype(dtype), w_h.astype(dtype),
+                          np.zeros(n_nodes, dtype))
 
 
 def init_output_layer(n_nodes, n_outputs, rng, dtype=np.float64):
@@ -1162,7 +1188,8 @@ class ScratchSimpleRNNClassifier:
                  optimizer="adam", clip_norm=5.0, dtype=np.float64, random_state=None,
                  verbose=False, learn_h0=False):
         self.n_nodes, self.epochs, self.batch_size = n_nodes, epochs, batch_size
-        self.learning_rate, self.optimizer, self.clip_norm = learning_rate, optimizer, clip_norm
+        self.learning_rate, self.optimizer = learning_rate, optimizer
+        self.clip_norm = clip_norm
         self.dtype, self.random_state, self.verbose = dtype, random_state, verbose
         self.learn_h0 = learn_h0
 
@@ -1250,7 +1277,8 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
     y = support.check_labels(y, len(X))
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val go together: got "
-                         + ("X_val without y_val." if y_val is None else "y_val without X_val."))
+                         + ("X_val without y_val." if y_val is None
+                            else "y_val without X_val."))
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(f"y must hold at least 2 classes to classify; got only "
@@ -1325,7 +1353,8 @@ def predict_proba(self, X):
 
     X : (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features).
     """
-    support.check_fitted(self, "classes_", "fit(X, y) before predict, predict_proba or score")
+    support.check_fitted(self, "classes_",
+                         "fit(X, y) before predict, predict_proba or score")
     X, lengths = support.check_sequence_data(X, n_features=self.n_features_)
     return np.exp(log_softmax(self._logits(X, lengths)))
 
@@ -1363,7 +1392,8 @@ def _logits(self, X, lengths):
 def _evaluate(self, X, lengths, y_idx):
     """Mean cross-entropy and accuracy on checked validation sequences."""
     z = self._logits(X, lengths)
-    return cross_entropy(log_softmax(z), y_idx), float(np.mean(np.argmax(z, 1) == y_idx))
+    return (cross_entropy(log_softmax(z), y_idx),
+            float(np.mean(np.argmax(z, 1) == y_idx)))
 
 
 # %% [markdown]
@@ -1386,7 +1416,8 @@ def check_classifier_gradients(seed=0):
     Returns {"w_x": err, "w_h": err, "b": err, "w_y": err, "b_y": err}.
     """
     X, y = make_temporal_order_data(24, 6, rng=seed)
-    model = ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8, random_state=seed)
+    model = ScratchSimpleRNNClassifier(n_nodes=5, epochs=1, batch_size=8,
+                                       random_state=seed)
     model.fit(X, y)
     y_idx = support.label_indices(model.classes_, y)
     _, grads = model.loss_and_gradients(X, y_idx)
@@ -1429,9 +1460,10 @@ def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve
     epochs = np.arange(1, len(model.loss_history) + 1)
     ax_loss.plot(epochs, model.loss_history, marker="o", ms=3, label="training loss")
     if model.val_loss_history:
-        ax_loss.plot(epochs, model.val_loss_history, marker="s", ms=3, label="validation loss")
-        ax_acc.plot(epochs, model.val_accuracy_history, marker="s", ms=3, color="tab:orange",
-                    label="validation accuracy")
+        ax_loss.plot(epochs, model.val_loss_history, marker="s", ms=3,
+                     label="validation loss")
+        ax_acc.plot(epochs, model.val_accuracy_history, marker="s", ms=3,
+                    color="tab:orange", label="validation accuracy")
     ax_acc.axhline(1 / len(model.classes_), color="gray", ls="--", label="chance")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("mean cross-entropy (log scale)")
@@ -1455,7 +1487,8 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
     X_train, y_train = make_temporal_order_data(2000, n_sequences, rng=seed)
     X_val, y_val = make_temporal_order_data(500, n_sequences, rng=seed + 1)
     print("Problem 3: training ScratchSimpleRNNClassifier on the temporal-order task")
-    print(f"train {X_train.shape}, validation {X_val.shape} (n_samples, n_sequences, n_features)")
+    print(f"train {X_train.shape}, validation {X_val.shape} "
+          "(n_samples, n_sequences, n_features)")
     print(f"example: {decode_sequence(X_train[0])} -> {y_train[0]}")
     model = ScratchSimpleRNNClassifier(
         n_nodes=32,
@@ -1663,16 +1696,19 @@ def check_masked_layer(seed=0):
             np.max(np.abs(hs[i, n_steps:]), initial=0.0),
             np.max(np.abs(dx[i, n_steps:]), initial=0.0),
         )
-    checks = {"many-to-one": check_rnn_gradients(layer, x, h0, dh[:, -1], lengths=lengths),
-              "many-to-many": check_rnn_gradients(layer, x, h0, dh, lengths=lengths)}
+    checks = {
+        "many-to-one": check_rnn_gradients(layer, x, h0, dh[:, -1], lengths=lengths),
+        "many-to-many": check_rnn_gradients(layer, x, h0, dh, lengths=lengths),
+    }
     return worst, checks
 
 
 if __name__ == "__main__":
-    print("Problem 3b: the masked layer, lengths (1, 7, 3, 5) padded to n_sequences = 7")
+    print("Problem 3b: the masked layer, lengths (1, 7, 3, 5) padded to "
+          "n_sequences = 7")
     alone_difference, masked_checks = check_masked_layer(ARGS.seed)
-    print(f"largest |difference| from running each sequence alone (h_T, hs, dx; zeros at padding): "
-          f"{alone_difference:.1e}")
+    print("largest |difference| from running each sequence alone "
+          f"(h_T, hs, dx; zeros at padding): {alone_difference:.1e}")
     print(
         format_table(
             ["gradient", "rel. error, many-to-one", "rel. error, many-to-many"],
@@ -1686,7 +1722,8 @@ if __name__ == "__main__":
             ],
         )
     )
-    print("All below 1e-7:", max(e for c in masked_checks.values() for e in c.values()) < 1e-7)
+    print("All below 1e-7:",
+          max(e for c in masked_checks.values() for e in c.values()) < 1e-7)
 
 # %% [markdown]
 # ### Ragged data in the classifier
@@ -1750,13 +1787,14 @@ def run_problem_3b(seed=0, epochs=20):
                              grads, check.parameters())
     print("Classifier gradient check with learn_h0 on a padded batch of lengths "
           f"{lengths.min()}..{lengths.max()} (float64):")
-    print(format_table(["parameter", "rel. error"], [[k, f"{e:.1e}"] for k, e in errors.items()]))
+    print(format_table(["parameter", "rel. error"],
+                       [[k, f"{e:.1e}"] for k, e in errors.items()]))
     print(f"All below 1e-7: {max(errors.values()) < 1e-7}")
 
     X, y = make_temporal_order_data(2000, (15, 25), rng=seed)
     X_val, y_val = make_temporal_order_data(500, (15, 25), rng=seed + 1)
-    print(f"\ntraining data: {len(X)} sequences of {min(map(len, X))} to {max(map(len, X))} steps, "
-          f"e.g. {decode_sequence(X[0])} -> {y[0]}")
+    print(f"\ntraining data: {len(X)} sequences of {min(map(len, X))} to "
+          f"{max(map(len, X))} steps, e.g. {decode_sequence(X[0])} -> {y[0]}")
     models = {}
     for learn_h0 in (False, True):
         models[learn_h0] = ScratchSimpleRNNClassifier(
@@ -1766,14 +1804,16 @@ def run_problem_3b(seed=0, epochs=20):
         print(f"learn_h0={learn_h0!s:5}: validation accuracy after epoch 1 "
               f"{models[learn_h0].val_accuracy_history[0]:.3f}, after {epochs}: "
               f"{models[learn_h0].val_accuracy_history[-1]:.3f}")
-    print("both reach 0.95:", all(m.val_accuracy_history[-1] >= 0.95 for m in models.values()))
+    print("both reach 0.95:",
+          all(m.val_accuracy_history[-1] >= 0.95 for m in models.values()))
     short = min(range(len(X_val)), key=lambda i: len(X_val[i]))
     longer = [x for x in X_val if len(x) == max(map(len, X_val))][:31]
     alone = models[True].predict_proba([X_val[short]])[0]
     in_batch = models[True].predict_proba(longer + [X_val[short]])[-1]
     difference = np.max(np.abs(alone - in_batch))
-    print(f"a {len(X_val[short])}-step sequence predicted alone and in a batch padded to "
-          f"{len(longer[0])} steps: largest |difference| of the probabilities {difference:.1e}")
+    print(f"a {len(X_val[short])}-step sequence predicted alone and in a batch padded "
+          f"to {len(longer[0])} steps: largest |difference| of the probabilities "
+          f"{difference:.1e}")
     return models
 
 
@@ -1860,7 +1900,8 @@ def gradient_flow(
     dh = rng.normal(size=(batch_size, n_nodes))
     flows = {}
     for radius in radii:
-        rnn = SimpleRNN_BPTT(w_x, scale_to_spectral_radius(w_h, radius), np.zeros(n_nodes))
+        rnn = SimpleRNN_BPTT(w_x, scale_to_spectral_radius(w_h, radius),
+                             np.zeros(n_nodes))
         _, hs = rnn.forward(x)
         dx = rnn.backward(dh)["dx"]  # (batch_size, n_sequences, n_features)
         flows[radius] = {"grad_norms": np.linalg.norm(dx, axis=2).mean(axis=0),
@@ -1886,9 +1927,8 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
     for ax, (input_scale, by_radius) in zip(axes[0], flows.items()):
         for radius, flow in by_radius.items():
             curve = flow["grad_norms"]
-            ax.plot(
-                np.arange(1, len(curve) + 1), curve, marker=".", label=rf"$\rho(W_h) = {radius}$"
-            )
+            ax.plot(np.arange(1, len(curve) + 1), curve, marker=".",
+                    label=rf"$\rho(W_h) = {radius}$")
         ax.set_yscale("log")
         ax.set_xlabel("time step $t$")
         ax.set_title(f"inputs of scale {input_scale}")
@@ -1896,7 +1936,8 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
     axes[0][0].set_ylabel(r"mean $\Vert\partial L / \partial x_t\Vert$ (log scale)")
     axes[0][-1].legend(fontsize=9)
     fig.suptitle(
-        r"How much of the gradient reaches each input $x_t$ (from SimpleRNN_BPTT.backward)"
+        r"How much of the gradient reaches each input $x_t$ "
+        r"(from SimpleRNN_BPTT.backward)"
         "\n"
         r"the loss reads $h_T$ at the right; the gradient flows leftward"
     )
@@ -1906,7 +1947,8 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
 
 # %%
 if __name__ == "__main__":
-    print("Problem 4.1: gradient flow through time (40 steps, 32 nodes, one Gaussian W_h rescaled)")
+    print("Problem 4.1: gradient flow through time "
+          "(40 steps, 32 nodes, one Gaussian W_h rescaled)")
     flows = {scale: gradient_flow(input_scale=scale) for scale in (1.0, 0.1)}
     rows = [
         [
@@ -1916,7 +1958,7 @@ if __name__ == "__main__":
             f"{flow['mean_tanh_slope']:.3f}",
             f"{flow['grad_norms'][-1]:.2e}",
             f"{flow['grad_norms'][0]:.2e}",
-            f"{(radius * flow['mean_tanh_slope']) ** (len(flow['grad_norms']) - 1):.1e}",
+            f"{(radius * flow['mean_tanh_slope'])**(len(flow['grad_norms']) - 1):.1e}",
             f"{flow['grad_norms'][0] / flow['grad_norms'][-1]:.1e}",
         ]
         for scale, by_radius in flows.items()
@@ -2029,8 +2071,10 @@ def summarize_by_length(results):
 
 
 # %%
-def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_length.png",
-                            budget="1,000 training sequences, 20 epochs", title="Vanilla RNN"):
+def plot_accuracy_vs_length(results, plots_dir="plots",
+                            filename="accuracy_vs_length.png",
+                            budget="1,000 training sequences, 20 epochs",
+                            title="Vanilla RNN"):
     """Each seed's accuracy as a dot (spread sideways so equal ones stay visible), the
     mean as a line; one colour per cell when the rows carry a "cell" (chapter 2)."""
     import matplotlib.pyplot as plt
@@ -2042,11 +2086,13 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
     for k, (cell, color) in enumerate(
         zip(cells, ("tab:blue", "tab:orange", "tab:green", "tab:red"))
     ):
-        by_length = summarize_by_length([row for row in results if row.get("cell", "") == cell])
+        by_length = summarize_by_length([row for row in results
+                                         if row.get("cell", "") == cell])
         lengths = list(by_length)
         shift = (k - (len(cells) - 1) / 2) * spread * 4 if len(cells) > 1 else 0.0
         for n_sequences, accuracies in by_length.items():
-            offsets = shift + (np.arange(len(accuracies)) - (len(accuracies) - 1) / 2) * spread
+            offsets = shift + (np.arange(len(accuracies))
+                               - (len(accuracies) - 1) / 2) * spread
             ax.plot(
                 n_sequences + offsets,
                 accuracies,
@@ -2055,13 +2101,15 @@ def plot_accuracy_vs_length(results, plots_dir="plots", filename="accuracy_vs_le
                 alpha=0.6,
                 ms=6,
                 mec="none",
-                label="one seed" if n_sequences == lengths[0] and len(cells) == 1 else None,
+                label=("one seed" if n_sequences == lengths[0] and len(cells) == 1
+                       else None),
             )
         n_seeds = len(by_length[lengths[0]])
         name = f"{cell}: mean" if cell else "mean"
         style = ("-", "--", ":", "-.")[k]  # lines that overlap stay distinguishable
-        ax.plot(lengths, [np.mean(a) for a in by_length.values()], style, color=color, lw=2,
-                marker="s" if len(cells) > 1 else None, label=f"{name} over {n_seeds} seeds")
+        ax.plot(lengths, [np.mean(a) for a in by_length.values()], style, color=color,
+                lw=2, marker="s" if len(cells) > 1 else None,
+                label=f"{name} over {n_seeds} seeds")
     ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
     ax.set_ylim(0, 1.05)
     ax.set_xticks(all_lengths)
@@ -2088,7 +2136,8 @@ if __name__ == "__main__":
     length_results = accuracy_vs_length()
     rows = [[f"{n}", ", ".join(f"{a:.2f}" for a in accs), f"{np.mean(accs):.2f}"]
             for n, accs in summarize_by_length(length_results).items()]
-    print(format_table(["T (n_sequences)", "accuracy per seed (0, 1, 2)", "mean"], rows))
+    print(format_table(["T (n_sequences)", "accuracy per seed (0, 1, 2)", "mean"],
+                       rows))
     by_length = summarize_by_length(length_results)
     print("every seed solved (>= 0.95) at T <= 30:",
           all(min(accs) >= 0.95 for n, accs in by_length.items() if n <= 30))
@@ -2154,14 +2203,17 @@ def gradient_reach(results, lengths=(20, 60), seed=0, n_val=300):
     rows = []
     for row in results:
         if row["n_sequences"] in lengths and row["seed"] == seed:
-            X_val, y_val = make_temporal_order_data(n_val, row["n_sequences"], rng=2000 + seed)
+            X_val, y_val = make_temporal_order_data(n_val, row["n_sequences"],
+                                                    rng=2000 + seed)
             for weights, model in [
                 ("initial", initial_model(row["model"])),
                 ("trained", row["model"]),
             ]:
-                rows.append({"n_sequences": row["n_sequences"], "weights": weights,
-                             "ratio": key_gradient_ratio(model, X_val, y_val),
-                             "val_accuracy": float(np.mean(model.predict(X_val) == y_val))})
+                rows.append({
+                    "n_sequences": row["n_sequences"], "weights": weights,
+                    "ratio": key_gradient_ratio(model, X_val, y_val),
+                    "val_accuracy": float(np.mean(model.predict(X_val) == y_val)),
+                })
     return rows
 
 
@@ -2186,8 +2238,8 @@ if __name__ == "__main__":
         )
     )
     share = {(r["n_sequences"], r["weights"]): r["ratio"] for r in reach}
-    print("after training at 60 steps, still less reaches the first key than at 20 steps "
-          "before training:", share[60, "trained"] < share[20, "initial"])
+    print("after training at 60 steps, still less reaches the first key than at "
+          "20 steps before training:", share[60, "trained"] < share[20, "initial"])
 
 # %% [markdown]
 # At 20 steps, 4% of the gradient on $h_T$ reaches the first key's step at
@@ -2225,11 +2277,13 @@ class SmallInitRNNClassifier(ScratchSimpleRNNClassifier):
 
 
 if __name__ == "__main__":
-    small_results = accuracy_vs_length(lengths=(20, 30), model_class=SmallInitRNNClassifier)
+    small_results = accuracy_vs_length(lengths=(20, 30),
+                                       model_class=SmallInitRNNClassifier)
     sigma = np.linalg.norm(initial_model(small_results[0]["model"]).rnn.w_h, 2)
     print(f"Small random W_h at the start: sigma_max = {sigma:.2f} (orthogonal: 1.00)")
     print(format_table(["T (n_sequences)", "accuracy per seed (0, 1, 2)", "mean"],
-                       [[f"{n}", ", ".join(f"{a:.2f}" for a in accs), f"{np.mean(accs):.2f}"]
+                       [[f"{n}", ", ".join(f"{a:.2f}" for a in accs),
+                         f"{np.mean(accs):.2f}"]
                         for n, accs in summarize_by_length(small_results).items()]))
     print("no seed solves T = 30 (>= 0.95) from the small start:",
           max(summarize_by_length(small_results)[30]) < 0.95)
@@ -2266,7 +2320,8 @@ def key_variants(x):
         for second in "XY":
             v = x.copy()
             for t, symbol in zip(keys, first + second):
-                v[t] = np.eye(len(TEMPORAL_ORDER_SYMBOLS))[TEMPORAL_ORDER_SYMBOLS.index(symbol)]
+                v[t] = np.eye(len(TEMPORAL_ORDER_SYMBOLS))[
+                    TEMPORAL_ORDER_SYMBOLS.index(symbol)]
             variants[first + second] = v
     return variants, keys
 
@@ -2298,7 +2353,8 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
         layout="constrained",
         gridspec_kw={"height_ratios": [1.1, 1]},
     )
-    ax_dist.plot(steps, np.linalg.norm(states["XX"] - states["YX"], axis=1), "o-", color="tab:blue",
+    ax_dist.plot(steps, np.linalg.norm(states["XX"] - states["YX"], axis=1), "o-",
+                 color="tab:blue",
                  label=r"$\Vert h_t(XX) - h_t(YX)\Vert$: only the first key differs")
     ax_dist.plot(
         steps,
@@ -2310,7 +2366,8 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
     for ax in (ax_dist, ax_map):
         for t, name in zip(keys, ("first key", "second key")):
             ax.axvline(t + 1, color="black", ls=":", lw=1.2)
-    top = max(np.max(np.linalg.norm(states["XX"] - states[v], axis=1)) for v in ("YX", "XY"))
+    top = max(np.max(np.linalg.norm(states["XX"] - states[v], axis=1))
+              for v in ("YX", "XY"))
     ax_dist.set_ylim(-0.4, 1.35 * top)  # headroom for the legend above the curves
     for t, name in zip(keys, ("first key", "second key")):
         ax_dist.text(t + 1.15, 0.12 * top, name, fontsize=9)
@@ -2331,11 +2388,14 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
     fig.colorbar(image, ax=ax_map, label=r"$h_t(XX) - h_t(YX)$", shrink=0.9)
     ax_map.set_ylabel("hidden node")
     ax_map.set_xticks(
-        steps, [f"{s}\n{c}" for s, c in zip(steps, decode_sequence(variants["XX"]))], fontsize=8
+        steps, [f"{s}\n{c}" for s, c in zip(steps, decode_sequence(variants["XX"]))],
+        fontsize=8
     )
     ax_map.set_xlabel("step $t$ and the symbol read (the XX version)")
-    predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}" for label, v in variants.items())
-    fig.suptitle(f"One sequence, its keys set to each class (predicted: {predicted})", fontsize=11)
+    predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}"
+                          for label, v in variants.items())
+    fig.suptitle(f"One sequence, its keys set to each class (predicted: {predicted})",
+                 fontsize=11)
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -2380,7 +2440,8 @@ if __name__ == "__main__":
 # clipped run's first epoch.
 
 # %%
-def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20, seed=0):
+def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20,
+                        seed=0):
     """Plain SGD from one start: unclipped, clipped, and unclipped at the clipped run's
     early step.
 
@@ -2393,7 +2454,8 @@ def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences
 
     def train(lr, clip):
         return ScratchSimpleRNNClassifier(
-            epochs=epochs, optimizer="sgd", learning_rate=lr, clip_norm=clip, random_state=seed
+            epochs=epochs, optimizer="sgd", learning_rate=lr, clip_norm=clip,
+            random_state=seed
         ).fit(X, y, X_val, y_val)
 
     models = {
@@ -2420,11 +2482,12 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
         ax_loss.plot(epochs, model.loss_history, marker=marker, ms=3,
                      label=f"{name} (val. acc. {model.val_accuracy_history[-1]:.2f})")
         ax_norm.plot(epochs, model.grad_norm_history, marker=marker, ms=3, label=name)
-    for threshold in sorted({m.clip_norm for m in models.values() if m.clip_norm is not None}):
-        ax_norm.axhline(
-            threshold, color="black", ls="--", lw=1, label=f"clip threshold {threshold:g}"
-        )
-    ax_loss.axhline(np.log(4), color="black", ls="--", lw=1, label="uniform guess, ln 4")
+    for threshold in sorted({m.clip_norm for m in models.values()
+                             if m.clip_norm is not None}):
+        ax_norm.axhline(threshold, color="black", ls="--", lw=1,
+                        label=f"clip threshold {threshold:g}")
+    ax_loss.axhline(np.log(4), color="black", ls="--", lw=1,
+                    label="uniform guess, ln 4")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("mean training cross-entropy (log scale)")
     ax_norm.set_yscale("log")
@@ -2435,7 +2498,8 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(
-        "Plain SGD on the temporal-order task (20 steps): clipping, and a control without it"
+        "Plain SGD on the temporal-order task (20 steps): clipping, "
+        "and a control without it"
     )
     save_figure(fig, plots_dir, filename)
     return fig
@@ -2566,20 +2630,20 @@ if __name__ == "__main__":
 # %%
 __all__ = [
     # Problems 1-2: the layers, the plain loops, and the gradient checks
-    "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop", "rnn_backward_loop",
-    "direct_gradients_per_step",
+    "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop",
+    "rnn_backward_loop", "direct_gradients_per_step",
     "input_products", "recurrent_products", "numerical_gradient", "rel_error",
     "check_gradients", "check_rnn_gradients",
     # Problem 3: data, loss, clipping, optimizers and the classifier
-    "TEMPORAL_ORDER_SYMBOLS", "make_temporal_order_data", "decode_sequence", "log_softmax",
-    "cross_entropy", "cross_entropy_and_gradient", "clip_by_global_norm", "adam_updates",
-    "adam_state", "training_step", "init_simple_rnn", "init_output_layer",
-    "ScratchSimpleRNNClassifier",
+    "TEMPORAL_ORDER_SYMBOLS", "make_temporal_order_data", "decode_sequence",
+    "log_softmax", "cross_entropy", "cross_entropy_and_gradient", "clip_by_global_norm",
+    "adam_updates", "adam_state", "training_step", "init_simple_rnn",
+    "init_output_layer", "ScratchSimpleRNNClassifier",
     # Problem 3b: sequences of different lengths
     "padding_mask", "states_batch_first", "pad_sequences",
     # Problem 4: the measurements chapter 2 repeats for gated cells
-    "accuracy_vs_length", "summarize_by_length", "plot_accuracy_vs_length", "initial_model",
-    "key_variants",
+    "accuracy_vs_length", "summarize_by_length", "plot_accuracy_vs_length",
+    "initial_model", "key_variants",
 ]
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ def torch_layer(torch, layer):
     """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype)
     holding the layer's weights. Returns (module, the names of our biases: ["b"] or
     ["b_x", "b_h"])."""
-    cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM", gs.GRU_BPTT: "GRU"}[type(layer)]
+    cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM",
+            gs.GRU_BPTT: "GRU"}[type(layer)]
     params = layer.parameters()  # w_x, w_h, then one bias (b) or two (b_x, b_h)
     bias_names = list(params)[2:]
     module = getattr(torch.nn, cell)(layer.n_features, layer.n_nodes, batch_first=True)
@@ -32,15 +33,17 @@ def torch_layer(torch, layer):
     return module, bias_names
 
 
-def torch_pass(torch, layer, x, h0, dh):
-    """torch_layer(layer); returns a function doing forward + backward that returns hs
-    and the gradients under our names."""
+def torch_pass(torch, layer, x, h0, dh, c0=None):
+    """torch_layer(layer); returns a function doing forward + backward (L = sum(hs * dh))
+    that returns hs and the gradients under our names. c0: the LSTM's initial cell (None:
+    zeros, as our forward defaults to)."""
     module, bias_names = torch_layer(torch, layer)
     cell = type(module).__name__
     tx = torch.from_numpy(x).requires_grad_(True)
     states = [torch.from_numpy(h0[None]).requires_grad_(True)]
-    if cell == "LSTM":                        # and c0 = 0, as our forward defaults to
-        states.append(torch.zeros_like(states[0]).requires_grad_(True))
+    if cell == "LSTM":
+        c0 = np.zeros_like(h0) if c0 is None else c0
+        states.append(torch.from_numpy(c0[None]).requires_grad_(True))
     tdh = torch.from_numpy(dh)
 
     def run():
@@ -50,7 +53,8 @@ def torch_pass(torch, layer, x, h0, dh):
         out, _ = module(tx, tuple(states) if cell == "LSTM" else states[0])
         out.backward(tdh)
         grads = {"dw_x": module.weight_ih_l0.grad.T, "dw_h": module.weight_hh_l0.grad.T,
-                 "d" + bias_names[0]: module.bias_ih_l0.grad, "dx": tx.grad, "dh0": states[0].grad[0]}
+                 "d" + bias_names[0]: module.bias_ih_l0.grad,
+                 "dx": tx.grad, "dh0": states[0].grad[0]}
         if len(bias_names) == 2:
             grads["d" + bias_names[1]] = module.bias_hh_l0.grad
         if cell == "LSTM":

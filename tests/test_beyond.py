@@ -61,7 +61,10 @@ def test_gradient_flow_comes_from_the_layers_backward():
 def test_accuracy_vs_length_returns_one_entry_per_length_and_seed():
     results = rs.accuracy_vs_length(lengths=(6, 9), seeds=(0, 1, 2), n_train=30, n_val=10, epochs=1)
     assert sorted((r["n_sequences"], r["seed"]) for r in results) == [(6, 0), (6, 1), (6, 2), (9, 0), (9, 1), (9, 2)]
-    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in results)
+    for r in results:   # each accuracy is the model's score on the documented validation data
+        X_val, y_val = rs.make_temporal_order_data(10, r["n_sequences"], rng=2000 + r["seed"])
+        assert r["val_accuracy"] == r["model"].score(X_val, y_val) and r["epochs"] == 1
+        assert r["model"].random_state == r["seed"]
     assert list(rs.summarize_by_length(results)) == [6, 9]
 
 
@@ -112,13 +115,25 @@ def test_clipping_experiment_trains_three_runs_and_the_control_matches_the_early
     assert plain.learning_rate == clipped.learning_rate == 0.5
     assert control.learning_rate == pytest.approx(0.5 * 1.0 / clipped.grad_norm_history[0])
     assert len(plain.grad_norm_history) == len(clipped.grad_norm_history) == len(control.grad_norm_history) == 2
-    for name, p in plain.parameters().items():   # the same start: the first epoch's first gradient norms agree
-        assert p.shape == clipped.parameters()[name].shape
-    assert initial_weights_equal(plain, clipped) and initial_weights_equal(plain, control)
+    for name, start in plain.initial_parameters_.items():   # all three start from the same weights
+        assert np.array_equal(start, clipped.initial_parameters_[name])
+        assert np.array_equal(start, control.initial_parameters_[name])
 
 
-def initial_weights_equal(a, b):
-    return all(np.array_equal(p, rs.initial_model(b).parameters()[k]) for k, p in rs.initial_model(a).parameters().items())
+@pytest.mark.parametrize("random_state", [3, None])
+def test_initial_model_holds_the_weights_fit_started_from(random_state):
+    # One SGD step on one batch: the trained weights are the start minus lr times the start's
+    # gradient, whatever random_state is (None included: nothing to re-derive the start from).
+    X, y = rs.make_temporal_order_data(16, 6, rng=1)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, batch_size=16, optimizer="sgd",
+                                          learning_rate=0.1, clip_norm=None,
+                                          random_state=random_state).fit(X, y)
+    start = rs.initial_model(model)
+    _, grads = start.loss_and_gradients(X, np.searchsorted(model.classes_, y))
+    for name, p in model.parameters().items():
+        np.testing.assert_allclose(p, start.parameters()[name] - 0.1 * grads[name], rtol=1e-12,
+                                   atol=1e-15, err_msg=name)
+        assert not np.array_equal(p, start.parameters()[name]), name
 
 
 def test_key_gradient_ratio_is_one_when_the_key_is_the_last_step():
@@ -132,6 +147,21 @@ def test_key_gradient_ratio_is_one_when_the_key_is_the_last_step():
     X_last[:, -1, 6] = 1                                                                 # the only key: last
     assert rs.key_gradient_ratio(model, X_last, y) == pytest.approx(1.0)
     assert 0 < rs.key_gradient_ratio(model, X, y) < 1   # earlier keys get a share of it
+
+
+def test_key_gradient_ratio_reads_the_first_key_not_the_second():
+    X, y = rs.make_temporal_order_data(40, 20, rng=3)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=6, epochs=1, random_state=0).fit(X, y)
+    h_T, hs = rs.rnn_forward_loop(X, model.rnn.w_x, model.rnn.w_h, model.rnn.b)
+    _, dz = rs.cross_entropy_and_gradient(h_T @ model.w_y + model.b_y, np.searchsorted(model.classes_, y))
+    g = rs.rnn_backward_loop(X, None, hs, dz @ model.w_y.T, model.rnn.w_x, model.rnn.w_h)["g"]
+    norms = np.linalg.norm(g, axis=2)
+    keys = [[t for t, s in enumerate(rs.decode_sequence(x)) if s in "XY"] for x in X]
+    rows = np.arange(len(X))
+    first = np.median(norms[rows, [k[0] for k in keys]] / norms[:, -1])
+    second = np.median(norms[rows, [k[1] for k in keys]] / norms[:, -1])
+    assert abs(first - second) > 1e-3 * first       # the two keys give different ratios here
+    assert rs.key_gradient_ratio(model, X, y) == pytest.approx(first, rel=1e-12)
 
 
 def test_grad_norm_history_is_the_norm_before_clipping():

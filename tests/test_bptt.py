@@ -8,28 +8,24 @@ import rnn_scratch as rs
 SHAPES = [(3, 5, 4, 6), (1, 4, 3, 2), (2, 1, 3, 4), (2, 6, 2, 1), (1, 1, 1, 1), (4, 8, 5, 3)]
 
 
-def random_case(shape, seed, many_to_many):
+def random_case(random_layer, shape, seed, many_to_many):
+    """random_layer's vanilla layer, x and h0, and a random direct gradient dh."""
     batch_size, n_sequences, n_features, n_nodes = shape
-    rng = np.random.default_rng(seed)
-    layer = rs.SimpleRNN_BPTT(rng.normal(0, 0.6, (n_features, n_nodes)),
-                              rng.normal(0, 0.6, (n_nodes, n_nodes)),
-                              rng.normal(0, 0.2, n_nodes))
-    x = rng.normal(size=(batch_size, n_sequences, n_features))
-    h0 = rng.normal(0, 0.5, (batch_size, n_nodes))
+    layer, x, h0, rng = random_layer("rnn", shape, seed)
     dh_shape = (batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes)
     return layer, x, h0, rng.normal(size=dh_shape)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_backward_matches_finite_differences_many_to_one(shape):
-    errors = rs.check_rnn_gradients(*random_case(shape, seed=sum(shape), many_to_many=False))
+def test_backward_matches_finite_differences_many_to_one(shape, random_layer):
+    errors = rs.check_rnn_gradients(*random_case(random_layer, shape, seed=sum(shape), many_to_many=False))
     assert set(errors) == {"dw_x", "dw_h", "db", "dx", "dh0"}
     assert max(errors.values()) < 1e-7, errors
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_backward_matches_finite_differences_many_to_many(shape):
-    errors = rs.check_rnn_gradients(*random_case(shape, seed=sum(shape) + 100, many_to_many=True))
+def test_backward_matches_finite_differences_many_to_many(shape, random_layer):
+    errors = rs.check_rnn_gradients(*random_case(random_layer, shape, seed=sum(shape) + 100, many_to_many=True))
     assert set(errors) == {"dw_x", "dw_h", "db", "dx", "dh0"}
     assert max(errors.values()) < 1e-7, errors
 
@@ -38,7 +34,7 @@ def test_backward_matches_finite_differences_many_to_many(shape):
     ("dw_h", lambda g: g * 1.001),          # a 0.1% error
     ("dh0", lambda g: np.zeros_like(g)),    # forgetting the initial state
 ])
-def test_gradient_check_catches_a_wrong_gradient(name, corrupt):
+def test_gradient_check_catches_a_wrong_gradient(name, corrupt, random_layer):
     # The check itself must be able to fail, or the tests above prove nothing.
     class Broken(rs.SimpleRNN_BPTT):
         def backward(self, dh):
@@ -46,7 +42,7 @@ def test_gradient_check_catches_a_wrong_gradient(name, corrupt):
             grads[name] = corrupt(grads[name])
             return grads
 
-    layer, x, h0, dh = random_case((2, 4, 3, 3), seed=7, many_to_many=True)
+    layer, x, h0, dh = random_case(random_layer, (2, 4, 3, 3), seed=7, many_to_many=True)
     broken = Broken(layer.w_x, layer.w_h, layer.b)
     errors = rs.check_rnn_gradients(broken, x, h0, dh)
     assert errors[name] > 1e-5, errors
@@ -55,8 +51,8 @@ def test_gradient_check_catches_a_wrong_gradient(name, corrupt):
 
 @pytest.mark.parametrize("many_to_many", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_fast_backward_equals_the_plain_loop(shape, many_to_many):
-    layer, x, h0, dh = random_case(shape, seed=sum(shape) + 7, many_to_many=many_to_many)
+def test_fast_backward_equals_the_plain_loop(shape, many_to_many, random_layer):
+    layer, x, h0, dh = random_case(random_layer, shape, seed=sum(shape) + 7, many_to_many=many_to_many)
     _, hs = layer.forward(x, h0)
     fast = layer.backward(dh)
     plain = rs.rnn_backward_loop(x, h0, hs, dh, layer.w_x, layer.w_h)
@@ -64,10 +60,10 @@ def test_fast_backward_equals_the_plain_loop(shape, many_to_many):
         np.testing.assert_allclose(fast[name], plain[name], rtol=1e-11, atol=1e-13, err_msg=name)
 
 
-def test_plain_backward_matches_finite_differences_including_every_g_t():
+def test_plain_backward_matches_finite_differences_including_every_g_t(random_layer):
     # The plain loop is the reference, so it is checked on its own against central differences:
     # the five gradients, and g_t = dL/dh_t (a perturbation added to h_t inside the recurrence).
-    layer, x, h0, dh = random_case((2, 5, 3, 4), seed=11, many_to_many=True)
+    layer, x, h0, dh = random_case(random_layer, (2, 5, 3, 4), seed=11, many_to_many=True)
     w_x, w_h, b = layer.w_x, layer.w_h, layer.b
     _, hs = rs.rnn_forward_loop(x, w_x, w_h, b, h0)
     grads = rs.rnn_backward_loop(x, h0, hs, dh, w_x, w_h)
@@ -99,8 +95,8 @@ def test_rel_error_scales_by_the_largest_entry():
     assert rs.rel_error([0.0], [0.0]) == 0.0
 
 
-def test_backward_gradient_shapes_match_their_arrays():
-    layer, x, h0, dh = random_case((3, 5, 4, 2), seed=1, many_to_many=False)
+def test_backward_gradient_shapes_match_their_arrays(random_layer):
+    layer, x, h0, dh = random_case(random_layer, (3, 5, 4, 2), seed=1, many_to_many=False)
     layer.forward(x, h0)
     grads = layer.backward(dh)
     assert grads["dw_x"].shape == layer.w_x.shape
@@ -110,9 +106,9 @@ def test_backward_gradient_shapes_match_their_arrays():
     assert grads["dh0"].shape == h0.shape
 
 
-def test_gradients_are_sums_over_the_batch():
+def test_gradients_are_sums_over_the_batch(random_layer):
     # Two copies of the same sequence in one batch give twice the weight gradients.
-    layer, x, h0, dh = random_case((1, 4, 3, 5), seed=2, many_to_many=True)
+    layer, x, h0, dh = random_case(random_layer, (1, 4, 3, 5), seed=2, many_to_many=True)
     layer.forward(x, h0)
     single = layer.backward(dh)
     layer.forward(np.concatenate([x, x]), np.concatenate([h0, h0]))
@@ -121,23 +117,23 @@ def test_gradients_are_sums_over_the_batch():
         np.testing.assert_allclose(double[name], 2 * single[name], rtol=1e-12)
 
 
-def test_backward_before_forward_raises_a_clear_error():
-    layer, *_ = random_case((1, 2, 2, 2), seed=3, many_to_many=False)
+def test_backward_before_forward_raises_a_clear_error(random_layer):
+    layer, *_ = random_case(random_layer, (1, 2, 2, 2), seed=3, many_to_many=False)
     with pytest.raises(RuntimeError, match="call forward"):
         layer.backward(np.zeros((1, 2)))
 
 
-def test_dh_of_the_wrong_shape_raises_value_error():
-    layer, x, h0, _ = random_case((2, 3, 2, 4), seed=4, many_to_many=False)
+def test_dh_of_the_wrong_shape_raises_value_error(random_layer):
+    layer, x, h0, _ = random_case(random_layer, (2, 3, 2, 4), seed=4, many_to_many=False)
     layer.forward(x, h0)
     with pytest.raises(ValueError) as info:
         layer.backward(np.zeros((2, 5)))
     assert "(2, 4)" in str(info.value) and "(2, 3, 4)" in str(info.value) and "(2, 5)" in str(info.value)
 
 
-def test_backward_matches_pytorch_autograd():
+def test_backward_matches_pytorch_autograd(random_layer):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
-    layer, x, h0, dh = random_case((3, 7, 4, 5), seed=5, many_to_many=True)
+    layer, x, h0, dh = random_case(random_layer, (3, 7, 4, 5), seed=5, many_to_many=True)
     _, hs = layer.forward(x, h0)
     grads = layer.backward(dh)
     t = {name: torch.tensor(v, requires_grad=True) for name, v in
@@ -153,8 +149,8 @@ def test_backward_matches_pytorch_autograd():
         np.testing.assert_allclose(grads[ours], t[theirs].grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=ours)
 
 
-def test_skipping_the_input_gradient_leaves_the_others_unchanged():
-    layer, x, h0, dh = random_case((3, 4, 2, 5), seed=6, many_to_many=True)
+def test_skipping_the_input_gradient_leaves_the_others_unchanged(random_layer):
+    layer, x, h0, dh = random_case(random_layer, (3, 4, 2, 5), seed=6, many_to_many=True)
     layer.forward(x, h0)
     full = layer.backward(dh)
     partial = layer.backward(dh, input_gradient=False)

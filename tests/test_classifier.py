@@ -28,9 +28,8 @@ def test_loss_gradients_match_finite_differences_for_every_parameter():
     loss, grads = model.loss_and_gradients(X, y_idx)
     params = model.parameters()
     assert set(grads) == set(params) == {"w_x", "w_h", "b", "w_y", "b_y"}
-    for name, param in params.items():
-        numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X, y_idx)[0], param)
-        assert rs.rel_error(grads[name], numeric) < 1e-7, name
+    errors = rs.check_gradients(lambda: model.loss_and_gradients(X, y_idx)[0], grads, params)
+    assert max(errors.values()) < 1e-7, errors
     assert loss == pytest.approx(reference_loss(params, X, y_idx), rel=1e-12)
 
 
@@ -120,7 +119,13 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
     model.b_y[:] = np.where(np.arange(len(model.b_y)) % 2 == 0, 1000.0, -1000.0)
     y_idx = np.arange(6) % len(model.classes_)  # some labels sit on the -1000 logits
     loss, grads = model.loss_and_gradients(X, y_idx)
-    assert np.isfinite(loss) and loss > 100  # confidently wrong costs ~2000 nats, not inf
+    # Every row has logits (1000, -1000, 1000, -1000): p = (1/2, 0, 1/2, 0) exactly, so a label on a
+    # +1000 logit costs ln 2 and one on a -1000 logit costs 2000 + ln 2. Labels 0, 1, 2, 3, 0, 1:
+    # three of each, a mean of 1000 + ln 2, which float64 holds to 1e-13 if no exp overflows.
+    assert len(model.classes_) == 4
+    assert loss == pytest.approx(1000 + np.log(2), rel=1e-13)
+    # dL/db_y = mean of (p - onehot(y)) = p - (label counts) / 6 = (1/6, -1/3, 1/3, -1/6)
+    np.testing.assert_allclose(grads["b_y"], [1 / 6, -1 / 3, 1 / 3, -1 / 6], rtol=1e-12)
     assert all(np.all(np.isfinite(g)) for g in grads.values())
     assert np.all(np.isfinite(model.predict_proba(X)))
 

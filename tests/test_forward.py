@@ -5,12 +5,6 @@ import pytest
 import rnn_scratch as rs
 
 
-def make_layer(rng, n_features, n_nodes, dtype=np.float64, cls=rs.SimpleRNN):
-    return cls(rng.normal(0, 0.5, (n_features, n_nodes)).astype(dtype),
-               rng.normal(0, 0.5, (n_nodes, n_nodes)).astype(dtype),
-               rng.normal(0, 0.1, n_nodes).astype(dtype))
-
-
 def test_forward_matches_problem_1_expected_values():
     # The expected numbers are the assignment's, not computed by this code.
     x = np.array([[[1, 2], [2, 3], [3, 4]]]) / 100
@@ -32,12 +26,8 @@ def test_plain_loop_reproduces_problem_1_expected_values():
 
 
 @pytest.mark.parametrize("shape", [(4, 6, 3, 5), (1, 1, 1, 1), (3, 9, 2, 7)])
-def test_forward_equals_the_plain_loop(shape):
-    batch_size, n_sequences, n_features, n_nodes = shape
-    rng = np.random.default_rng(sum(shape))
-    layer = make_layer(rng, n_features, n_nodes)
-    x = rng.normal(size=(batch_size, n_sequences, n_features))
-    h0 = rng.normal(size=(batch_size, n_nodes))
+def test_forward_equals_the_plain_loop(shape, random_layer):
+    layer, x, h0, _ = random_layer("rnn", shape, seed=sum(shape))
     h_T, hs = layer.forward(x, h0)
     plain_T, plain_hs = rs.rnn_forward_loop(x, layer.w_x, layer.w_h, layer.b, h0)
     np.testing.assert_allclose(hs, plain_hs, rtol=1e-12, atol=1e-12)
@@ -49,28 +39,32 @@ def test_lesson_comparison_of_fast_and_plain_forward_is_at_rounding_level():
     assert len(differences) == 2 and max(differences.values()) < 1e-14, differences
 
 
-def test_last_hidden_state_is_h_T():
-    rng = np.random.default_rng(1)
-    layer = make_layer(rng, 3, 4)
-    h_T, hs = layer.forward(rng.normal(size=(2, 5, 3)))
+def test_h_T_is_the_state_after_the_last_step_run_one_step_at_a_time(random_layer):
+    # Carrying final_state into the next call, one step at a time, must end where one call over
+    # the whole sequence ends: h_T and every h_t are those of the recurrence, not of any one view.
+    layer, x, h0, _ = random_layer("rnn", (2, 5, 3, 4), seed=1)
+    h_T, hs = layer.forward(x, h0)
+    h_T, hs = h_T.copy(), hs.copy()
     assert hs.shape == (2, 5, 4) and h_T.shape == (2, 4)
-    np.testing.assert_array_equal(hs[:, -1], h_T)
+    state = h0
+    for t in range(5):
+        step_T, step_hs = layer.forward(x[:, t:t + 1], state)
+        np.testing.assert_allclose(step_hs[:, 0], hs[:, t], rtol=1e-13, atol=1e-15)
+        state = layer.final_state[0].copy()
+        np.testing.assert_array_equal(state, step_T)
+    np.testing.assert_allclose(state, h_T, rtol=1e-13, atol=1e-15)
 
 
-def test_h0_is_honoured():
-    rng = np.random.default_rng(2)
-    layer = make_layer(rng, 3, 4)
-    x = rng.normal(size=(2, 1, 3))
-    h0 = rng.normal(size=(2, 4))
+def test_h0_is_honoured(random_layer):
+    layer, x, h0, _ = random_layer("rnn", (2, 1, 3, 4), seed=2)
     h_T, _ = layer.forward(x, h0)
     np.testing.assert_allclose(h_T, np.tanh(x[:, 0] @ layer.w_x + h0 @ layer.w_h + layer.b), rtol=1e-13)
     h_T_zero, _ = layer.forward(x)
     np.testing.assert_allclose(h_T_zero, np.tanh(x[:, 0] @ layer.w_x + layer.b), rtol=1e-13)
 
 
-def test_float32_weights_stay_float32():
-    rng = np.random.default_rng(3)
-    layer = make_layer(rng, 3, 4, dtype=np.float32)
+def test_float32_weights_stay_float32(random_layer):
+    layer, _, _, rng = random_layer("rnn", (2, 5, 3, 4), seed=3, dtype=np.float32)
     h_T, hs = layer.forward(rng.normal(size=(2, 5, 3)))  # float64 input is cast to the layer's dtype
     assert layer.w_x.dtype == np.float32
     assert h_T.dtype == np.float32 and hs.dtype == np.float32
@@ -81,9 +75,8 @@ def test_integer_weights_become_float64():
     assert layer.w_x.dtype == layer.w_h.dtype == layer.b.dtype == np.float64
 
 
-def test_forward_does_not_modify_its_inputs():
-    rng = np.random.default_rng(4)
-    layer = make_layer(rng, 3, 4)
+def test_forward_does_not_modify_its_inputs(random_layer):
+    layer, _, _, rng = random_layer("rnn", (2, 5, 3, 4), seed=4)
     x, h0 = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 4))
     x_copy, h0_copy = x.copy(), h0.copy()
     layer.forward(x, h0)
@@ -107,8 +100,8 @@ def test_inconsistent_weight_shapes_raise_value_error_naming_the_shapes(w_x, w_h
     ((2, 5, 2), None, "n_features = 3"),
     ((2, 5, 3), (3, 4), "h0 must have shape (batch_size, n_nodes) = (2, 4)"),
 ])
-def test_bad_forward_input_raises_value_error(x_shape, h0_shape, fragment):
-    layer = make_layer(np.random.default_rng(5), 3, 4)
+def test_bad_forward_input_raises_value_error(x_shape, h0_shape, fragment, random_layer):
+    layer = random_layer("rnn", (1, 1, 3, 4), seed=5)[0]
     h0 = None if h0_shape is None else np.zeros(h0_shape)
     with pytest.raises(ValueError) as info:
         layer.forward(np.zeros(x_shape), h0)

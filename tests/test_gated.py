@@ -10,22 +10,10 @@ import rnn_scratch as rs
 SHAPES = [(3, 5, 4, 6), (1, 4, 3, 2), (2, 1, 3, 4), (2, 6, 2, 1), (1, 1, 1, 1)]
 
 
-def random_lstm(rng, n_features, n_nodes):
-    return gs.LSTM_BPTT(rng.normal(0, 0.6, (n_features, 4 * n_nodes)), rng.normal(0, 0.6, (n_nodes, 4 * n_nodes)),
-                        rng.normal(0, 0.6, 4 * n_nodes))
-
-
-def random_gru(rng, n_features, n_nodes):
-    return gs.GRU_BPTT(rng.normal(0, 0.6, (n_features, 3 * n_nodes)), rng.normal(0, 0.6, (n_nodes, 3 * n_nodes)),
-                       rng.normal(0, 0.6, 3 * n_nodes), rng.normal(0, 0.6, 3 * n_nodes))
-
-
-def case(cell, shape, seed, many_to_many, padded):
+def case(random_layer, cell, shape, seed, many_to_many, padded):
+    """random_layer's layer, x and h0, then c0 (LSTM), dh and lengths."""
     batch_size, n_sequences, n_features, n_nodes = shape
-    rng = np.random.default_rng(seed)
-    layer = (random_lstm if cell == "lstm" else random_gru)(rng, n_features, n_nodes)
-    x = rng.normal(size=(batch_size, n_sequences, n_features))
-    h0 = rng.normal(0, 0.5, (batch_size, n_nodes))
+    layer, x, h0, rng = random_layer(cell, shape, seed)
     states = {"c0": rng.normal(0, 0.5, (batch_size, n_nodes))} if cell == "lstm" else {}
     dh = rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
     lengths = rng.integers(1, n_sequences + 1, batch_size) if padded else None
@@ -39,8 +27,8 @@ def case(cell, shape, seed, many_to_many, padded):
 @pytest.mark.parametrize("many_to_many", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_backward_matches_finite_differences(cell, shape, many_to_many, padded):
-    layer, x, h0, states, dh, lengths = case(cell, shape, sum(shape), many_to_many, padded)
+def test_backward_matches_finite_differences(cell, shape, many_to_many, padded, random_layer):
+    layer, x, h0, states, dh, lengths = case(random_layer, cell, shape, sum(shape), many_to_many, padded)
     errors = rs.check_rnn_gradients(layer, x, h0, dh, lengths=lengths, **states)
     expected = {"lstm": {"dw_x", "dw_h", "db", "dx", "dh0", "dc0"},
                 "gru": {"dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"}}[cell]
@@ -49,8 +37,8 @@ def test_backward_matches_finite_differences(cell, shape, many_to_many, padded):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_padded_batch_equals_each_sequence_alone(cell):
-    layer, x, h0, states, dh, lengths = case(cell, (4, 6, 3, 5), 3, True, True)
+def test_padded_batch_equals_each_sequence_alone(cell, random_layer):
+    layer, x, h0, states, dh, lengths = case(random_layer, cell, (4, 6, 3, 5), 3, True, True)
     h_T, hs = layer.forward(x, h0, lengths=lengths, **states)
     grads = layer.backward(dh)
     for i, n_steps in enumerate(lengths):
@@ -64,28 +52,18 @@ def test_padded_batch_equals_each_sequence_alone(cell):
         np.testing.assert_allclose(grads["dh0"][i], alone["dh0"][0], rtol=1e-11, atol=1e-13)
 
 
-def test_lstm_and_gru_match_pytorch():
+def test_lstm_and_gru_match_pytorch(random_layer):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
+    import torch_twins
     for cell in ("lstm", "gru"):
         for shape, many_to_many, with_state in [((3, 5, 4, 6), False, True), ((2, 4, 3, 2), True, False),
                                                  ((1, 1, 1, 1), True, True)]:
-            layer, x, h0, states, dh, _ = case(cell, shape, sum(shape) + 5, many_to_many, False)
+            layer, x, h0, states, dh, _ = case(random_layer, cell, shape, sum(shape) + 5, many_to_many, False)
             if not with_state:
                 h0, states = np.zeros_like(h0), {k: np.zeros_like(v) for k, v in states.items()}
             h_T, hs = layer.forward(x, h0, **states)
             grads = layer.backward(dh)
-            n_features, n_nodes = shape[2], shape[3]
-            module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(n_features, n_nodes, batch_first=True,
-                                                                          dtype=torch.float64)
-            with torch.no_grad():   # the mapping the README gives
-                module.weight_ih_l0.copy_(torch.tensor(layer.w_x.T))
-                module.weight_hh_l0.copy_(torch.tensor(layer.w_h.T))
-                if cell == "lstm":
-                    module.bias_ih_l0.copy_(torch.tensor(layer.b))
-                    module.bias_hh_l0.zero_()
-                else:
-                    module.bias_ih_l0.copy_(torch.tensor(layer.b_x))
-                    module.bias_hh_l0.copy_(torch.tensor(layer.b_h))
+            module, _ = torch_twins.torch_layer(torch, layer)   # the mapping the README gives
             xt = torch.tensor(x, requires_grad=True)
             h0t = torch.tensor(h0[None], requires_grad=True)
             if cell == "lstm":
@@ -122,8 +100,8 @@ def test_mismatched_weights_raise_value_errors_naming_the_gate_blocks(make, frag
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_bad_forward_input_is_the_same_clear_error_as_in_chapter_1(cell):
-    layer, x, h0, states, dh, _ = case(cell, (2, 4, 3, 5), 1, False, False)
+def test_bad_forward_input_is_the_same_clear_error_as_in_chapter_1(cell, random_layer):
+    layer, x, h0, states, dh, _ = case(random_layer, cell, (2, 4, 3, 5), 1, False, False)
     with pytest.raises(ValueError, match=r"x must be 3-D \(batch_size, n_sequences, n_features\) with n_features = 3"):
         layer.forward(x[:, :, :2])
     with pytest.raises(ValueError, match=r"h0 must have shape \(batch_size, n_nodes\) = \(2, 5\)"):
@@ -147,9 +125,8 @@ def test_gated_classifier_gradients_match_finite_differences(model_class):
     _, grads = model.loss_and_gradients(X_pad, y_idx, lengths)
     params = model.parameters()
     assert set(grads) == set(params)
-    for name, param in params.items():
-        numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(X_pad, y_idx, lengths)[0], param)
-        assert rs.rel_error(grads[name], numeric) < 1e-7, name
+    errors = rs.check_gradients(lambda: model.loss_and_gradients(X_pad, y_idx, lengths)[0], grads, params)
+    assert max(errors.values()) < 1e-7, errors
 
 
 def test_lstm_classifier_starts_with_forget_bias_one_and_orthogonal_gate_blocks():

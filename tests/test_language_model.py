@@ -539,3 +539,23 @@ def test_chapter_3_runs_headless_with_its_options(tmp_path):
     bad = subprocess.run([sys.executable, script, "--epochs", "0"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "argument --epochs: must be at least 1" in bad.stderr
+
+
+def test_ngram_table_picks_the_k_with_the_lowest_held_out_bits_for_each_n():
+    train, held_out = TEXT * 3, "the dog sat on the cat. " * 2
+    ks = (0.001, 0.1, 1.0, 10.0)
+    rows = lm.ngram_table(train, held_out, max_n=3, ks=ks)
+    counts = lm.ngram_counts(train, 3)
+    for n, k, bits in rows:
+        all_bits = lm.ngram_bits(counts, held_out, n, ks, len(set(train)))
+        assert bits == min(all_bits) and k == ks[int(np.argmin(all_bits))]
+    # on this repetitive text a small k wins at n = 3 and the largest k loses: the choice matters
+    assert rows[2][1] != 10.0
+
+
+def test_a_diverging_language_model_raises_and_keeps_finite_weights():
+    model = small_model("lstm", learning_rate=1e308, clip_norm=None, optimizer="sgd", epochs=3)
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(FloatingPointError, match="Training diverged in epoch"):
+        model.fit(TEXT)
+    assert all(np.all(np.isfinite(p)) for p in model.parameters().values())

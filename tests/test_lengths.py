@@ -16,17 +16,9 @@ def random_dh(shape, rng, many_to_many):
     return rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many else (batch_size, n_nodes))
 
 
-def random_layer(shape, seed):
-    batch_size, n_sequences, n_features, n_nodes = shape
-    rng = np.random.default_rng(seed)
-    layer = rs.SimpleRNN_BPTT(rng.normal(0, 0.6, (n_features, n_nodes)), rng.normal(0, 0.6, (n_nodes, n_nodes)),
-                              rng.normal(0, 0.2, n_nodes))
-    return layer, rng.normal(size=(batch_size, n_sequences, n_features)), rng.normal(0, 0.5, (batch_size, n_nodes)), rng
-
-
 @pytest.mark.parametrize("shape, lengths", CASES)
-def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths):
-    layer, x, h0, _ = random_layer(shape, sum(shape))
+def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths, random_layer):
+    layer, x, h0, _ = random_layer("rnn", shape, sum(shape))
     h_T, hs = layer.forward(x, h0, lengths=lengths)
     for i, n_steps in enumerate(lengths):
         alone_T, alone_hs = rs.SimpleRNN(layer.w_x, layer.w_h, layer.b).forward(x[i:i + 1, :n_steps], h0[i:i + 1])
@@ -37,8 +29,8 @@ def test_forward_with_lengths_equals_each_sequence_run_alone(shape, lengths):
 
 @pytest.mark.parametrize("many_to_many", [False, True])
 @pytest.mark.parametrize("shape, lengths", CASES)
-def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, lengths, many_to_many):
-    layer, x, h0, rng = random_layer(shape, sum(shape) + 1)
+def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, lengths, many_to_many, random_layer):
+    layer, x, h0, rng = random_layer("rnn", shape, sum(shape) + 1)
     dh = random_dh(shape, rng, many_to_many)
     layer.forward(x, h0, lengths=lengths)
     grads = layer.backward(dh)
@@ -58,15 +50,15 @@ def test_backward_with_lengths_equals_the_sum_of_each_sequence_alone(shape, leng
 
 @pytest.mark.parametrize("many_to_many", [False, True])
 @pytest.mark.parametrize("shape, lengths", CASES)
-def test_masked_backward_matches_finite_differences(shape, lengths, many_to_many):
-    layer, x, h0, rng = random_layer(shape, sum(shape) + 2)
+def test_masked_backward_matches_finite_differences(shape, lengths, many_to_many, random_layer):
+    layer, x, h0, rng = random_layer("rnn", shape, sum(shape) + 2)
     dh = random_dh(shape, rng, many_to_many)
     errors = rs.check_rnn_gradients(layer, x, h0, dh, lengths=lengths)
     assert max(errors.values()) < 1e-7, errors
 
 
-def test_full_lengths_give_exactly_the_unmasked_result():
-    layer, x, h0, rng = random_layer((3, 5, 2, 4), 9)
+def test_full_lengths_give_exactly_the_unmasked_result(random_layer):
+    layer, x, h0, rng = random_layer("rnn", (3, 5, 2, 4), 9)
     dh = rng.normal(size=(3, 5, 4))
     h_T, hs = layer.forward(x, h0)
     grads = layer.backward(dh)
@@ -78,8 +70,8 @@ def test_full_lengths_give_exactly_the_unmasked_result():
         np.testing.assert_array_equal(grads[name], grads_full[name])
 
 
-def test_gradient_at_padded_steps_is_ignored():
-    layer, x, h0, rng = random_layer((2, 5, 2, 3), 4)
+def test_gradient_at_padded_steps_is_ignored(random_layer):
+    layer, x, h0, rng = random_layer("rnn", (2, 5, 2, 3), 4)
     dh = rng.normal(size=(2, 5, 3))
     layer.forward(x, h0, lengths=[2, 5])
     before = layer.backward(dh)
@@ -89,21 +81,18 @@ def test_gradient_at_padded_steps_is_ignored():
         np.testing.assert_array_equal(before[name], after[name])
 
 
-def test_masked_layer_matches_pytorch_packed_sequences():
+def test_masked_layer_matches_pytorch_packed_sequences(random_layer):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    import torch_twins
     for (shape, lengths), many_to_many in [(CASES[0], False), (CASES[0], True), (CASES[2], True)]:
-        layer, x, h0, rng = random_layer(shape, sum(shape) + 3)
+        layer, x, h0, rng = random_layer("rnn", shape, sum(shape) + 3)
         batch_size, n_sequences, n_features, n_nodes = shape
         dh = random_dh(shape, rng, many_to_many)
         h_T, hs = layer.forward(x, h0, lengths=lengths)
         grads = layer.backward(dh)
-        rnn = torch.nn.RNN(n_features, n_nodes, batch_first=True, dtype=torch.float64)
-        with torch.no_grad():
-            rnn.weight_ih_l0.copy_(torch.tensor(layer.w_x.T))
-            rnn.weight_hh_l0.copy_(torch.tensor(layer.w_h.T))
-            rnn.bias_ih_l0.copy_(torch.tensor(layer.b))
-            rnn.bias_hh_l0.zero_()
+        rnn, _ = torch_twins.torch_layer(torch, layer)
         xt = torch.tensor(x, requires_grad=True)
         h0t = torch.tensor(h0[None], requires_grad=True)
         packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
@@ -194,7 +183,11 @@ def test_fit_pads_each_batch_to_its_own_longest_sequence():
 
 def test_scores_of_a_list_and_of_its_padded_array_view_agree(ragged_model):
     model, X, y = ragged_model
-    assert model.score(X, y) == pytest.approx(float(np.mean(model.predict(X) == y)))
+    predicted = model.predict(X)
+    assert model.score(X, predicted) == 1.0
+    wrong = predicted.copy()
+    wrong[:30] = np.where(wrong[:30] == model.classes_[0], model.classes_[1], model.classes_[0])
+    assert model.score(X, wrong) == pytest.approx(1 - 30 / len(X), abs=1e-15)
     equal = [x[:8] for x in X[:30]]      # a list of equal lengths is an ordinary 3-D batch
     np.testing.assert_allclose(model.predict_proba(equal), model.predict_proba(np.stack(equal)), rtol=1e-12)
 
@@ -217,9 +210,8 @@ def test_loss_gradients_with_learned_h0_match_finite_differences_on_ragged_batch
     _, grads = model.loss_and_gradients(Xp, y_idx, lengths)
     params = model.parameters()
     assert set(grads) == set(params) == {"w_x", "w_h", "b", "w_y", "b_y", "h0"}
-    for name, param in params.items():
-        numeric = rs.numerical_gradient(lambda: model.loss_and_gradients(Xp, y_idx, lengths)[0], param)
-        assert rs.rel_error(grads[name], numeric) < 1e-7, name
+    errors = rs.check_gradients(lambda: model.loss_and_gradients(Xp, y_idx, lengths)[0], grads, params)
+    assert max(errors.values()) < 1e-7, errors
 
 
 def test_learned_h0_is_clipped_and_updated_with_the_rest():
@@ -246,8 +238,8 @@ def test_without_learn_h0_there_is_no_h0_parameter():
     ([2.0, 3.0], "integers"), ([2.5, 3], "integers"), ([2, 3, 4], "shape \\(batch_size,\\) = \\(2,\\)"),
     ([[2, 3]], "shape"),
 ])
-def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, fragment):
-    layer, x, h0, _ = random_layer((2, 4, 2, 3), 0)
+def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, fragment, random_layer):
+    layer, x, h0, _ = random_layer("rnn", (2, 4, 2, 3), 0)
     with pytest.raises(ValueError, match=fragment):
         layer.forward(x, h0, lengths=lengths)
 
@@ -272,3 +264,14 @@ def test_bad_lists_raise_value_errors_and_leave_a_fitted_model_unchanged(make_X,
     if len(bad):
         with pytest.raises(ValueError, match=fragment.replace("X\\[", "X\\[")):
             model.predict(bad)
+
+
+def test_predicting_more_ragged_sequences_than_one_evaluation_chunk(ragged_model):
+    # predict_proba reads sorted chunks of max(batch_size, 256) sequences: with 300 sequences the
+    # second chunk must land in the right rows.
+    model, X, _ = ragged_model
+    assert len(X) > 256
+    together = model.predict_proba(X)
+    for i in (0, 1, 150, 255, 256, 299):
+        np.testing.assert_allclose(together[i], model.predict_proba([X[i]])[0], rtol=1e-12,
+                                   atol=1e-15, err_msg=f"sequence {i}")

@@ -112,6 +112,21 @@ CPU_DEPENDENT_CELLS = {
 # Cells that print text the model generated: with other kernels every symbol may differ, so only
 # their header lines ("--- temperature 0.2:") are compared.
 GENERATED_TEXT_CELLS = {"language_model_scratch": ("best_model.sample(",)}
+# Cells that print rounding-level numbers: gradient-check errors and fast-against-plain
+# differences, whose last digits depend on the BLAS kernel's order of summation. In these cells
+# a number below ROUNDING_LEVEL need only stay below it; everywhere else (4.1's tiny gradient
+# norms, for instance) every printed number must match.
+ROUNDING_CELLS = {
+    "rnn_scratch": ("compare_forward_with_plain_loop(ARGS.seed)", "run_problem_2(seed=ARGS.seed)",
+                    "check_classifier_gradients(ARGS.seed)", "check_masked_layer(ARGS.seed)",
+                    "ragged_models = run_problem_3b("),
+    "gated_rnn_scratch": ("compare_lstm_with_plain_loops(ARGS.seed)",
+                          "compare_gru_with_plain_loops(ARGS.seed)",
+                          "check_gated_gradients(ARGS.seed)"),
+    "language_model_scratch": ("compare_output_layer_with_loop(ARGS.seed)",
+                               "check_language_model_gradients(ARGS.seed)",
+                               "truncation_checks(ARGS.seed)"),
+}
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?")
 TIMING = re.compile(r"\d+(?:\.\d+)? s\b")       # "in 1.2 s": wall-clock time, never compared
 ROUNDING_LEVEL = 1e-6  # gradient-check errors and fast-vs-plain differences: rounding, machine-specific
@@ -127,7 +142,7 @@ def as_number(token):
     return float(token[:-1]) / 100 if token.endswith("%") else float(token)
 
 
-def compare_printed_text(fresh, committed, cpu_dependent):
+def compare_printed_text(fresh, committed, cpu_dependent, rounding_level=False):
     """A list of the lines on which fresh and committed differ beyond what the rules allow."""
     problems = []
     fresh_lines, committed_lines = fresh.splitlines(), committed.splitlines()
@@ -141,14 +156,16 @@ def compare_printed_text(fresh, committed, cpu_dependent):
             continue
         for a, b in zip(NUMBER.findall(new), NUMBER.findall(old)):
             x, y = as_number(a), as_number(b)
-            if a != b and not max(abs(x), abs(y)) < ROUNDING_LEVEL:
+            if a != b and not (rounding_level and max(abs(x), abs(y)) < ROUNDING_LEVEL):
                 problems.append(f"number {b} is now {a}:\n  committed: {old}\n  fresh:     {new}")
     return problems
 
 
 def test_compare_printed_text_catches_a_stale_number_and_allows_rounding_noise():
     # The rule below must be able to fail.
-    assert compare_printed_text("loss 0.0123, error 3.1e-10", "loss 0.0123, error 8.0e-11", False) == []
+    assert compare_printed_text("loss 0.0123, error 3.1e-10", "loss 0.0123, error 8.0e-11", False, True) == []
+    # outside the marked cells a tiny number is a measurement like any other
+    assert compare_printed_text("ratio 5.70e-19", "ratio 5.71e-19", False) != []
     assert compare_printed_text("loss 0.0124", "loss 0.0123", False) != []
     assert compare_printed_text("accuracy 0.84  True", "accuracy 0.27  True", True) == []
     assert compare_printed_text("accuracy 0.84  True", "accuracy 0.27  False", True) != []
@@ -170,7 +187,8 @@ def test_committed_notebook_prints_what_a_fresh_run_prints(lesson, committed, fr
         fresh_text, old_text = printed_text(fresh), printed_text(old)
         if any(marker in old.source for marker in GENERATED_TEXT_CELLS.get(lesson, ())):
             fresh_text, old_text = (headers_only(t) for t in (fresh_text, old_text))
-        problems = compare_printed_text(fresh_text, old_text, cpu_dependent)
+        rounding = any(marker in old.source for marker in ROUNDING_CELLS[lesson])
+        problems = compare_printed_text(fresh_text, old_text, cpu_dependent, rounding)
         assert not problems, (f"cell {i} prints other text than the committed notebook holds "
                               f"(run {FIX}):\n" + "\n".join(problems[:10]) + f"\n--- cell source:\n{old.source[:300]}")
 
@@ -182,7 +200,8 @@ def headers_only(text):
 
 def test_every_cpu_dependent_cell_is_still_in_the_lesson(lesson, committed):
     sources = [c.source for c in committed.cells if c.cell_type == "code"]
-    for marker in CPU_DEPENDENT_CELLS[lesson] + GENERATED_TEXT_CELLS.get(lesson, ()):
+    for marker in (CPU_DEPENDENT_CELLS[lesson] + GENERATED_TEXT_CELLS.get(lesson, ())
+                   + ROUNDING_CELLS[lesson]):
         assert sum(marker in s for s in sources) == 1, f"no single cell holds {marker!r}"
 
 
@@ -234,7 +253,23 @@ def test_math_check_catches_what_markdown_breaks():
 
 @pytest.mark.parametrize("name", LESSONS)
 def test_code_lines_fit_a_notebook_column(name):
-    # Longer lines are cut off at the right edge of a rendered notebook (about 100 characters at 1,024 px).
+    # Longer lines are cut off at the right edge of a rendered notebook (about 85 characters at 800 px).
     long_lines = [line for cell in jupytext.read(paths(name)[0]).cells if cell.cell_type == "code"
-                  for line in cell.source.splitlines() if len(line) > 100]
+                  for line in cell.source.splitlines() if len(line) > 88]
     assert not long_lines, "\n".join(long_lines)
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_first_code_cell_is_math_and_no_cell_runs_over_80_lines(name):
+    # The reading path: the first code cell defines the chapter's first piece of math (after a few
+    # imports), no cell needs more than about a screen and a half, and no chapter parses its
+    # command line itself (lesson_support.lesson_options does, from a declaration of options).
+    code = [c.source for c in jupytext.read(paths(name)[0]).cells if c.cell_type == "code"]
+    first = code[0]
+    assert re.search(r"^def \w+\(", first, re.M), f"{name}'s first code cell defines no function"
+    assert "lesson_options" not in first and "argparse" not in first
+    long_cells = [(i, len(c.splitlines())) for i, c in enumerate(code) if len(c.splitlines()) > 80]
+    assert not long_cells, f"{name}: code cells over 80 lines (cell index, lines): {long_cells}"
+    with open(paths(name)[0], encoding="utf-8") as f:
+        source = f.read()
+    assert not re.search(r"^\s*(import argparse|from argparse)|sys\.argv|parse_(known_)?args", source, re.M)

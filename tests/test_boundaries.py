@@ -1,0 +1,74 @@
+"""The public interface between chapters: each chapter declares what it gives the next (__all__),
+a chapter imports only names an earlier chapter exports, and no code outside a class reaches a
+private name (obj._name) of another object."""
+import ast
+import glob
+import importlib
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch")
+EVERY_FILE = sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "tests", "*.py"))
+                    + glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
+                    + glob.glob(os.path.join(ROOT, "tools", "*.py")))
+
+
+def parse(path):
+    with open(path, encoding="utf-8") as f:
+        return ast.parse(f.read(), path)
+
+
+def imports_from_chapters(tree):
+    """(module, name, line) for every `from <chapter> import name` in tree."""
+    return [(node.module, alias.name, node.lineno) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module in CHAPTERS for alias in node.names]
+
+
+def private_reaches(tree):
+    """(line, text) of every obj._name whose obj is not self, cls or super()."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            if isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "super":
+                continue
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_declares_what_it_exports_and_every_export_exists(chapter):
+    module = importlib.import_module(chapter)
+    assert isinstance(module.__all__, list) and module.__all__, f"{chapter} has no __all__"
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert not missing, f"{chapter}.__all__ names what the chapter does not define: {missing}"
+    assert not [name for name in module.__all__ if name.startswith("_")]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_chapter_imports_only_what_an_earlier_chapter_exports(chapter):
+    later = CHAPTERS.index(chapter)
+    for module, name, line in imports_from_chapters(parse(os.path.join(ROOT, f"{chapter}.py"))):
+        assert CHAPTERS.index(module) < later, f"{chapter}.py:{line} imports a later chapter ({module})"
+        exported = importlib.import_module(module).__all__
+        assert name in exported, f"{chapter}.py:{line} imports {name} from {module}, which does not export it"
+
+
+@pytest.mark.parametrize("path", EVERY_FILE, ids=lambda p: os.path.relpath(p, ROOT))
+def test_nothing_outside_a_class_reaches_a_private_name(path):
+    reaches = private_reaches(parse(path))
+    assert not reaches, "private names reached from outside their class:\n" + "\n".join(
+        f"  {os.path.relpath(path, ROOT)}:{line}: {text}" for line, text in reaches)
+
+
+def test_the_boundary_checks_can_fail():
+    tree = ast.parse("from rnn_scratch import _n_features, SimpleRNN\nx = model._params()\n"
+                     "y = self._cache\nz = super()._init_layer(1)\n")
+    assert [name for _, name, _ in imports_from_chapters(tree)] == ["_n_features", "SimpleRNN"]
+    assert "_n_features" not in importlib.import_module("rnn_scratch").__all__
+    assert [text for _, text in private_reaches(tree)] == ["model._params"]
