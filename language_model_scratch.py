@@ -1159,7 +1159,7 @@ if __name__ == "__main__":
 # %% [markdown]
 # In this run, after 10 epochs the GRU beats the best n-gram, the 4-gram, by
 # 0.214 bits per character (2.284 against 2.498), which meets the target;
-# the LSTM beats it too (2.435); the vanilla cell (2.555) beats the 3- and
+# the LSTM beats it too (2.434); the vanilla cell (2.548) beats the 3- and
 # 5-grams but not the 4-gram in 10 epochs. The n-grams had their $k$ chosen
 # on this very held-out text; the networks' settings were not tuned on it
 # (only which cell is called best is read off it). The 5-gram does worse
@@ -1234,11 +1234,11 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # In this run, chunks of 20 and 50 steps come out best after 10 epochs
-# (2.539 and 2.555 bits per character). Chunks of 5 take ten times as many
-# updates as chunks of 50 but end worse (2.613), plausibly because the
+# (2.562 and 2.548 bits per character). Chunks of 5 take ten times as many
+# updates as chunks of 50 but end worse (2.588), plausibly because the
 # gradient never sees more than 5 symbols back. Chunks of 200 see furthest
 # but give only 28 updates per epoch, and at a fixed number of epochs that
-# costs far more (2.883). (The 50-step row is section 5's run.) The time per
+# costs far more (2.863). (The 50-step row is section 5's run.) The time per
 # epoch includes measuring the held-out text and changes from run to run on
 # a shared machine; in each of the runs made while writing this chapter the
 # 5-step chunks were the slowest, which fits their cutting the same steps

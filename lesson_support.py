@@ -137,7 +137,7 @@ def finish_axes(ax, xlabel=None, ylabel=None, title=None, log=False, legend=None
         ax.set_yscale("log")
     ax.grid(True, which=grid, alpha=0.3)
     if legend is not None:
-        ax.legend(**{"fontsize": 9, **legend})
+        ax.legend(**legend)
 
 
 def format_table(headers, rows):

@@ -652,7 +652,7 @@ def recurrent_products(h0, h, d_a):
 # Dividing entry by entry would blow up where both sides are nearly zero
 # (a true $10^{-12}$ estimated as $10^{-11}$ is "900%" wrong),
 # and the $10^{-8}$ floor keeps an all-zero gradient from dividing by zero.
-# A correct float64 backward usually gives $10^{-11}$ to $10^{-9}$ here
+# A correct float64 backward usually gives $10^{-11}$ to about $10^{-9}$ here
 # (one exception below shows why not always); a
 # wrong one, $10^{-2}$ or worse. One more trap: gradient **clipping must be
 # off** while checking, because a clipped gradient is deliberately not the
@@ -1465,14 +1465,10 @@ def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve
         ax_acc.plot(epochs, model.val_accuracy_history, marker="s", ms=3,
                     color="tab:orange", label="validation accuracy")
     ax_acc.axhline(1 / len(model.classes_), color="gray", ls="--", label="chance")
-    ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("mean cross-entropy (log scale)")
     ax_acc.set_ylim(0, 1.05)
-    ax_acc.set_ylabel("validation accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    support.finish_axes(ax_loss, "epoch", "mean cross-entropy (log scale)", log=True,
+                        legend={}, grid="both")
+    support.finish_axes(ax_acc, "epoch", "validation accuracy", legend={}, grid="both")
     fig.suptitle(f"{type(model).__name__} on the temporal-order task")
     save_figure(fig, plots_dir, filename)
     return fig
@@ -2071,58 +2067,44 @@ def summarize_by_length(results):
 
 
 # %%
+def plot_seed_dots(ax, by_length, color, spread, shift=0.0, label=None):
+    """Each seed's accuracy as a dot, spread sideways by `spread` so that equal ones
+    stay visible (and shifted by `shift`); by_length as summarize_by_length returns."""
+    for i, (n_sequences, accuracies) in enumerate(by_length.items()):
+        centred = np.arange(len(accuracies)) - (len(accuracies) - 1) / 2
+        offsets = shift + centred * spread
+        ax.plot(n_sequences + offsets, accuracies, "o", color=color, alpha=0.6, ms=6,
+                mec="none", label=label if i == 0 else None)
+
+
+def style_accuracy_axes(ax, lengths, title, budget, xlabel_note=""):
+    """An accuracy-against-length figure's axes: chance, the lengths run, labels."""
+    ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(lengths)
+    ax.set_xlabel("sequence length $T$ (n_sequences)" + xlabel_note)
+    ax.set_ylabel("final validation accuracy")
+    ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
+    ax.grid(True, alpha=0.3)
+
+
 def plot_accuracy_vs_length(results, plots_dir="plots",
                             filename="accuracy_vs_length.png",
                             budget="1,000 training sequences, 20 epochs",
                             title="Vanilla RNN"):
-    """Each seed's accuracy as a dot (spread sideways so equal ones stay visible), the
-    mean as a line; one colour per cell when the rows carry a "cell" (chapter 2)."""
+    """Each seed's accuracy as a dot, the mean over the seeds as a line."""
     import matplotlib.pyplot as plt
 
-    cells = list(dict.fromkeys(row.get("cell", "") for row in results))
-    all_lengths = sorted({row["n_sequences"] for row in results})
-    spread = 0.012 * (max(all_lengths) - min(all_lengths) + 1)
+    by_length = summarize_by_length(results)
+    lengths = list(by_length)
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-    for k, (cell, color) in enumerate(
-        zip(cells, ("tab:blue", "tab:orange", "tab:green", "tab:red"))
-    ):
-        by_length = summarize_by_length([row for row in results
-                                         if row.get("cell", "") == cell])
-        lengths = list(by_length)
-        shift = (k - (len(cells) - 1) / 2) * spread * 4 if len(cells) > 1 else 0.0
-        for n_sequences, accuracies in by_length.items():
-            offsets = shift + (np.arange(len(accuracies))
-                               - (len(accuracies) - 1) / 2) * spread
-            ax.plot(
-                n_sequences + offsets,
-                accuracies,
-                "o",
-                color=color,
-                alpha=0.6,
-                ms=6,
-                mec="none",
-                label=("one seed" if n_sequences == lengths[0] and len(cells) == 1
-                       else None),
-            )
-        n_seeds = len(by_length[lengths[0]])
-        name = f"{cell}: mean" if cell else "mean"
-        style = ("-", "--", ":", "-.")[k]  # lines that overlap stay distinguishable
-        ax.plot(lengths, [np.mean(a) for a in by_length.values()], style, color=color,
-                lw=2, marker="s" if len(cells) > 1 else None,
-                label=f"{name} over {n_seeds} seeds")
-    ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
-    ax.set_ylim(0, 1.05)
-    ax.set_xticks(all_lengths)
-    only_ticked = "; only the ticked lengths were run" if len(cells) > 1 else ""
-    ax.set_xlabel("sequence length $T$ (n_sequences)" + only_ticked)
-    ax.set_ylabel("final validation accuracy")
-    ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    # several cells: the legend goes below the axes, clear of every dot
-    if len(cells) > 1:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9)
-    else:
-        ax.legend(loc="upper right", fontsize=9)
+    plot_seed_dots(ax, by_length, "tab:blue", 0.012 * (max(lengths) - min(lengths) + 1),
+                   label="one seed")
+    n_seeds = len(by_length[lengths[0]])
+    ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color="tab:blue",
+            lw=2, label=f"mean over {n_seeds} seeds")
+    style_accuracy_axes(ax, lengths, title, budget)
+    ax.legend(loc="upper right", fontsize=9)
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -2488,15 +2470,11 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
                         label=f"clip threshold {threshold:g}")
     ax_loss.axhline(np.log(4), color="black", ls="--", lw=1,
                     label="uniform guess, ln 4")
-    ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("mean training cross-entropy (log scale)")
-    ax_norm.set_yscale("log")
-    ax_norm.set_ylabel("mean gradient norm before clipping (log)")
-    for ax in (ax_loss, ax_norm):
-        ax.set_xlabel("epoch")
+    for ax, ylabel in [(ax_loss, "mean training cross-entropy (log scale)"),
+                       (ax_norm, "mean gradient norm before clipping (log)")]:
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        support.finish_axes(ax, "epoch", ylabel, log=True, legend={"fontsize": 8},
+                            grid="both")
     fig.suptitle(
         "Plain SGD on the temporal-order task (20 steps): clipping, "
         "and a control without it"
@@ -2546,7 +2524,7 @@ if __name__ == "__main__":
     plot_clipping(clip_models, ARGS.plots_dir)
 
 # %% [markdown]
-# Without clipping, the training loss climbs from about 1.5 to about 4–5,
+# Without clipping, the training loss climbs from about 1.6 to about 4–5,
 # far above the 1.39 ($\ln 4$) of a uniform guess, and the run ends at
 # chance. With clipping at 1 the loss falls to about $6 \cdot 10^{-4}$ and
 # validation accuracy reaches 1.00. The clipped columns say how: 72% of the
@@ -2572,23 +2550,29 @@ if __name__ == "__main__":
 # a product can differ from one CPU to another. Problems 1–3 and 4.1 do not
 # amplify such a difference. Training near the edge of what it can learn, or
 # near the edge of stability, does: a difference of $10^{-16}$ grows step by
-# step until a run takes another path. Measured on the machine that ran
-# this notebook, by forcing OpenBLAS onto three of its CPU kernels
+# step until a run takes another path. On an earlier machine (a CPU with
+# AVX-512), forcing OpenBLAS onto three of its CPU kernels
 # (`OPENBLAS_CORETYPE=...`), the same code printed identical numbers for
 # Problems 1–3, 3b, 4.1 and 4.3 (up to the last digit of the rounding-level
-# gradient-check errors), but:
+# gradient-check errors), but the numbers of the first three columns below.
+# This notebook ran on another CPU (without AVX-512, OpenBLAS choosing its
+# Haswell kernels) and printed the last column, which matches none of the
+# three — not even the forced Haswell kernels: more than BLAS differs from
+# one CPU to the next (NumPy's own vectorised `tanh` and `exp`, for
+# instance, may take other code paths; we have not measured which part
+# matters).
 #
-# | printed line | SkylakeX (this notebook) | Haswell | Prescott |
-# |---|---|---|---|
-# | 4.2, 40 steps, per seed | 0.27, 0.23, 0.84 | 0.25, 0.26, 0.69 | 0.26, 0.28, 0.26 |
-# | 4.2, small start, 30 steps | 0.29, 0.70, 0.36 | 0.29, 0.85, 0.71 | 0.29, 0.63, 0.53 |
-# | 4.2, share reaching the key, trained, 60 steps | $9.7 \cdot 10^{-4}$ | $4.4 \cdot 10^{-3}$ | $3.6 \cdot 10^{-22}$ |
-# | 4.4, no clipping: final loss, largest norm | 4.40, 4.50 | 5.04, 5.66 | 3.95, 7.54 |
-# | 4.4, clipped: final loss, share clipped early | $6.08 \cdot 10^{-4}$, 72% | $6.04 \cdot 10^{-4}$, 72% | $6.21 \cdot 10^{-4}$, 78% |
+# | printed line | SkylakeX | Haswell | Prescott | this notebook |
+# |---|---|---|---|---|
+# | 4.2, 40 steps, per seed | 0.27, 0.23, 0.84 | 0.25, 0.26, 0.69 | 0.26, 0.28, 0.26 | 0.27, 0.29, 0.78 |
+# | 4.2, small start, 30 steps | 0.29, 0.70, 0.36 | 0.29, 0.85, 0.71 | 0.29, 0.63, 0.53 | 0.29, 0.74, 0.82 |
+# | 4.2, share reaching the key, trained, 60 steps | $9.7 \cdot 10^{-4}$ | $4.4 \cdot 10^{-3}$ | $3.6 \cdot 10^{-22}$ | $1.0 \cdot 10^{-4}$ |
+# | 4.4, no clipping: final loss, largest norm | 4.40, 4.50 | 5.04, 5.66 | 3.95, 7.54 | 4.09, 4.74 |
+# | 4.4, clipped: final loss, share clipped early | $6.08 \cdot 10^{-4}$, 72% | $6.04 \cdot 10^{-4}$, 72% | $6.21 \cdot 10^{-4}$, 78% | $5.95 \cdot 10^{-4}$, 72% |
 #
 # The text therefore speaks of ranges and seeds, not of one run's decimals;
 # each of these cells prints yes/no lines that state its claims in a form
-# that held with all three kernels, and the test that compares this
+# that held with all four, and the test that compares this
 # notebook with a fresh run compares those lines exactly but not the
 # numbers above them.
 #
@@ -2642,8 +2626,8 @@ __all__ = [
     # Problem 3b: sequences of different lengths
     "padding_mask", "states_batch_first", "pad_sequences",
     # Problem 4: the measurements chapter 2 repeats for gated cells
-    "accuracy_vs_length", "summarize_by_length", "plot_accuracy_vs_length",
-    "initial_model", "key_variants",
+    "accuracy_vs_length", "summarize_by_length", "plot_seed_dots",
+    "style_accuracy_axes", "plot_accuracy_vs_length", "initial_model", "key_variants",
 ]
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ def torch_layer(torch, layer):
 
 
 def torch_pass(torch, layer, x, h0, dh, c0=None):
-    """torch_layer(layer); returns a function doing forward + backward (L = sum(hs * dh))
-    that returns hs and the gradients under our names. c0: the LSTM's initial cell (None:
-    zeros, as our forward defaults to)."""
+    """torch_layer(layer); returns a function doing forward + backward (L = sum(hs *
+    dh)) that returns hs and the gradients under our names. c0: the LSTM's initial cell
+    (None: zeros, as our forward defaults to)."""
     module, bias_names = torch_layer(torch, layer)
     cell = type(module).__name__
     tx = torch.from_numpy(x).requires_grad_(True)
