@@ -72,3 +72,42 @@ def test_the_boundary_checks_can_fail():
     assert [name for _, name, _ in imports_from_chapters(tree)] == ["_n_features", "SimpleRNN"]
     assert "_n_features" not in importlib.import_module("rnn_scratch").__all__
     assert [text for _, text in private_reaches(tree)] == ["model._params"]
+
+
+def test_importing_a_later_chapter_changes_no_earlier_one(tmp_path):
+    # A class may grow across the cells of its own chapter (add_to_class), never across
+    # chapters: importing chapters 2 and 3 leaves chapter 1's and 2's classes as they were.
+    import subprocess
+    import sys
+
+    code = ("import inspect, rnn_scratch\n"
+            "def snapshot(*modules):\n"
+            "    return {(m.__name__, n, k): v for m in modules for n, c in vars(m).items()\n"
+            "            if inspect.isclass(c) and c.__module__ == m.__name__\n"
+            "            for k, v in vars(c).items()}\n"
+            "chapter_1 = snapshot(rnn_scratch)\n"
+            "import gated_rnn_scratch\n"
+            "chapters_1_2 = snapshot(rnn_scratch, gated_rnn_scratch)\n"
+            "import language_model_scratch\n"
+            "same = (snapshot(rnn_scratch) == chapter_1\n"
+            "        and snapshot(rnn_scratch, gated_rnn_scratch) == chapters_1_2)\n"
+            "print(same, len(chapters_1_2))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": ROOT,
+                                            "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 0, result.stderr
+    same, n_attributes = result.stdout.split()
+    assert same == "True" and int(n_attributes) > 20
+
+
+def test_every_pytorch_cross_check_is_named_so_that_ci_selects_it():
+    # CI runs the optional cross-checks with `pytest -k pytorch` once torch is installed: a test
+    # that needs torch but lacks "pytorch" in its name would never run anywhere.
+    unnamed = []
+    for path in glob.glob(os.path.join(ROOT, "tests", "test_*.py")):
+        for node in ast.walk(parse(path)):
+            if (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+                    and "importorskip(\"torch\"" in ast.unparse(node).replace("'", '"')
+                    and "pytorch" not in node.name):
+                unnamed.append(f"{os.path.basename(path)}::{node.name}")
+    assert not unnamed, unnamed

@@ -382,7 +382,7 @@ def test_slip_with_a_stale_right_string_fails_loudly():
 # PyTorch: the same outputs and gradients as torch.nn.LSTM and torch.nn.GRU
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_loops_match_torch(cell):
+def test_loops_match_pytorch(cell):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
     torch_twins = pytest.importorskip("torch_twins")
     torch.set_num_threads(1)
