@@ -50,17 +50,23 @@ def bptt_check(backward_loop, many_to_many=False, n_features=3, seed=0):
     return check_rnn_gradients(rnn, x, h0, dh)
 
 
+def assert_caught_only_in(bad, slip, caught_in):
+    """The check of every gradient in caught_in reports the slip (above CAUGHT), and the
+    checks of the others stay clean (below CLEAN), so the check also says where it is."""
+    for name, err in bad.items():
+        if name in caught_in:
+            assert err > CAUGHT, f"slip NOT caught: {slip}; the check of {name} reports {err:.0e}"
+        else:
+            assert err < CLEAN, f"{slip}: the check of {name} should be clean, got {err:.0e}"
+
+
 def assert_caught(slip, right, wrong, caught_in, many_to_many=True, n_features=3):
     """The slip moves the check of every gradient in caught_in above CAUGHT, leaves the others
     below CLEAN, and the unbroken rnn_backward_loop passes the same check."""
     good = bptt_check(rnn_backward_loop, many_to_many, n_features)
     bad = bptt_check(slipped(rnn_backward_loop, right, wrong), many_to_many, n_features)
     assert max(good.values()) < CLEAN, f"the correct rnn_backward_loop fails the check: {good}"
-    for name, err in bad.items():
-        if name in caught_in:
-            assert err > CAUGHT, f"slip NOT caught: {slip}; the check of {name} reports {err:.0e}"
-        else:
-            assert err < CLEAN, f"{slip}: the check of {name} should be clean, got {err:.0e}"
+    assert_caught_only_in(bad, slip, caught_in)
     return bad
 
 
@@ -153,11 +159,7 @@ def test_slip_in_the_output_layer_gradient(right, wrong, slip, caught_in):
     good = output_layer_check(lm.output_layer_loop)
     bad = output_layer_check(slipped(lm.output_layer_loop, right, wrong))
     assert max(good.values()) < CLEAN, f"the correct output_layer_loop fails the check: {good}"
-    for name, err in bad.items():
-        if name in caught_in:
-            assert err > CAUGHT, f"slip NOT caught: {slip}; the check of {name} reports {err:.0e}"
-        else:
-            assert err < CLEAN, f"{slip}: the check of {name} should be clean, got {err:.0e}"
+    assert_caught_only_in(bad, slip, caught_in)
 
 
 # -- chapter 3: sampling and the carried state, through the public API --------------------------
