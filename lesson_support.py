@@ -7,6 +7,7 @@ here; a chapter says in one line which check it runs). The chapters import it in
 line, as d2l's chapters import `d2l`.
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -97,6 +98,20 @@ def stopwatch():
     return lambda: time.perf_counter() - start
 
 
+def log_this_epoch(verbose, epoch, epochs):
+    """Should a training loop print its line for this epoch (1..epochs)?
+
+    verbose : False (never), True (every epoch) or an integer k >= 1 (the first epoch,
+    every k-th and the last: a log that a notebook page can hold).
+    """
+    if isinstance(verbose, (bool, np.bool_)) or verbose is None:
+        return bool(verbose)
+    if not isinstance(verbose, (int, np.integer)) or verbose < 1:
+        raise ValueError(f"verbose must be True, False or a positive integer (print "
+                         f"every k-th epoch); got {verbose!r}.")
+    return epoch == 1 or epoch % verbose == 0 or epoch == epochs
+
+
 def lesson_finished(name, args):
     """As a script, say how long the lesson took (since args were parsed) and where its
     plots are; a notebook shows neither (its cells show their own results)."""
@@ -107,13 +122,42 @@ def lesson_finished(name, args):
 
 # -- figures and tables
 # -----------------------------------------------------------------------
+# Text sizes of every figure: 12 pt, so that tick labels and legends stay at least 9 pt
+# when a narrow page (a notebook at 800 px) shows a figure at 75% of its size.
+FIGURE_FONTS = {"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12,
+                "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12,
+                "figure.titlesize": 13}
+
+
+def lesson_figure(plot):
+    """Decorator for a function that draws and saves a figure: its text is drawn at
+    FIGURE_FONTS' sizes (matplotlib's own defaults are left alone)."""
+    @functools.wraps(plot)
+    def draw(*args, **kwargs):
+        import matplotlib
+
+        # Only the font sizes are set and put back. (matplotlib's rc_context would also
+        # restore the backend setting on exit, which closes every figure before a
+        # notebook shows it.)
+        saved = {key: matplotlib.rcParams[key] for key in FIGURE_FONTS}
+        matplotlib.rcParams.update(FIGURE_FONTS)
+        try:
+            return plot(*args, **kwargs)
+        finally:
+            matplotlib.rcParams.update(saved)
+    return draw
+
+
 def save_figure(fig, plots_dir, filename):
     """Save fig as plots_dir/filename (creating the folder) and return the path.
 
     Figures are at most 9 inches wide at 110 dpi: about 1,000 pixels, the width of a
-    notebook column at 1280 px. As a script the path is printed; a notebook shows the
-    figure instead.
+    notebook column at 1280 px; a narrower page shows them smaller, which is what the
+    text sizes of FIGURE_FONTS allow for. As a script the path is printed; a notebook
+    shows the figure instead.
     """
+    for ax in fig.axes:   # ticks drawn later (a notebook shows the figure after the
+        ax.tick_params(labelsize=FIGURE_FONTS["xtick.labelsize"])   # cell) keep the size
     os.makedirs(plots_dir, exist_ok=True)
     path = os.path.join(plots_dir, filename)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -15,6 +15,11 @@
 # %% [markdown]
 # # A recurrent neural network from scratch, in NumPy
 #
+# *Chapter 1 of 3 of a course on recurrent networks from scratch: this one
+# builds and trains a vanilla RNN; [chapter 2](gated_rnn_scratch.ipynb) adds
+# the LSTM and the GRU, [chapter 3](language_model_scratch.ipynb) turns them
+# into language models.*
+#
 # This lesson builds a vanilla recurrent neural network (RNN) with nothing but
 # NumPy: the forward pass, backpropagation through time (BPTT) written by hand,
 # and a complete training pipeline for a sequence classifier. The gradients of
@@ -28,21 +33,21 @@
 # text calls it:
 #
 # 1. **Forward propagation.** Implement a class `SimpleRNN` whose `forward`
-#    computes $h_t = \tanh(x_t W_x + h_{t-1} W_h + B)$ for every step of a
+#    computes $h_t = \tanh(x_t W_x + h_{t-1} W_h + b)$ for every step of a
 #    batch of sequences. Check it on a given example: one sequence of three
 #    steps with two features, $x = [[0.01, 0.02], [0.02, 0.03], [0.03, 0.04]]$,
 #    four nodes, $W_x = \frac{1}{100}[[1, 3, 5, 7], [3, 5, 7, 8]]$,
 #    $W_h = \frac{1}{100}[[1, 3, 5, 7], [2, 4, 6, 8], [3, 5, 7, 8], [4, 6, 8, 10]]$,
-#    $B = [1, 1, 1, 1]$ and $h_0 = 0$; the final state must be
+#    $b = [1, 1, 1, 1]$ and $h_0 = 0$; the final state must be
 #    $h_T = [0.79494228, 0.81839002, 0.83939649, 0.85584174]$.
 # 2. **Backpropagation through time.** Implement `SimpleRNN_BPTT`, whose
 #    `backward` returns the gradients of a loss with respect to $W_x$, $W_h$,
-#    $B$, the inputs and $h_0$.
+#    $b$, the inputs and $h_0$.
 # 3. **A classifier.** Implement `ScratchSimpleRNNClassifier`, which trains
 #    the layer with a dense output layer on a task that needs memory.
 #
 # Problems 1–3 below solve them in that order: the *temporal-order* problem
-# of Hochreiter & Schmidhuber (1997) is the task of Problem 3, and Problem 3b
+# of [Hochreiter & Schmidhuber (1997)](https://doi.org/10.1162/neco.1997.9.8.1735) is the task of Problem 3, and Problem 3b
 # extends the layer and the classifier to sequences of different lengths and
 # a learned initial state. **Problem 4** goes beyond the assignment: how far
 # back a vanilla RNN can remember, and why not further, measured in its own
@@ -73,7 +78,7 @@
 # | $x_t$ | `x[:, t-1]` | (batch_size, n_features) | input at step $t$ |
 # | $W_x$ | `w_x` | (n_features, n_nodes) | input-to-hidden weights |
 # | $W_h$ | `w_h` | (n_nodes, n_nodes) | hidden-to-hidden (recurrent) weights |
-# | $B$ | `b` | (n_nodes,) | bias, broadcast over the batch |
+# | $b$ | `b` | (n_nodes,) | bias, broadcast over the batch |
 # | $a_t$ | `a_t` | (batch_size, n_nodes) | pre-activation |
 # | $h_t$ | `hs[:, t-1]` | (batch_size, n_nodes) | hidden state after step $t$ |
 # | $h_0$ | `h0` | (batch_size, n_nodes) | initial state (learned: one (n_nodes,) row for all, Problem 3b) |
@@ -86,8 +91,9 @@
 #
 # A whole input batch `x` has shape (batch_size, n_sequences, n_features):
 # `n_sequences` is the API's name for the sequence length $T$, the number of
-# time steps, and the text says "sequence length $T$ (n_sequences)" where both
-# meet. The sizes in this chapter's code and docstrings are batch_size,
+# time steps — not a number of sequences (the assignment chose the name; d2l
+# calls it num_steps and PyTorch seq_len) — and the text says "sequence
+# length $T$ (n_sequences)" where both meet. The sizes in this chapter's code and docstrings are batch_size,
 # n_sequences, n_features, n_nodes and n_classes, with n_samples for a whole
 # data set; the equations write $T$ for n_sequences. (Later chapters add their
 # own size names, each in its own notation table.)
@@ -99,11 +105,12 @@
 # At every step the RNN mixes the new input with what it remembers and squashes
 # the result:
 #
-# $$a_t = x_t W_x + h_{t-1} W_h + B, \qquad h_t = \tanh(a_t).$$
+# $$a_t = x_t W_x + h_{t-1} W_h + b, \qquad h_t = \tanh(a_t).$$
 #
-# The same $W_x$, $W_h$ and $B$ serve every step: that weight sharing is what
-# makes the network *recurrent*, and it is why one set of weights can read a
-# sequence of any length.
+# What makes the network *recurrent* is the feedback: $h_t$ is computed from
+# $h_{t-1}$. And the same $W_x$, $W_h$ and $b$ serve every step — weight
+# sharing, which a 1-D convolution also has — so one set of weights can read
+# a sequence of any length.
 #
 # ### The plain loop
 #
@@ -135,7 +142,7 @@ def rnn_forward_loop(x, w_x, w_h, b, h0=None):
     h = np.zeros((batch_size, len(b)), dtype) if h0 is None else h0
     hs = np.empty((batch_size, n_sequences, len(b)), dtype)
     for t in range(n_sequences):                 # slot t holds math step t+1
-        a_t = x[:, t] @ w_x + h @ w_h + b        # a_t = x_t W_x + h_{t-1} W_h + B
+        a_t = x[:, t] @ w_x + h @ w_h + b        # a_t = x_t W_x + h_{t-1} W_h + b
         h = np.tanh(a_t)                         # h_t = tanh(a_t)
         hs[:, t] = h
     return h, hs
@@ -184,23 +191,22 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
 # * **Hoist the input projection.** $x_t W_x$ does not depend on $h_{t-1}$, so
 #   all $T$ of them are one matrix product of the stacked inputs, of shape
 #   `(T * batch_size, n_features) @ (n_features, n_nodes)`, done before the
-#   loop. One large GEMM (general matrix multiply) keeps the CPU's vector
-#   units busier than $T$ small ones, which mostly pay call overhead. Only $h_{t-1} W_h$ — the truly sequential
-#   part — stays inside the loop. (cuDNN does the same.)
+#   loop: one large GEMM (general matrix multiply) instead of $T$ small
+#   ones, each of which pays a call's overhead. Only $h_{t-1} W_h$ — the
+#   truly sequential part — stays inside the loop.
 # * **Store time-major.** Internally the sequence is kept as
 #   (n_sequences, batch_size, ·), so the slice for one step, `a[t]`, is one
-#   contiguous block of memory. Batch-first slices `x[:, t]` are strided and
-#   slower to read and write. The public API stays batch-first; the transposes
-#   happen once at the edges.
+#   contiguous block of memory, where a batch-first slice `x[:, t]` is
+#   strided (its rows lie apart in memory). The public API stays batch-first;
+#   the transposes happen once at the edges.
 #
 # Inside the loop nothing is allocated: the product is written into a buffer
 # with `out=`, and $h_t = \tanh(a_t)$ overwrites $a_t$ in place, since the
 # backward pass needs only $h_t$ (we will see why in Problem 2).
 # How much this buys is measured outside the lesson, where timings belong:
 # `benchmarks/bench_rnn.py` times both against each other and against
-# PyTorch's `nn.RNN` (`benchmarks/README.md` has the tables; the gain over the
-# plain loop is real but modest, because the product with $W_h$ must stay
-# sequential in both).
+# PyTorch's `nn.RNN` (`benchmarks/README.md` has the tables and the commands
+# that made them).
 
 # %%
 class RecurrentLayer:
@@ -241,7 +247,7 @@ class RecurrentLayer:
 
 # %%
 class SimpleRNN(RecurrentLayer):
-    """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + B).
+    """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + b).
 
     w_x : (n_features, n_nodes); w_h : (n_nodes, n_nodes); b : (n_nodes,). Float weights
     are kept as given (not copied), so an optimizer that updates them in place updates
@@ -275,7 +281,7 @@ class SimpleRNN(RecurrentLayer):
         """The recurrence on a time-major x_tm (n_sequences, batch_size, n_features).
         Returns h_tm (n_sequences, batch_size, n_nodes), h_tm[t-1] = h_t."""
         n_sequences, batch_size, _ = x_tm.shape
-        # All input projections x_t W_x + B at once: one GEMM over T * batch_size rows.
+        # All input projections x_t W_x + b at once: one GEMM over T * batch_size rows.
         a = x_tm.reshape(-1, self.n_features) @ self.w_x
         a += self.b
         a = a.reshape(n_sequences, batch_size, self.n_nodes)
@@ -284,7 +290,7 @@ class SimpleRNN(RecurrentLayer):
         for t in range(n_sequences):              # slot [t] is math step t+1
             np.matmul(h_prev, self.w_h, out=rec)  # the only sequential product
             a_t = a[t]
-            a_t += rec                            # a_t = x_t W_x + B + h_{t-1} W_h
+            a_t += rec                            # a_t = x_t W_x + b + h_{t-1} W_h
             np.tanh(a_t, out=a_t)                 # h_t overwrites a_t in place
             h_prev = a_t
         return a  # now holds h_1 .. h_T
@@ -324,26 +330,29 @@ def compare_forward_with_plain_loop(seed=0):
 
 if __name__ == "__main__":
     for case, difference in compare_forward_with_plain_loop(ARGS.seed).items():
-        print(f"SimpleRNN against the plain loop, {case}: "
-              f"largest |difference| {difference:.1e}")
+        print(f"SimpleRNN against the plain loop, {case}:")
+        print(f"  largest |difference| {difference:.1e}")
 
 
 # %% [markdown]
-# A few units of the last bit ($10^{-16}$): the hoisted sum
-# $(x_t W_x + B) + h_{t-1} W_h$ adds the same three terms as the plain loop's
-# $(x_t W_x + h_{t-1} W_h) + B$, in another order, and floating-point addition
-# rounds differently in different orders.
+# A few units of the last bit ($10^{-16}$). The two compute the same sums in
+# other orders — the hoisted $(x_t W_x + b) + h_{t-1} W_h$ against the plain
+# loop's $(x_t W_x + h_{t-1} W_h) + b$, and one stacked GEMM against $T$
+# small ones, which BLAS may block differently — and floating-point addition
+# rounds differently in different orders; the recurrence then carries such
+# differences through the later steps.
 #
 # ## Problem 2: backpropagation through time
 #
 # Suppose some scalar loss $L$ is computed from the hidden states, and we are
 # handed the loss's direct gradient at every state, $\hat g_t$ (the argument
 # `dh`). BPTT runs the recurrence backwards and returns $\partial L$ with
-# respect to everything that went in: $W_x$, $W_h$, $B$, the inputs $x$ and
+# respect to everything that went in: $W_x$, $W_h$, $b$, the inputs $x$ and
 # the initial state $h_0$. The picture of the unrolled network shows what
 # Step 1 below adds up.
 
 # %%
+@support.lesson_figure
 def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
     """Draw three steps of the unrolled network and the two gradient paths into h_t.
 
@@ -366,20 +375,20 @@ def plot_unrolled_rnn(plots_dir="plots", filename="unrolled_rnn.png"):
         ax.text(cx, 2.0, f"$h_{{{step}}}$", ha="center", va="center",
                 fontsize=14, bbox=box)
         ax.text(cx, 3.9, f"loss reads $h_{{{step}}}$",
-                ha="center", va="center", fontsize=11,
+                ha="center", va="center",
                 bbox=dict(boxstyle="round,pad=0.3", fc="#f3f3f3", ec="gray"))
         ax.annotate("", (cx, 1.6), (cx, 0.7), arrowprops=dict(arrowstyle="->", lw=1.5))
         # h_t -> the loss (at t the orange gradient arrow takes this place)
         if step != "t":
             ax.annotate("", (cx, 3.55), (cx, 2.4),
                         arrowprops=dict(arrowstyle="->", lw=1.0))
-        ax.text(cx - 0.45, 1.15, "$W_x$", fontsize=11)
+        ax.text(cx - 0.45, 1.15, "$W_x$")
     # h_{t-1} -> h_t through W_h
     for left, right in [(0.5, 2.0), (2.0, 5.0), (5.0, 8.0)]:
         ax.annotate("", (right - 0.55, 2.0), (left + 0.55 if left > 1 else left, 2.0),
                     arrowprops=dict(arrowstyle="->", lw=1.5))
         if left > 1:
-            ax.text((left + right) / 2, 2.15, "$W_h$", ha="center", fontsize=11)
+            ax.text((left + right) / 2, 2.15, "$W_h$", ha="center")
     # The two gradient paths into h_t, drawn against the forward direction.
     direct = dict(arrowstyle="->", lw=2.5, color="tab:orange")
     through = dict(arrowstyle="->", lw=2.5, color="tab:blue",
@@ -406,7 +415,7 @@ if __name__ == "__main__":
 # %% [markdown]
 # **Step 1 — the gradient reaching $h_t$.** $h_t$ influences $L$ along two
 # paths: directly, if the loss reads $h_t$ (as a many-to-many loss does), and
-# through $a_{t+1} = x_{t+1} W_x + h_t W_h + B$, which is computed from it.
+# through $a_{t+1} = x_{t+1} W_x + h_t W_h + b$, which is computed from it.
 # Gradients along different paths add (the multivariable chain rule), so the
 # total gradient is
 #
@@ -429,12 +438,12 @@ if __name__ == "__main__":
 # costs one multiply instead of another `tanh`, and it is why the forward pass
 # could overwrite $a_t$.
 #
-# **Step 3 — the parameters.** $a_t = x_t W_x + h_{t-1} W_h + B$ is linear, so
+# **Step 3 — the parameters.** $a_t = x_t W_x + h_{t-1} W_h + b$ is linear, so
 # each step contributes
 #
 # $$\frac{\partial L}{\partial W_x} \mathrel{+}= x_t^\top \delta_t, \quad
 #   \frac{\partial L}{\partial W_h} \mathrel{+}= h_{t-1}^\top \delta_t, \quad
-#   \frac{\partial L}{\partial B} \mathrel{+}= {\textstyle\sum_\text{batch}} \delta_t, \quad
+#   \frac{\partial L}{\partial b} \mathrel{+}= {\textstyle\sum_\text{batch}} \delta_t, \quad
 #   \frac{\partial L}{\partial x_t} = \delta_t W_x^\top,$$
 #
 # and $\delta_t W_h^\top$ is the part of $g_{t-1}$ that Step 1 needs next.
@@ -494,7 +503,7 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
         h_prev = hs[:, t - 1] if t > 0 else h0   # h_{t-1}; h_0 before the first step
         dw_x += x[:, t].T @ delta_t          # Step 3: dW_x += x_t^T delta_t
         dw_h += h_prev.T @ delta_t           #         dW_h += h_{t-1}^T delta_t
-        db += delta_t.sum(axis=0)            #         dB   += sum over the batch
+        db += delta_t.sum(axis=0)            #         db   += sum over the batch
         if input_gradient:
             dx[:, t] = delta_t @ w_x.T       #         dL/dx_t = delta_t W_x^T
         from_next = delta_t @ w_h.T          #         the recurrent part of g_{t-1}
@@ -511,15 +520,24 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
 # rows ($T \cdot$ batch_size rows) and $\Delta$ stacks the $\delta_t$ the
 # same way, then $\sum_t x_t^\top \delta_t = \mathcal X^\top \Delta$,
 # because a matrix product already sums over rows. So the loop needs to compute only $\delta_t$ (which
-# depends on $\delta_{t+1}$), and afterwards $dW_x$, $dW_h$, $dB$ and $dx$ are
+# depends on $\delta_{t+1}$), and afterwards $dW_x$, $dW_h$, $db$ and $dx$ are
 # each a single large product — the backward twin of hoisting $x_t W_x$ out of
 # the forward loop. Even $1 - h_t^2$ is computed for all steps at once before
 # the loop, because it needs only the stored states; inside the loop remain
 # one multiply by $g_t$ and one product with $W_h^\top$, written into
 # preallocated buffers.
 #
-# Two details that cost nothing to get right: `w_h.T` is a *view*, and NumPy
-# passes it to BLAS as a "transposed" flag rather than copying it; and a
+# Two buffers do double duty, so read the loop below with this in mind.
+# `delta[t]` first holds $1 - h_t^2$; multiplying it by $g_t$ in place turns
+# it into $\delta_t$ (Step 2), and it stays there for Step 3. And one array,
+# `g_t`, holds $g_t$ at the top of iteration `t` and is overwritten with
+# $\delta_t W_h^\top + \hat g_{t-1}$ — that is, $g_{t-1}$ (Step 1) — by its
+# end, ready for the next iteration; after the last one it holds
+# $\partial L / \partial h_0$.
+#
+# Two details that cost nothing to get right: `w_h.T` is a *view* (no copy
+# is made; the matrix library, BLAS, can read a transposed matrix as it
+# is); and a
 # caller that treats $x$ as data, not a parameter, can skip $dx$
 # (`input_gradient=False`), as the classifier below does — one large product
 # saved, the same saving PyTorch makes for an input that does not require a
@@ -653,8 +671,9 @@ def recurrent_products(h0, h, d_a):
 # (a true $10^{-12}$ estimated as $10^{-11}$ is "900%" wrong),
 # and the $10^{-8}$ floor keeps an all-zero gradient from dividing by zero.
 # A correct float64 backward usually gives $10^{-11}$ to about $10^{-9}$ here
-# (one exception below shows why not always); a
-# wrong one, $10^{-2}$ or worse. One more trap: gradient **clipping must be
+# (one exception below shows why not always); a wrong one, far more — the
+# cell after the check below breaks the backward on purpose and shows by how
+# much. One more trap: gradient **clipping must be
 # off** while checking, because a clipped gradient is deliberately not the
 # derivative of the loss.
 
@@ -770,22 +789,22 @@ def run_problem_2(seed=0, verbose=True):
                 for err in errs.values())
     if verbose:
         print("Problem 2: backpropagation through time (SimpleRNN_BPTT)")
-        print("Gradients of L = sum(h_T) on Problem 1's example:")
-        for name, g in grads.items():
-            print(f"{name} {g.shape} =\n{np.array2string(g, precision=6)}")
+        print("Gradients of L = sum(h_T) on Problem 1's example, shapes:")
+        print("  " + ", ".join(f"{name} {g.shape}" for name, g in grads.items()))
+        db = np.array2string(grads["db"], precision=6)
+        print(f"  L = {h_T.sum():.3f};  db = {db}")
+        print(f"  dh0 = {np.array2string(grads['dh0'], precision=6)}")
+        print("largest relative error of these against central differences:")
         for eps, errors in example_checks.items():
             name = max(errors, key=errors.get)
-            print("largest relative error of these against central differences, "
-                  f"eps={eps:.0e}: {errors[name]:.1e} ({name})")
-        print("\nFast BPTT against the plain loop, "
-              "largest |difference| over the five gradients:")
+            print(f"  eps={eps:.0e}: {errors[name]:.1e} ({name})")
+        print("\nFast BPTT against the plain loop,")
+        print("largest |difference| over the five gradients:")
         for form, difference in plain_vs_fast.items():
             print(f"  {form}: {difference:.1e}")
-        print(
-            "\nGradient check against central differences (float64, eps=1e-6), "
-            f"batch_size={batch_size}, "
-            f"n_sequences={n_sequences}, n_features={n_features}, n_nodes={n_nodes}:"
-        )
+        print("\nGradient check against central differences (float64, eps=1e-6),")
+        print(f"batch_size={batch_size}, n_sequences={n_sequences}, "
+              f"n_features={n_features}, n_nodes={n_nodes}:")
         rows = [[name, f"{checks['many-to-one'][name]:.1e}",
                  f"{checks['many-to-many'][name]:.1e}"]
                 for name in checks["many-to-one"]]
@@ -812,6 +831,41 @@ if __name__ == "__main__":
 # gradients printed for the example are right. (The bound is applied at
 # $\varepsilon = 10^{-5}$ for the example.)
 #
+# **What a bug looks like.** The commonest slip in BPTT is an index one off.
+# Pair each $\delta_t$ with $h_t$ instead of $h_{t-1}$ in Step 3's
+# $\partial L / \partial W_h$ — computed here from the plain loop's own
+# $g_t$ — and check it against central differences on a random
+# many-to-many case of the same size as above:
+
+# %%
+def slipped_dw_h_error(seed=0):
+    """Relative error against central differences of dW_h computed with one slip:
+    every delta_t paired with h_t instead of h_{t-1}. batch_size 3, n_sequences 5,
+    n_features 4, n_nodes 6, float64."""
+    rng = np.random.default_rng(seed)
+    w_x, w_h = rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, (6, 6))
+    b = rng.normal(0, 0.1, 6)
+    x, h0 = rng.normal(size=(3, 5, 4)), rng.normal(size=(3, 6))
+    dh = rng.normal(size=(3, 5, 6))
+    _, hs = rnn_forward_loop(x, w_x, w_h, b, h0)
+    g = rnn_backward_loop(x, h0, hs, dh, w_x, w_h)["g"]
+    delta = g * (1 - hs ** 2)                            # Step 2, right
+    slipped = np.einsum("bti,btj->ij", hs, delta)        # sum_t h_t^T delta_t: wrong
+
+    def loss():                                          # L = sum_t sum h_t * g-hat_t
+        return np.sum(rnn_forward_loop(x, w_x, w_h, b, h0)[1] * dh)
+
+    return rel_error(slipped, numerical_gradient(loss, w_h))
+
+
+if __name__ == "__main__":
+    print("dW_h with delta_t paired with h_t instead of h_{t-1}: relative error "
+          f"{slipped_dw_h_error(ARGS.seed):.1e}")
+
+# %% [markdown]
+# Orders of magnitude above the $10^{-7}$ of a right gradient: a check at
+# this resolution cannot miss such a slip.
+#
 # ## Problem 3: a classifier that has to remember
 #
 # ### The task: temporal order
@@ -819,7 +873,7 @@ if __name__ == "__main__":
 # Hochreiter & Schmidhuber (1997, "Long Short-Term Memory", experiment 6a)
 # designed a task that cannot be solved without memory. Each sequence is a
 # string of one-hot symbols from $\lbrace$a, b, c, d, B, E, X, Y$\rbrace$
-# (8 features; the letters are symbols only: this B is not the bias $B$). It
+# (8 features; the letters are symbols, not variables of the math). It
 # starts with B and ends with E; in between stand random
 # distractors a–d, except at two key positions, one early (within about the
 # first 10–20% of the sequence) and one in the middle (about 50–60%), each
@@ -941,12 +995,12 @@ if __name__ == "__main__":
 # ### Softmax and cross-entropy
 #
 # **Numerical stability.** $e^{1000}$ overflows, so we never form it:
-# $\log p_k = (z_k - m) - \log \sum_j e^{z_j - m}$ with $m = \max_j z_j$ is the
+# $\log p_j = (z_j - z_{\max}) - \log \sum_{j'} e^{z_{j'} - z_{\max}}$ with $z_{\max} = \max_{j'} z_{j'}$ is the
 # same number, and every exponent is now $\le 0$.
 #
 # **Why the gradient is just $p - \text{onehot}(y)$.** For one example,
-# $-\log p_y = -z_y + \log \sum_k e^{z_k}$. Differentiating by $z_k$ gives
-# $-[k = y] + e^{z_k} / \sum_j e^{z_j} = p_k - [k = y]$: the softmax's own
+# $-\log p_y = -z_y + \log \sum_{j'} e^{z_{j'}}$. Differentiating by $z_j$ gives
+# $-[j = y] + e^{z_j} / \sum_{j'} e^{z_{j'}} = p_j - [j = y]$: the softmax's own
 # Jacobian cancels against the log. Averaging over the batch divides by
 # batch_size, and that is where the $1/\text{batch size}$ lives: in
 # $\partial L / \partial z$, the very first gradient.
@@ -998,8 +1052,8 @@ def cross_entropy_and_gradient(z, y_idx):
 # ### Gradient clipping
 #
 # Through many steps the gradient is multiplied by $W_h^\top$ again and
-# again, and occasionally it explodes: one huge step then undoes everything
-# learned. Clipping the *global* norm,
+# again, so it can grow very large — an *exploding* gradient — and one huge
+# step can then undo much of what was learned. Clipping the *global* norm,
 #
 # $$G \leftarrow \min\left(1, \frac{\theta_\text{clip}}{\lVert G \rVert}\right) G, \qquad
 #   \lVert G \rVert = \sqrt{{\textstyle\sum_\text{all parameters}} \sum G^2},$$
@@ -1011,8 +1065,9 @@ def cross_entropy_and_gradient(z, y_idx):
 # its own would change the direction). With plain gradient descent at
 # learning rate $\eta$, a clipped step therefore has length exactly
 # $\eta \thinspace \theta_\text{clip}$. Note what clipping does *not* do: a
-# gradient that has **vanished** is made no larger. Clipping tames exploding
-# gradients only (Problem 4 measures both, and puts clipping to work).
+# gradient that has **vanished** is made no larger. Problem 4 measures how
+# the gradient vanishes, and puts clipping to work on a run whose steps are
+# too long.
 
 # %%
 def clip_by_global_norm(grads, clip_norm):
@@ -1033,19 +1088,20 @@ def clip_by_global_norm(grads, clip_norm):
 # ### Two update rules: gradient descent and Adam
 #
 # Plain gradient descent moves every parameter against its gradient,
-# $\theta \leftarrow \theta - \eta \thinspace G$. Adam (Kingma & Ba, 2015)
+# $\theta \leftarrow \theta - \eta \thinspace G$. Adam ([Kingma & Ba, 2015](https://arxiv.org/abs/1412.6980))
 # keeps two running averages per parameter — of the gradient, $m$, and of its
 # square, $v$ (an *uncentred* second moment: the mean of $G^2$, not a
 # variance) — and divides one by the square root of the other, so each
-# parameter's step is about $\eta$ whatever the scale of its gradient:
+# parameter's step is at most about $\eta$ whatever the scale of its
+# gradient (smaller where the gradient's sign keeps changing):
 #
 # $$m \leftarrow \beta_1 m + (1 - \beta_1) G, \quad
 #   v \leftarrow \beta_2 v + (1 - \beta_2) G^2, \quad
-#   \theta \leftarrow \theta - \eta \frac{m / (1 - \beta_1^\tau)}{\sqrt{v / (1 - \beta_2^\tau)} + \epsilon},$$
+#   \theta \leftarrow \theta - \eta \frac{m / (1 - \beta_1^k)}{\sqrt{v / (1 - \beta_2^k)} + \epsilon},$$
 #
-# at update number $\tau$, with $\beta_1 = 0.9$, $\beta_2 = 0.999$,
+# at update number $k$, with $\beta_1 = 0.9$, $\beta_2 = 0.999$,
 # $\epsilon = 10^{-8}$ (not the finite-difference step $\varepsilon$). The
-# divisions by $1 - \beta_1^\tau$ and $1 - \beta_2^\tau$ correct the bias of
+# divisions by $1 - \beta_1^k$ and $1 - \beta_2^k$ correct the bias of
 # averages that start at zero.
 
 # %%
@@ -1125,8 +1181,13 @@ def training_step(model, params, grads, state, loss, epoch):
 
 
 # %% [markdown]
-# The starting weights: $W_x$ scaled normal, $W_h$ orthogonal, $B$ zero; the
-# dense layer's $W_y$ scaled normal and $b_y$ zero.
+# The starting weights: $W_x$ normal with standard deviation
+# $1 / \sqrt{n}$ for $n$ = n_features inputs, so that each entry of $x_t W_x$
+# (a sum of n_features terms) starts with a variance near that of one input; $W_h$
+# orthogonal, taken as the $Q$ of the QR decomposition of a Gaussian matrix
+# ($Q$ has orthonormal columns by construction, so $Q^\top Q = I$ and every
+# singular value is 1); $b$ zero; the dense layer's $W_y$ scaled normal the
+# same way and $b_y$ zero.
 
 # %%
 def init_simple_rnn(n_features, n_nodes, rng, dtype=np.float64):
@@ -1168,7 +1229,8 @@ class ScratchSimpleRNNClassifier:
     clip_norm : float or None, default 5.0 (None: no clipping)
     dtype : np.float64 (default) or np.float32
     random_state : int or None
-    verbose : bool, default False: print one line per epoch
+    verbose : bool or int, default False: print one line per epoch (an integer k: the
+        first, every k-th and the last epoch only)
     learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by
     every
         sequence (Problem 3b); otherwise every sequence starts from zeros.
@@ -1323,7 +1385,7 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
             self.val_accuracy_history.append(val_acc)
             line += f"  val_loss {val_loss:.4f}  val_accuracy {val_acc:.3f}"
         self.n_epochs_ = epoch
-        if self.verbose:
+        if support.log_this_epoch(self.verbose, epoch, self.epochs):
             print(line)
         yield epoch
 
@@ -1427,8 +1489,8 @@ def check_classifier_gradients(seed=0):
 
 if __name__ == "__main__":
     classifier_errors = check_classifier_gradients(ARGS.seed)
-    print("Classifier gradient check (float64, eps=1e-6, batch_size=24, n_sequences=6, "
-          "n_nodes=5):")
+    print("Classifier gradient check (float64, eps=1e-6,")
+    print("  batch_size=24, n_sequences=6, n_nodes=5):")
     print(format_table(["parameter", "rel. error"],
                        [[k, f"{e:.1e}"] for k, e in classifier_errors.items()]))
     print(f"All below 1e-7: {max(classifier_errors.values()) < 1e-7}")
@@ -1448,9 +1510,20 @@ if __name__ == "__main__":
 # early on.
 
 # %%
-def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve.png"):
+def initial_model(model):
+    """A copy of a fitted classifier that holds the weights its fit started from."""
+    start = copy.deepcopy(model)
+    for name, p in start.parameters().items():
+        p[...] = model.initial_parameters_[name]
+    return start
+
+
+# %%
+@support.lesson_figure
+def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve.png",
+                         start_accuracy=None):
     """Loss by epoch (log scale) and validation accuracy by epoch of a fitted
-    classifier.
+    classifier; start_accuracy, if given, is drawn as epoch 0 (before training).
 
     Saves plots_dir/filename and returns the matplotlib Figure.
     """
@@ -1462,7 +1535,11 @@ def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve
     if model.val_loss_history:
         ax_loss.plot(epochs, model.val_loss_history, marker="s", ms=3,
                      label="validation loss")
-        ax_acc.plot(epochs, model.val_accuracy_history, marker="s", ms=3,
+        accuracy = list(model.val_accuracy_history)
+        first = 1 if start_accuracy is None else 0
+        if start_accuracy is not None:
+            accuracy.insert(0, start_accuracy)
+        ax_acc.plot(np.arange(first, len(accuracy) + first), accuracy, marker="s", ms=3,
                     color="tab:orange", label="validation accuracy")
     ax_acc.axhline(1 / len(model.classes_), color="gray", ls="--", label="chance")
     ax_acc.set_ylim(0, 1.05)
@@ -1483,8 +1560,8 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
     X_train, y_train = make_temporal_order_data(2000, n_sequences, rng=seed)
     X_val, y_val = make_temporal_order_data(500, n_sequences, rng=seed + 1)
     print("Problem 3: training ScratchSimpleRNNClassifier on the temporal-order task")
-    print(f"train {X_train.shape}, validation {X_val.shape} "
-          "(n_samples, n_sequences, n_features)")
+    print(f"train {X_train.shape}, validation {X_val.shape}")
+    print("  (n_samples, n_sequences, n_features)")
     print(f"example: {decode_sequence(X_train[0])} -> {y_train[0]}")
     model = ScratchSimpleRNNClassifier(
         n_nodes=32,
@@ -1494,18 +1571,21 @@ def run_problem_3(epochs=30, seed=0, plots_dir="plots", verbose=True, n_sequence
         optimizer="adam",
         clip_norm=5.0,
         random_state=seed,
-        verbose=verbose,
+        verbose=5 if verbose else False,   # the first, every fifth and the last epoch
     )
     elapsed = support.stopwatch()
     model.fit(X_train, y_train, X_val, y_val)
     seconds = elapsed()
     accuracy = model.score(X_val, y_val)
     print(f"trained {epochs} epochs in {seconds:.1f} s")
-    print(f"validation accuracy after epoch 1: {model.val_accuracy_history[0]:.3f}; "
+    print(f"validation accuracy before training: "
+          f"{initial_model(model).score(X_val, y_val):.3f};")
+    print(f"  after epoch 1: {model.val_accuracy_history[0]:.3f}; "
           f"final: {accuracy:.3f} (chance: 0.25)")
     for x, label, guess in zip(X_val[:3], y_val[:3], model.predict(X_val[:3])):
         print(f"  {decode_sequence(x)}  true {label}  predicted {guess}")
-    plot_training_curves(model, plots_dir)
+    start_accuracy = initial_model(model).score(X_val, y_val)   # before training
+    plot_training_curves(model, plots_dir, start_accuracy=start_accuracy)
     return model, accuracy
 
 
@@ -1515,8 +1595,9 @@ if __name__ == "__main__":
     )
 
 # %% [markdown]
-# The loss falls by orders of magnitude and the validation accuracy reaches
-# 1.000 (the line above gives the epoch-1 value too): at 20 steps, the vanilla
+# The loss falls by orders of magnitude, and the validation accuracy goes
+# from 0.294 before training (near chance) to 0.996 after one epoch and 1.000
+# at the end (the right panel starts at epoch 0): at 20 steps, the vanilla
 # RNN carries the first key across more than a dozen distractors.
 #
 # ## Problem 3b: sequences of different lengths, and a learned $h_0$
@@ -1554,7 +1635,7 @@ if __name__ == "__main__":
 # $m_t$ of the gradient goes through tanh, $1 - m_t$ passes straight to
 # $h_{t-1}$: the gradient the loss puts on $h_T$ travels unchanged back to
 # each sequence's last real step, and $\delta_t = 0$ at padded steps makes
-# their terms in $dW_x$, $dW_h$, $dB$ and $dx$ zero. The direct gradient
+# their terms in $dW_x$, $dW_h$, $db$ and $dx$ zero. The direct gradient
 # $\hat g_t$ at a padded step is ignored, since the `hs` there is a constant
 # zero. In `SimpleRNN_BPTT.backward` that is `delta[pad] = 0` before the
 # loop and the `carry` term inside it; Step 3 is unchanged.
@@ -1614,7 +1695,7 @@ def _masked_recurrence(self, x_tm, h0, pad):
     h_prev = h0
     for t in range(n_sequences):
         a_t = a[t]
-        a_t += h_prev @ self.w_h                 # a_t = x_t W_x + B + h_{t-1} W_h
+        a_t += h_prev @ self.w_h                 # a_t = x_t W_x + b + h_{t-1} W_h
         np.tanh(a_t, out=a_t)                    # tanh(a_t), in place
         if ended[t]:                             # m_t = 0: carry h_{t-1} instead
             np.copyto(a_t, h_prev, where=pad[t][:, None])
@@ -1703,8 +1784,8 @@ if __name__ == "__main__":
     print("Problem 3b: the masked layer, lengths (1, 7, 3, 5) padded to "
           "n_sequences = 7")
     alone_difference, masked_checks = check_masked_layer(ARGS.seed)
-    print("largest |difference| from running each sequence alone "
-          f"(h_T, hs, dx; zeros at padding): {alone_difference:.1e}")
+    print("largest |difference| from running each sequence alone")
+    print(f"  (h_T, hs, dx; zeros at padding): {alone_difference:.1e}")
     print(
         format_table(
             ["gradient", "rel. error, many-to-one", "rel. error, many-to-many"],
@@ -1742,9 +1823,10 @@ if __name__ == "__main__":
 # sequence starts from the same $h_0$, so their gradients add). It can help
 # when the first symbols of a sequence vary and matter, so that the zero
 # state is a poor place to read them from; this lesson does not measure such
-# a case. On the temporal-order task it cannot help, by construction: every
-# sequence starts with B, so whatever $h_0 W_h$ adds at the first step, the
-# B row of $W_x$ can add as well. The gradient check
+# a case. On the temporal-order task it adds nothing the model could not
+# already represent: every sequence starts with B, so whatever $h_0 W_h$
+# adds at the first step, the B row of $W_x$ can add as well (training can
+# still take another path, as the epoch-1 accuracies below show). The gradient check
 # of the whole classifier, now with $h_0$ and a padded batch, and training on
 # temporal-order sequences of 15 to 25 steps with and without it:
 
@@ -1781,8 +1863,8 @@ def run_problem_3b(seed=0, epochs=20):
     _, grads = check.loss_and_gradients(X_pad, y_idx, lengths)
     errors = check_gradients(lambda: check.loss_and_gradients(X_pad, y_idx, lengths)[0],
                              grads, check.parameters())
-    print("Classifier gradient check with learn_h0 on a padded batch of lengths "
-          f"{lengths.min()}..{lengths.max()} (float64):")
+    print("Classifier gradient check with learn_h0 on a padded batch")
+    print(f"  of lengths {lengths.min()}..{lengths.max()} (float64):")
     print(format_table(["parameter", "rel. error"],
                        [[k, f"{e:.1e}"] for k, e in errors.items()]))
     print(f"All below 1e-7: {max(errors.values()) < 1e-7}")
@@ -1790,7 +1872,8 @@ def run_problem_3b(seed=0, epochs=20):
     X, y = make_temporal_order_data(2000, (15, 25), rng=seed)
     X_val, y_val = make_temporal_order_data(500, (15, 25), rng=seed + 1)
     print(f"\ntraining data: {len(X)} sequences of {min(map(len, X))} to "
-          f"{max(map(len, X))} steps, e.g. {decode_sequence(X[0])} -> {y[0]}")
+          f"{max(map(len, X))} steps, e.g.")
+    print(f"  {decode_sequence(X[0])} -> {y[0]}")
     models = {}
     for learn_h0 in (False, True):
         models[learn_h0] = ScratchSimpleRNNClassifier(
@@ -1808,8 +1891,8 @@ def run_problem_3b(seed=0, epochs=20):
     in_batch = models[True].predict_proba(longer + [X_val[short]])[-1]
     difference = np.max(np.abs(alone - in_batch))
     print(f"a {len(X_val[short])}-step sequence predicted alone and in a batch padded "
-          f"to {len(longer[0])} steps: largest |difference| of the probabilities "
-          f"{difference:.1e}")
+          f"to {len(longer[0])} steps:")
+    print(f"  largest |difference| of the probabilities {difference:.1e}")
     return models
 
 
@@ -1818,8 +1901,8 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # Both models solve the variable-length task (the yes/no line); as argued
-# above, the learned $h_0$ cannot add anything here, and the final accuracies
-# are the same. The
+# above, the learned $h_0$ adds nothing the model could not represent
+# without it, and the final accuracies are the same. The
 # probabilities of a sequence predicted alone and inside a padded batch
 # agree to rounding (the batch's matrix products may sum in another order
 # than a single row's).
@@ -1834,29 +1917,38 @@ if __name__ == "__main__":
 # Follow the loss's gradient back from $h_T$ with a many-to-one loss, so that
 # $\hat g_t = 0$ for $t < T$. Steps 1 and 2 of BPTT give
 # $g_{t-1} = g_t D_t W_h^\top$ with $D_t = \operatorname{diag}(1 - h_t^2)$,
-# so $k$ steps back
+# so going back from step $T$ to step $t$
 #
-# $$g_{T-k} = g_T \thinspace D_T W_h^\top \thinspace D_{T-1} W_h^\top \cdots D_{T-k+1} W_h^\top ,
+# $$g_t = g_T \thinspace D_T W_h^\top \thinspace D_{T-1} W_h^\top \cdots D_{t+1} W_h^\top ,
 #   \qquad \frac{\partial L}{\partial x_t} = \delta_t W_x^\top = g_t D_t W_x^\top .$$
 #
 # $g_T$ is a row (one per sequence) and the factors multiply onto it from the
 # left to the right, in the order the backward loop meets them:
-# $s = T$ first, then $T-1$, down to $T-k+1$. How large can the product get?
+# $s = T$ first, then $T-1$, down to $t+1$. How large can the product get?
 # Each $D_s$ has entries $1 - h_s^2 \in (0, 1]$, and a matrix stretches a
 # vector by at most its largest singular value $\sigma_{\max}$, so
 #
-# $$\lVert g_{T-k} \rVert \le \lVert g_T \rVert \thinspace (\gamma \thinspace \sigma_{\max}(W_h))^k ,
-#   \qquad \gamma = \max_{s} \max_i (1 - h_{s,i}^2) \le 1 .$$
+# $$\lVert g_t \rVert \le \lVert g_T \rVert \thinspace (d_{\max} \thinspace \sigma_{\max}(W_h))^{T-t} ,
+#   \qquad d_{\max} = \max_{s} \max_i (1 - h_{s,i}^2) \le 1 .$$
 #
-# This is the argument of Pascanu, Mikolov & Bengio (2013): if
-# $\gamma \thinspace \sigma_{\max} < 1$ the gradient **must vanish**,
-# exponentially in $k$; it can only grow (**explode**) if
+# This is the argument of [Pascanu, Mikolov & Bengio (2013)](https://arxiv.org/abs/1211.5063): if
+# $d_{\max} \thinspace \sigma_{\max} < 1$ the gradient **must vanish**,
+# exponentially in the distance $T - t$; it can only grow (**explode**) if
 # $\sigma_{\max} > 1$. The bound needs the largest *singular value*, not the
 # spectral radius $\rho$ (the largest $|\text{eigenvalue}|$): $\rho$ tells
 # how powers of $W_h$ alone behave in the long run
-# ($\lVert W_h^k \rVert^{1/k} \to \rho$), but $\rho \le \sigma_{\max}$, and
+# ($\lVert W_h^T \rVert^{1/T} \to \rho$ as $T$ grows), but $\rho \le \sigma_{\max}$, and
 # for a non-symmetric matrix the two can be far apart. They coincide for the
 # orthogonal $W_h$ the classifier starts from (both are 1).
+#
+# The bound is on $g_t$, the gradient at the state; what we measure below is
+# the gradient at the input, $\partial L / \partial x_t = g_t D_t W_x^\top$,
+# which adds one factor $D_t W_x^\top$ at step $t$ and changes nothing in
+# how fast the product decays or grows with $T - t$. The table also prints
+# $(\rho \cdot \text{mean})^{T-1}$, the growth a *linear* recurrence with
+# slope "mean" would have over the whole sequence: in the long run, powers of
+# a matrix grow like $\rho$ per step (Gelfand's formula above), which is the
+# rough guide; $\sigma_{\max}$ is what the guaranteed bound needs.
 #
 # The measurement below is not an approximation of this formula: it is the
 # `dx` returned by our own `SimpleRNN_BPTT.backward`, given
@@ -1907,6 +1999,7 @@ def gradient_flow(
 
 
 # %%
+@support.lesson_figure
 def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
     """flows: {input_scale: gradient_flow(...) result}. One panel per input scale, log
     axis."""
@@ -1930,7 +2023,7 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
         ax.set_title(f"inputs of scale {input_scale}")
         ax.grid(True, which="major", alpha=0.3)
     axes[0][0].set_ylabel(r"mean $\Vert\partial L / \partial x_t\Vert$ (log scale)")
-    axes[0][-1].legend(fontsize=9)
+    axes[0][-1].legend()
     fig.suptitle(
         r"How much of the gradient reaches each input $x_t$ "
         r"(from SimpleRNN_BPTT.backward)"
@@ -1943,38 +2036,23 @@ def plot_gradient_flow(flows, plots_dir="plots", filename="gradient_flow.png"):
 
 # %%
 if __name__ == "__main__":
-    print("Problem 4.1: gradient flow through time "
-          "(40 steps, 32 nodes, one Gaussian W_h rescaled)")
+    print("Problem 4.1: gradient flow through time")
+    print("  (40 steps, 32 nodes, one Gaussian W_h rescaled)")
     flows = {scale: gradient_flow(input_scale=scale) for scale in (1.0, 0.1)}
-    rows = [
-        [
-            f"{scale:.1f}",
-            f"{radius:.1f}",
-            f"{flow['sigma_max']:.2f}",
-            f"{flow['mean_tanh_slope']:.3f}",
-            f"{flow['grad_norms'][-1]:.2e}",
-            f"{flow['grad_norms'][0]:.2e}",
-            f"{(radius * flow['mean_tanh_slope'])**(len(flow['grad_norms']) - 1):.1e}",
-            f"{flow['grad_norms'][0] / flow['grad_norms'][-1]:.1e}",
-        ]
-        for scale, by_radius in flows.items()
-        for radius, flow in by_radius.items()
-    ]
-    print(
-        format_table(
-            [
-                "input scale",
-                "rho(W_h)",
-                "sigma_max(W_h)",
-                "mean 1-h^2",
-                "|dL/dx_T|",
-                "|dL/dx_1|",
-                "(rho * mean)^(T-1)",
-                "first / last",
-            ],
-            rows,
-        )
-    )
+    T = len(flows[1.0][1.0]["grad_norms"])
+    for scale, by_radius in flows.items():
+        print(f"\ninput scale {scale:.1f}:")
+        print(format_table(
+            ["rho", "sigma_max", "mean 1-h^2", "|dL/dx_T|", "|dL/dx_1|",
+             "(rho*mean)^(T-1)", "first / last"],
+            [[f"{radius:.1f}", f"{flow['sigma_max']:.2f}",
+              f"{flow['mean_tanh_slope']:.3f}", f"{flow['grad_norms'][-1]:.2e}",
+              f"{flow['grad_norms'][0]:.2e}",
+              f"{(radius * flow['mean_tanh_slope']) ** (T - 1):.1e}",
+              f"{flow['grad_norms'][0] / flow['grad_norms'][-1]:.1e}"]
+             for radius, flow in by_radius.items()]))
+    print(f"\nrho^(T-1), the growth of a linear recurrence: "
+          + ", ".join(f"{rho}^{T - 1} = {rho ** (T - 1):.1e}" for rho in (1.5, 3)))
     plot_gradient_flow(flows, ARGS.plots_dir)
 
 # %% [markdown]
@@ -1987,8 +2065,7 @@ if __name__ == "__main__":
 # $1.1 \cdot 10^{-12}$, is within a factor of two of the measured
 # $5.5 \cdot 10^{-13}$, and $\sigma_{\max} = 0.94 < 1$ *guarantees* the
 # vanishing. For $\rho > 1$ small inputs do not keep the units unsaturated:
-# the forward recurrence itself grows the state until tanh saturates, at
-# either input scale, and the mean slope falls as $\rho$ grows — at
+# the mean slope falls as $\rho$ grows, at either input scale — at
 # scale 0.1 from 0.987 ($\rho = 0.5$) to 0.681 ($\rho = 1.5$) and 0.344
 # ($\rho = 3$); at scale 1 from 0.607 to 0.282. So the growth that $\rho^{39}$
 # would predict for a linear recurrence, $1.5^{39} \approx 7 \cdot 10^{6}$ and
@@ -1996,17 +2073,17 @@ if __name__ == "__main__":
 # growth is $\times 11$ and $\times 7 \cdot 10^{5}$, and at scale 1 the gradient
 # at $\rho = 1.5$ even *decays* ($2.3 \cdot 10^{-3}$) while $\rho = 3$ grows it
 # $\times 4 \cdot 10^{4}$. $(\rho \cdot \text{mean})^{T-1}$ is only a rough
-# guide once units saturate (at scale 0.1 and $\rho = 3$ it predicts $\times 3$ where
-# $\times 7 \cdot 10^{5}$ is measured): an average slope hides that the
-# gradient travels through the units that are *not* saturated.
+# guide once units saturate (at scale 0.1 and $\rho = 3$ it predicts $\times 3$
+# where $\times 7 \cdot 10^{5}$ is measured); one possible reason, not
+# measured here, is that an average slope hides which units the gradient
+# travels through.
 #
 # And the bound: the Gaussian matrix rescaled to $\rho = 1$ has
 # $\sigma_{\max} = 1.89$, so the bound of Pascanu et al. allows growth — yet
 # the measured gradient shrinks ($\times 1.3 \cdot 10^{-8}$ at scale 1,
 # $\times 0.055$ at scale 0.1). The bound is a guarantee in one direction
-# only: $\gamma \thinspace \sigma_{\max} < 1$ forces vanishing; nothing forces
-# growth. A plain RNN lives on this knife edge: shrink and it forgets, grow
-# and training blows up.
+# only: $d_{\max} \thinspace \sigma_{\max} < 1$ forces vanishing; nothing forces
+# growth.
 #
 # ### 4.2 Accuracy against sequence length
 #
@@ -2028,15 +2105,19 @@ def accuracy_vs_length(
     n_val=300,
     epochs=20,
     model_class=ScratchSimpleRNNClassifier,
+    n_test=0,
     **settings,
 ):
     """Final validation accuracy of model_class at each length and seed.
 
     settings : further constructor parameters of model_class (defaults otherwise).
-    Returns a list of {"n_sequences", "seed", "val_accuracy", "epochs", "model"}, one
-    per (length, seed); the validation data of a (length, seed) is
-    make_temporal_order_data(n_val, length, rng=2000 + seed), measured after every
-    epoch.
+    n_test : if > 0, also score each model on n_test test sequences that nothing else
+        sees (make_temporal_order_data(n_test, length, rng=3000 + seed)): the number
+        to report when training chose anything on the validation data.
+    Returns a list of {"n_sequences", "seed", "val_accuracy", "epochs", "model"} (and
+    "test_accuracy" with n_test), one per (length, seed); the validation data of a
+    (length, seed) is make_temporal_order_data(n_val, length, rng=2000 + seed),
+    measured after every epoch.
     """
     results = []
     for n_sequences in lengths:
@@ -2046,23 +2127,22 @@ def accuracy_vs_length(
             model = model_class(epochs=epochs, random_state=seed, **settings).fit(
                 X, y, X_val, y_val
             )
-            results.append(
-                {
-                    "n_sequences": n_sequences,
-                    "seed": seed,
-                    "val_accuracy": model.score(X_val, y_val),
-                    "epochs": model.n_epochs_,
-                    "model": model,
-                }
-            )
+            row = {"n_sequences": n_sequences, "seed": seed,
+                   "val_accuracy": model.score(X_val, y_val),
+                   "epochs": model.n_epochs_, "model": model}
+            if n_test:
+                X_test, y_test = make_temporal_order_data(n_test, n_sequences,
+                                                          rng=3000 + seed)
+                row["test_accuracy"] = model.score(X_test, y_test)
+            results.append(row)
     return results
 
 
-def summarize_by_length(results):
-    """{n_sequences: list of val_accuracy over seeds}, lengths in increasing order."""
+def summarize_by_length(results, key="val_accuracy"):
+    """{n_sequences: list of row[key] over seeds}, lengths in increasing order."""
     by_length = {}
     for row in sorted(results, key=lambda r: (r["n_sequences"], r["seed"])):
-        by_length.setdefault(row["n_sequences"], []).append(row["val_accuracy"])
+        by_length.setdefault(row["n_sequences"], []).append(row[key])
     return by_length
 
 
@@ -2077,17 +2157,19 @@ def plot_seed_dots(ax, by_length, color, spread, shift=0.0, label=None):
                 mec="none", label=label if i == 0 else None)
 
 
-def style_accuracy_axes(ax, lengths, title, budget, xlabel_note=""):
+def style_accuracy_axes(ax, lengths, title, budget, xlabel_note="",
+                        ylabel="final validation accuracy"):
     """An accuracy-against-length figure's axes: chance, the lengths run, labels."""
     ax.axhline(0.25, color="gray", ls="--", label="chance (4 classes)")
     ax.set_ylim(0, 1.05)
     ax.set_xticks(lengths)
     ax.set_xlabel("sequence length $T$ (n_sequences)" + xlabel_note)
-    ax.set_ylabel("final validation accuracy")
-    ax.set_title(f"{title} on the temporal-order task ({budget} per run)", fontsize=11)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title} on the temporal-order task ({budget} per run)")
     ax.grid(True, alpha=0.3)
 
 
+@support.lesson_figure
 def plot_accuracy_vs_length(results, plots_dir="plots",
                             filename="accuracy_vs_length.png",
                             budget="1,000 training sequences, 20 epochs",
@@ -2103,8 +2185,9 @@ def plot_accuracy_vs_length(results, plots_dir="plots",
     n_seeds = len(by_length[lengths[0]])
     ax.plot(lengths, [np.mean(a) for a in by_length.values()], "-", color="tab:blue",
             lw=2, label=f"mean over {n_seeds} seeds")
-    style_accuracy_axes(ax, lengths, title, budget)
-    ax.legend(loc="upper right", fontsize=9)
+    style_accuracy_axes(ax, lengths, title, budget,
+                        "; the line joins the lengths that were run")
+    ax.legend(loc="upper right")
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -2112,8 +2195,8 @@ def plot_accuracy_vs_length(results, plots_dir="plots",
 # %%
 if __name__ == "__main__":
     print(
-        "Problem 4.2: accuracy against sequence length "
-        "(1000 training, 300 validation sequences, 20 epochs)"
+        "Problem 4.2: accuracy against sequence length\n"
+        "  (1000 training, 300 validation sequences, 20 epochs)"
     )
     length_results = accuracy_vs_length()
     rows = [[f"{n}", ", ".join(f"{a:.2f}" for a in accs), f"{np.mean(accs):.2f}"]
@@ -2168,14 +2251,6 @@ def key_gradient_ratio(model, X, y):
     return float(np.median(norms[np.arange(len(X)), first_key] / norms[:, -1]))
 
 
-def initial_model(model):
-    """A copy of a fitted classifier that holds the weights its fit started from."""
-    start = copy.deepcopy(model)
-    for name, p in start.parameters().items():
-        p[...] = model.initial_parameters_[name]
-    return start
-
-
 def gradient_reach(results, lengths=(20, 60), seed=0, n_val=300):
     """key_gradient_ratio at initialisation and after training, for one seed's models.
 
@@ -2201,10 +2276,8 @@ def gradient_reach(results, lengths=(20, 60), seed=0, n_val=300):
 
 if __name__ == "__main__":
     reach = gradient_reach(length_results)
-    print(
-        "How much of the loss's gradient on h_T reaches the first key's step "
-        "(seed 0, 300 sequences):"
-    )
+    print("How much of the loss's gradient on h_T reaches the first key's step")
+    print("  (seed 0, 300 sequences):")
     print(
         format_table(
             ["T (n_sequences)", "weights", "median |g_t1| / |g_T|", "val. accuracy"],
@@ -2220,8 +2293,11 @@ if __name__ == "__main__":
         )
     )
     share = {(r["n_sequences"], r["weights"]): r["ratio"] for r in reach}
-    print("after training at 60 steps, still less reaches the first key than at "
-          "20 steps before training:", share[60, "trained"] < share[20, "initial"])
+    print("at initialisation, the share at 20 steps over the share at 60 steps: "
+          f"{share[20, 'initial'] / share[60, 'initial']:.0f}")
+    print("after training at 60 steps, still less reaches the first key")
+    print("  than at 20 steps before training:",
+          share[60, "trained"] < share[20, "initial"])
 
 # %% [markdown]
 # At 20 steps, 4% of the gradient on $h_T$ reaches the first key's step at
@@ -2245,7 +2321,7 @@ if __name__ == "__main__":
 # **A different start.** The classifier's orthogonal $W_h$ sits exactly at
 # $\sigma_{\max} = 1$, the edge of 4.1's bound. A common alternative is a
 # small random $W_h$ (entries drawn from $\mathcal N(0, 0.01^2)$, as in
-# Karpathy's min-char-rnn), whose $\sigma_{\max}$ is far below 1. The same
+# Karpathy's [min-char-rnn](https://gist.github.com/karpathy/d4dee566867f8291f086)), whose $\sigma_{\max}$ is far below 1. The same
 # sweep at 20 and 30 steps, with only $W_h$'s start changed:
 
 # %%
@@ -2273,9 +2349,11 @@ if __name__ == "__main__":
 # %% [markdown]
 # From $\sigma_{\max} = 0.10$ every seed still learns 20 steps, but at 30
 # steps — where every orthogonally started seed reached 1.00 — no seed
-# solves the task (the best of the three lands between 0.6 and 0.9,
-# depending on the CPU; see 4.5). Within this budget, starting at the edge
-# $\sigma_{\max} = 1$ is what lets the same network solve 30 steps.
+# solves the task. Within this budget the orthogonal start solved 30 steps
+# and the small one did not. The two starts differ in more than
+# $\sigma_{\max}$ (every singular value of an orthogonal matrix is 1), so
+# this run does not say which property mattered; a Gaussian rescaled to
+# $\sigma_{\max} = 1$ would be the control.
 #
 # ### 4.3 What the hidden state remembers
 #
@@ -2320,6 +2398,7 @@ def variant_states(model, x):
 
 
 # %%
+@support.lesson_figure
 def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"):
     """Distances between the key variants' states over time, and h_t(XX) - h_t(YX) node
     by node."""
@@ -2350,11 +2429,11 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
             ax.axvline(t + 1, color="black", ls=":", lw=1.2)
     top = max(np.max(np.linalg.norm(states["XX"] - states[v], axis=1))
               for v in ("YX", "XY"))
-    ax_dist.set_ylim(-0.4, 1.35 * top)  # headroom for the legend above the curves
+    ax_dist.set_ylim(-0.4, 1.7 * top)  # headroom for the legend above the curves
     for t, name in zip(keys, ("first key", "second key")):
-        ax_dist.text(t + 1.15, 0.12 * top, name, fontsize=9)
+        ax_dist.text(t + 1.15, 0.12 * top, name)
     ax_dist.set_ylabel("distance between states")
-    ax_dist.legend(loc="upper left", fontsize=9, ncol=2)
+    ax_dist.legend(loc="upper left")
     ax_dist.grid(True, alpha=0.3)
     difference = (states["XX"] - states["YX"]).T          # (n_nodes, n_sequences)
     limit = np.max(np.abs(difference))
@@ -2370,14 +2449,12 @@ def plot_hidden_states(model, x, plots_dir="plots", filename="hidden_states.png"
     fig.colorbar(image, ax=ax_map, label=r"$h_t(XX) - h_t(YX)$", shrink=0.9)
     ax_map.set_ylabel("hidden node")
     ax_map.set_xticks(
-        steps, [f"{s}\n{c}" for s, c in zip(steps, decode_sequence(variants["XX"]))],
-        fontsize=8
+        steps, [f"{s}\n{c}" for s, c in zip(steps, decode_sequence(variants["XX"]))]
     )
     ax_map.set_xlabel("step $t$ and the symbol read (the XX version)")
     predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}"
                           for label, v in variants.items())
-    fig.suptitle(f"One sequence, its keys set to each class (predicted: {predicted})",
-                 fontsize=11)
+    fig.suptitle(f"One sequence, its keys set to each class (predicted: {predicted})")
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -2393,8 +2470,8 @@ if __name__ == "__main__":
     ]:
         first_key = np.linalg.norm(states["XX"][t] - states["YX"][t])
         second_key = np.linalg.norm(states["XX"][t] - states["XY"][t])
-        print(f"{when:>26}: |h(XX) - h(YX)| = {first_key:.2f} (first key differs), "
-              f"|h(XX) - h(XY)| = {second_key:.2f} (second key differs)")
+        print(f"{when:>26}: |h(XX) - h(YX)| = {first_key:.2f}, "
+              f"|h(XX) - h(XY)| = {second_key:.2f}")
     plot_hidden_states(model, X_show[0], ARGS.plots_dir)
 
 # %% [markdown]
@@ -2410,16 +2487,21 @@ if __name__ == "__main__":
 #
 # ### 4.4 Gradient clipping
 #
-# Finally, clipping at work — not on an exploding gradient (no epoch-mean
-# gradient norm below reaches 10), but on a learning rate that is too large:
+# Finally, clipping at work on a learning rate that is too large (the
+# largest epoch-mean gradient norm below is about 5; an epoch mean can hide
+# a spike in a single batch, so we do not claim there is none):
 # plain gradient descent at 0.5 on the 20-step task, from the same initial
 # weights, once without clipping and once with the global norm clipped at 1.
 # A clipped step has length exactly $0.5 \times 1 = 0.5$, whatever the
 # gradient. If nearly every early step is clipped, is clipping just a
 # smaller step? A third run, the **control**, trains without clipping at
-# the learning rate that gives the same early step length:
-# $0.5 \times 1 / \bar g_1$, where $\bar g_1$ is the mean gradient norm of the
-# clipped run's first epoch.
+# the learning rate that gives the same early step length. A clipped step
+# of the first epoch has length $0.5 \times 1$; an unclipped step at rate
+# $\eta$ has length $\eta \lVert G \rVert$, about $\eta \thinspace \bar g_1$
+# on average, where $\bar g_1$ is the mean gradient norm of the clipped run's
+# first epoch (its gradients before clipping: the control's own first
+# gradients start from the same weights). Equal lengths give
+# $\eta = 0.5 \times 1 / \bar g_1$.
 
 # %%
 def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20,
@@ -2452,33 +2534,34 @@ def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences
 
 
 # %%
+@support.lesson_figure
 def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
     """Loss and mean pre-clipping gradient norm by epoch of each model, and the clip
     threshold."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(9, 4.2), layout="constrained")
+    fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(9, 4.6), layout="constrained")
     for (label, model), marker in zip(models.items(), "osd"):
         epochs = np.arange(1, len(model.loss_history) + 1)
         name = f"{label}, lr {model.learning_rate:.3g}"
-        ax_loss.plot(epochs, model.loss_history, marker=marker, ms=3,
-                     label=f"{name} (val. acc. {model.val_accuracy_history[-1]:.2f})")
-        ax_norm.plot(epochs, model.grad_norm_history, marker=marker, ms=3, label=name)
+        ax_loss.plot(epochs, model.loss_history, marker=marker, ms=3, label=name)
+        ax_norm.plot(epochs, model.grad_norm_history, marker=marker, ms=3)
     for threshold in sorted({m.clip_norm for m in models.values()
                              if m.clip_norm is not None}):
         ax_norm.axhline(threshold, color="black", ls="--", lw=1,
                         label=f"clip threshold {threshold:g}")
     ax_loss.axhline(np.log(4), color="black", ls="--", lw=1,
                     label="uniform guess, ln 4")
-    for ax, ylabel in [(ax_loss, "mean training cross-entropy (log scale)"),
-                       (ax_norm, "mean gradient norm before clipping (log)")]:
+    for ax, ylabel in [(ax_loss, "mean training loss (log scale)"),
+                       (ax_norm, "mean gradient norm, before clipping")]:
         ax.xaxis.get_major_locator().set_params(integer=True)
-        support.finish_axes(ax, "epoch", ylabel, log=True, legend={"fontsize": 8},
-                            grid="both")
-    fig.suptitle(
-        "Plain SGD on the temporal-order task (20 steps): clipping, "
-        "and a control without it"
-    )
+        support.finish_axes(ax, "epoch", ylabel, log=True, grid="both")
+    # one legend for both panels, below them, clear of every curve
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center",
+               ncol=2)
+    ax_norm.legend(loc="center right")   # the threshold line only
+    fig.suptitle("Plain SGD on the temporal-order task (20 steps): clipping, "
+                 "and a control")
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -2487,40 +2570,25 @@ def plot_clipping(models, plots_dir="plots", filename="clipping.png"):
 if __name__ == "__main__":
     print("Problem 4.4: gradient clipping (plain SGD, 20 epochs)")
     clip_models = clipping_experiment()
-    print(
-        format_table(
-            [
-                "run",
-                "learning rate",
-                "loss: epoch 1",
-                "epoch 20",
-                "largest mean norm",
-                "clipped: epochs 1-5",
-                "16-20",
-                "val. accuracy",
-            ],
-            [
-                [
-                    label,
-                    f"{m.learning_rate:.3f}",
-                    f"{m.loss_history[0]:.3f}",
-                    f"{m.loss_history[-1]:.2e}",
-                    f"{max(m.grad_norm_history):.2f}",
-                    f"{np.mean(m.clip_fraction_history[:5]):.0%}",
-                    f"{np.mean(m.clip_fraction_history[-5:]):.0%}",
-                    f"{m.val_accuracy_history[-1]:.2f}",
-                ]
-                for label, m in clip_models.items()
-            ],
-        )
-    )
+    print(format_table(
+        ["run", "learning rate", "loss: epoch 1", "epoch 20", "val. accuracy"],
+        [[label, f"{m.learning_rate:.3f}", f"{m.loss_history[0]:.3f}",
+          f"{m.loss_history[-1]:.2e}", f"{m.val_accuracy_history[-1]:.2f}"]
+         for label, m in clip_models.items()]))
+    print()
+    print(format_table(
+        ["run", "largest mean norm", "clipped: epochs 1-5", "16-20"],
+        [[label, f"{max(m.grad_norm_history):.2f}",
+          f"{np.mean(m.clip_fraction_history[:5]):.0%}",
+          f"{np.mean(m.clip_fraction_history[-5:]):.0%}"]
+         for label, m in clip_models.items()]))
     solved = [m.val_accuracy_history[-1] >= 0.95 for m in clip_models.values()]
     clipped = clip_models["clip_norm = 1"]
     print("only the clipped run solves the task (val. accuracy >= 0.95):",
           solved == [False, True, False])
     print("the clipped run clipped most steps of epochs 1-5:",
-          np.mean(clipped.clip_fraction_history[:5]) > 0.5,
-          "| none of epochs 16-20:", max(clipped.clip_fraction_history[-5:]) == 0)
+          np.mean(clipped.clip_fraction_history[:5]) > 0.5)
+    print("  and none of epochs 16-20:", max(clipped.clip_fraction_history[-5:]) == 0)
     plot_clipping(clip_models, ARGS.plots_dir)
 
 # %% [markdown]
@@ -2543,38 +2611,27 @@ if __name__ == "__main__":
 #
 # ### 4.5 Why your numbers may differ from these
 #
-# Everything in this lesson is seeded, yet a learner on another computer can
+# Everything in this lesson is seeded, yet a learner on another computer may
 # print different numbers in 4.2 and 4.4. A matrix product sums many terms,
-# and BLAS libraries choose the order of that sum by CPU (vector width,
-# blocking): floating-point addition is not associative, so the last bit of
-# a product can differ from one CPU to another. Problems 1–3 and 4.1 do not
-# amplify such a difference. Training near the edge of what it can learn, or
-# near the edge of stability, does: a difference of $10^{-16}$ grows step by
-# step until a run takes another path. On an earlier machine (a CPU with
-# AVX-512), forcing OpenBLAS onto three of its CPU kernels
-# (`OPENBLAS_CORETYPE=...`), the same code printed identical numbers for
-# Problems 1–3, 3b, 4.1 and 4.3 (up to the last digit of the rounding-level
-# gradient-check errors), but the numbers of the first three columns below.
-# This notebook ran on another CPU (without AVX-512, OpenBLAS choosing its
-# Haswell kernels) and printed the last column, which matches none of the
-# three — not even the forced Haswell kernels: more than BLAS differs from
-# one CPU to the next (NumPy's own vectorised `tanh` and `exp`, for
-# instance, may take other code paths; we have not measured which part
-# matters).
-#
-# | printed line | SkylakeX | Haswell | Prescott | this notebook |
-# |---|---|---|---|---|
-# | 4.2, 40 steps, per seed | 0.27, 0.23, 0.84 | 0.25, 0.26, 0.69 | 0.26, 0.28, 0.26 | 0.27, 0.29, 0.78 |
-# | 4.2, small start, 30 steps | 0.29, 0.70, 0.36 | 0.29, 0.85, 0.71 | 0.29, 0.63, 0.53 | 0.29, 0.74, 0.82 |
-# | 4.2, share reaching the key, trained, 60 steps | $9.7 \cdot 10^{-4}$ | $4.4 \cdot 10^{-3}$ | $3.6 \cdot 10^{-22}$ | $1.0 \cdot 10^{-4}$ |
-# | 4.4, no clipping: final loss, largest norm | 4.40, 4.50 | 5.04, 5.66 | 3.95, 7.54 | 4.09, 4.74 |
-# | 4.4, clipped: final loss, share clipped early | $6.08 \cdot 10^{-4}$, 72% | $6.04 \cdot 10^{-4}$, 72% | $6.21 \cdot 10^{-4}$, 78% | $5.95 \cdot 10^{-4}$, 72% |
-#
-# The text therefore speaks of ranges and seeds, not of one run's decimals;
-# each of these cells prints yes/no lines that state its claims in a form
-# that held with all four, and the test that compares this
-# notebook with a fresh run compares those lines exactly but not the
-# numbers above them.
+# and BLAS libraries — the matrix code under NumPy — choose the order of that
+# sum by CPU (vector width, blocking); NumPy's own vectorised `tanh` and `exp`
+# may also take other code paths on other CPUs. Floating-point addition is
+# not associative:
+
+# %%
+if __name__ == "__main__":
+    print(f"(0.1 + 0.2) + 0.3 = {(0.1 + 0.2) + 0.3!r}")
+    print(f"0.1 + (0.2 + 0.3) = {0.1 + (0.2 + 0.3)!r}")
+
+# %% [markdown]
+# So the last bit of a product can differ from one CPU to another. A run
+# that trains near the edge of what it can learn, or near the edge of
+# stability, can amplify a difference of $10^{-16}$ step by step until it
+# takes another path; we expect the gradient checks and the fast-against-
+# plain comparisons to differ only in their last digits. That is why the
+# text speaks of seeds and ranges rather than of one run's decimals, and why
+# those cells print yes/no lines that state their claims with some margin:
+# if your accuracies differ from these, compare the yes/no lines first.
 #
 # ## Where this leaves us
 #
@@ -2590,10 +2647,11 @@ if __name__ == "__main__":
 #   three gates and a candidate, so four blocks of weights. The GRU keeps
 #   one state but makes its update a gated, additive mix of $h_{t-1}$ and a
 #   candidate: two gates and a candidate, three blocks of weights. Each is a
-#   new layer with its own BPTT, not a small edit of the loops above.
+#   new layer with its own BPTT, not a small edit of the loops above:
+#   [chapter 2](gated_rnn_scratch.ipynb) builds both.
 # * **Long streams**: cut them into chunks and carry the last state of one
 #   chunk over as the next chunk's $h_0$, without backpropagating into the
-#   previous chunk (truncated BPTT).
+#   previous chunk (truncated BPTT): [chapter 3](language_model_scratch.ipynb).
 #
 # ## Running the lesson
 #

@@ -66,6 +66,16 @@ def test_accuracy_vs_length_returns_one_entry_per_length_and_seed():
         assert r["val_accuracy"] == r["model"].score(X_val, y_val) and r["epochs"] == 1
         assert r["model"].random_state == r["seed"]
     assert list(rs.summarize_by_length(results)) == [6, 9]
+    assert all("test_accuracy" not in r for r in results)        # no test data unless asked
+
+
+def test_accuracy_vs_length_scores_on_test_data_that_training_never_saw():
+    results = rs.accuracy_vs_length(lengths=(6,), seeds=(0, 1), n_train=30, n_val=10, n_test=40,
+                                    epochs=1)
+    for r in results:   # test data of their own seed, 3000 + seed: not training's, not validation's
+        X_test, y_test = rs.make_temporal_order_data(40, 6, rng=3000 + r["seed"])
+        assert r["test_accuracy"] == r["model"].score(X_test, y_test)
+    assert rs.summarize_by_length(results, "test_accuracy") == {6: [r["test_accuracy"] for r in results]}
 
 
 def test_short_sequences_are_learned_and_long_ones_stay_near_chance():

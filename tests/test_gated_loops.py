@@ -327,16 +327,16 @@ def test_slip_lstm_output_gate_derivative_is_caught():       # tanh' in place of
 
 
 def test_slip_lstm_cell_gradient_missing_path_through_h_is_caught():
-    assert_slip_caught("lstm", "along_cell + g_t * o_t * (1 - tanh_c ** 2)",
+    assert_slip_caught("lstm", "g_t * o_t * (1 - tanh_c ** 2) + along_cell",
                        "along_cell")
 
 
 def test_slip_lstm_forget_gate_missing_from_cell_path_is_caught():
-    assert_slip_caught("lstm", "along_cell = g_c_bar * f_t", "along_cell = g_c_bar")
+    assert_slip_caught("lstm", "along_cell = gamma_t * f_t", "along_cell = gamma_t")
 
 
 def test_slip_lstm_forget_gate_paired_with_c_t_is_caught():  # c_t instead of c_{t-1}
-    assert_slip_caught("lstm", "g_c_bar * c_prev * f_t", "g_c_bar * cs[:, t] * f_t")
+    assert_slip_caught("lstm", "gamma_t * c_prev * f_t", "gamma_t * cs[:, t] * f_t")
 
 
 def test_slip_lstm_h_prev_paired_with_wrong_step_is_caught():  # dW_h with h_t

@@ -468,10 +468,20 @@ def test_docstrings_are_read_without_importing_or_printing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_split_corpus_holds_out_the_last_tenth_and_drops_unseen_symbols():
-    train, held_out, dropped = lm.split_corpus("a" * 85 + "b" * 5 + "ab" * 4 + "z!")
-    assert train == "a" * 85 + "b" * 5 and held_out == "ab" * 4 and dropped == 2
-    assert lm.split_corpus("abcdefgh") == ("abcdefgh", "", 0)   # a tenth of 8 is 0 symbols
+def test_split_corpus_holds_out_the_last_tenth_in_two_halves_and_drops_unseen_symbols():
+    train, validation, test, dropped = lm.split_corpus("a" * 85 + "b" * 5 + "aabb" * 2 + "z!")
+    assert train == "a" * 85 + "b" * 5 and dropped == 2
+    assert validation == "aabb" and test == "aabb"      # the first half, then the second
+    assert lm.split_corpus("abcdefgh") == ("abcdefgh", "", "", 0)   # a tenth of 8 is 0 symbols
+
+
+def test_ngram_table_reports_the_test_bits_of_the_k_chosen_on_validation():
+    train, validation, test = TEXT * 3, "the dog sat on the cat. ", "a cat sat on the dog. "
+    ks = (0.001, 0.1, 1.0, 10.0)
+    counts = lm.ngram_counts(train, 3)
+    for n, k, val_bits, test_bits in lm.ngram_table(train, validation, 3, ks, test=test):
+        assert val_bits == min(lm.ngram_bits(counts, validation, n, ks, len(set(train))))
+        assert test_bits == lm.ngram_bits(counts, test, n, [k], len(set(train)))[0]
 
 
 # -- optional: PyTorch ------------------------------------------------------------------------------

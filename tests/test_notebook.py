@@ -82,6 +82,10 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(lesson, fresh_run):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
     assert (workdir / "plots" / FIRST_PLOT[lesson]).is_file()  # plots went to the temporary folder
+    # and every figure saved is also shown on the page
+    shown = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                for o in c.outputs)
+    assert shown == len(list((workdir / "plots").glob("*.png"))), shown
 
 
 # Cells whose printed numbers depend on the CPU's BLAS kernels (the lesson's section "Why your
@@ -277,3 +281,21 @@ def test_first_code_cell_is_math_and_no_cell_runs_over_80_lines(name):
     with open(paths(name)[0], encoding="utf-8") as f:
         source = f.read()
     assert not re.search(r"^\s*(import argparse|from argparse)|sys\.argv|parse_(known_)?args", source, re.M)
+
+
+PRINTED_WIDTH = 80   # a notebook column at 800 px shows about 87 characters of output
+
+
+def test_printed_lines_fit_a_notebook_column(lesson, committed):
+    # Wider lines wrap in the middle of a number or a word when the page is narrow.
+    wide = [f"cell {i}: {line}" for i, cell in enumerate(committed.cells) if cell.cell_type == "code"
+            for output in cell.get("outputs", []) if output.get("output_type") == "stream"
+            for line in output["text"].splitlines() if len(line) > PRINTED_WIDTH]
+    assert not wide, f"printed lines over {PRINTED_WIDTH} characters:\n" + "\n".join(wide)
+
+
+def test_notebooks_print_no_script_leftovers(lesson, committed):
+    # "saved plots/..." and "finished in N s" belong to the script; a notebook shows its figures.
+    text = "".join(output.get("text", "") for cell in committed.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", []))
+    assert not re.search(r"^saved \S+\.png$|finished in [\d.]+ s", text, re.M)

@@ -86,3 +86,12 @@ def test_chapter_2_runs_headless_with_its_options(tmp_path):
         bad = run([CHAPTER_2, *args, "--plots-dir", str(tmp_path / "bad")], cwd=tmp_path, timeout=60)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
     assert os.listdir(tmp_path) == ["p"]
+
+
+def test_an_integer_verbose_logs_the_first_every_kth_and_the_last_epoch():
+    import lesson_support as support
+    assert [e for e in range(1, 8) if support.log_this_epoch(3, e, 7)] == [1, 3, 6, 7]
+    assert [e for e in range(1, 4) if support.log_this_epoch(True, e, 3)] == [1, 2, 3]
+    assert not any(support.log_this_epoch(False, e, 3) for e in range(1, 4))
+    with pytest.raises(ValueError, match="verbose must be True, False or a positive integer"):
+        support.log_this_epoch(0.5, 1, 3)
