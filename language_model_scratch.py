@@ -64,7 +64,7 @@
 # ## 1. The per-step output layer and loss
 #
 # The symbols of a text are its **vocabulary**, $V$ of them, sorted; symbol
-# number $k$ enters the network as the one-hot row $e_k$ of length $V$, so
+# $s$ enters the network as the one-hot row $e_s$ of length $V$, so
 # $n_\text{features} = V$. At step $t$ the network has read
 # $s_1 \ldots s_t$ and predicts $s_{t+1}$ from its state, through one dense
 # layer shared by every step:
@@ -361,9 +361,10 @@ if __name__ == "__main__":
 # samples the model as trained, $\tau < 1$ sharpens it (as $\tau \to 0$ it
 # becomes greedy decoding, always the most likely symbol), $\tau > 1$
 # flattens it. Each symbol is drawn by inverse CDF: one uniform number $u$
-# in $[0, \sum_k p_k)$ and the first symbol whose cumulative probability
+# in $[0, \sum_s p_s)$ and the first symbol whose cumulative probability
 # exceeds it — one call to the random generator per symbol, whatever the
-# vocabulary size, so a seed gives the same string on every run (the `min`
+# vocabulary size, so a seed gives the same string on every run on the same
+# machine (the `min`
 # guards against $u$ landing past the last cumulative sum by rounding). With
 # an empty prime, sampling starts from a zero state with the first symbol of
 # the vocabulary as the input — an arbitrary start the model was not trained
@@ -715,7 +716,7 @@ if __name__ == "__main__":
 #   `bptt_steps` at least 30 it is the full gradient; shorter chunks drop
 #   the terms that cross a boundary. The table gives the worst parameter's
 #   relative error (chapter 1's: the largest difference over the largest
-#   $|g| + |\hat g|$, so never above 1): near 1 means that the truncated
+#   $|g| + |\tilde g|$, so never above 1): near 1 means that the truncated
 #   gradient of some parameter differs from the full one by about as much as
 #   the gradient is large — either most of it came from across a boundary,
 #   or the two point in opposite directions; the number alone cannot tell
@@ -962,7 +963,8 @@ if __name__ == "__main__":
 # the state must track the grammar all along. We did not measure which of
 # the two matters more.
 #
-# What the models predict along one held-out string, chosen as the first
+# What the models predict along one test string (which, like most, may also
+# occur in training), chosen as the first
 # test string whose inner part is at least 12 symbols long: each column is one
 # step, each row a symbol, the shade its predicted probability of coming
 # next; the box marks the symbol that did come. Where the grammar offers two
@@ -1032,7 +1034,7 @@ if __name__ == "__main__":
 # text how often each symbol followed that context, with **add-$\alpha$
 # smoothing** so that an unseen pair is improbable but not impossible:
 #
-# $$p(s \mid c) = \frac{\text{count}(c \thinspace s) + \alpha}{\text{count}(c) + \alpha V}.$$
+# $$p(s \mid \text{ctx}) = \frac{\text{count}(\text{ctx} \thinspace s) + \alpha}{\text{count}(\text{ctx}) + \alpha V}.$$
 #
 # At the start of a text, where fewer than $n - 1$ symbols precede, the
 # shorter context is used. For each $n$, $\alpha$ is chosen from a grid on
@@ -1198,11 +1200,10 @@ def plot_text_learning_curves(results, best_ngram, plots_dir="plots",
                 alpha=0.6, label=f"{CELL_NAMES[cell]}, training")
     n, k, bits = best_ngram[:3]
     ax.axhline(bits, color="0.3", linestyle=":", linewidth=1.5)
-    # labelled at the left, where every curve is still far above it
+    # labelled at the left, below the line, where every curve is still far above it
     ax.annotate(f"best n-gram: {n}-gram (add-{k:g}), validation", (0.01, bits),
-                xycoords=("axes fraction", "data"), xytext=(0, 3),
-                textcoords="offset points", ha="left", va="bottom",
-                color="0.2")
+                xycoords=("axes fraction", "data"), xytext=(0, -4),
+                textcoords="offset points", ha="left", va="top", color="0.2")
     ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.6),
            title="Character-level language models on standard-library docstrings")
     ax.legend(ncol=3, loc="upper right")
@@ -1242,9 +1243,9 @@ if __name__ == "__main__":
 # 4-gram the best n-gram there. On the test text, which chose nothing, the
 # GRU beats the 4-gram by 0.252 bits per character (2.367 against 2.619),
 # which meets the target; the LSTM beats it too (2.528), the vanilla cell
-# does not (2.649). Every model does worse on the test text than on the
-# validation text (the 4-gram: 2.619 against 2.378): the two halves hold the
-# docstrings of different modules. The 5-gram does worse than the 4-gram,
+# does not (2.649). Every model but the 2-gram (equal) does worse on the
+# test text than on the validation text (the 4-gram: 2.619 against 2.378),
+# likely because the two halves hold the docstrings of different modules. The 5-gram does worse than the 4-gram,
 # likely because a longer context is seen fewer times in the training text,
 # so its counts are noisier and smoothing has more to make up.
 #
@@ -1326,8 +1327,8 @@ if __name__ == "__main__":
 # see furthest but give only 28 updates per epoch, and end worst (2.772) — plausibly
 # because at a fixed number of epochs they update too rarely; no run here
 # separates that cause from others. (The 50-step row is section 5's run; the
-# time per epoch includes measuring the validation text and changes from run
-# to run on a shared machine.)
+# time per epoch includes measuring the validation text, and on a shared
+# machine it can change from run to run.)
 #
 # ## Where this leaves us
 #
@@ -1345,7 +1346,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## What this chapter gives the next
 #
-# The names a later chapter may import (`__all__`):
+# The names a later chapter may import (`__all__`). This is the course's last
+# chapter so far; it began with [chapter 1](rnn_scratch.ipynb).
 
 # %%
 __all__ = [

@@ -864,7 +864,7 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # Orders of magnitude above the $10^{-7}$ of a right gradient: a check at
-# this resolution cannot miss such a slip.
+# this resolution does not let this slip through.
 #
 # ## Problem 3: a classifier that has to remember
 #
@@ -1182,7 +1182,7 @@ def training_step(model, params, grads, state, loss, epoch):
 
 # %% [markdown]
 # The starting weights: $W_x$ normal with standard deviation
-# $1 / \sqrt{n}$ for $n$ = n_features inputs, so that each entry of $x_t W_x$
+# one over the square root of n_features, so that each entry of $x_t W_x$
 # (a sum of n_features terms) starts with a variance near that of one input; $W_h$
 # orthogonal, taken as the $Q$ of the QR decomposition of a Gaussian matrix
 # ($Q$ has orthonormal columns by construction, so $Q^\top Q = I$ and every
@@ -1545,7 +1545,8 @@ def plot_training_curves(model, plots_dir="plots", filename="training_loss_curve
     ax_acc.set_ylim(0, 1.05)
     support.finish_axes(ax_loss, "epoch", "mean cross-entropy (log scale)", log=True,
                         legend={}, grid="both")
-    support.finish_axes(ax_acc, "epoch", "validation accuracy", legend={}, grid="both")
+    support.finish_axes(ax_acc, "epoch", "validation accuracy",
+                        legend={"loc": "center right"}, grid="both")
     fig.suptitle(f"{type(model).__name__} on the temporal-order task")
     save_figure(fig, plots_dir, filename)
     return fig
@@ -1812,9 +1813,9 @@ if __name__ == "__main__":
 # longest in the data set, so the cost follows the real lengths
 # (`benchmarks/README.md` measures it), and the
 # batches are still drawn in a fresh random order every epoch. A sequence's
-# prediction cannot depend on what it is batched with, because its state
-# never reads the padding; below, the same sequence is predicted alone and
-# inside a batch of longer ones.
+# state never reads the padding, so its prediction should not depend on what
+# it is batched with, up to rounding; below, one sequence is predicted alone
+# and inside a batch of longer ones.
 #
 # **A learned initial state.** With `learn_h0=True` the initial state is one
 # more parameter, $h_0$ of shape (n_nodes,), shared by every sequence and
@@ -1937,7 +1938,8 @@ if __name__ == "__main__":
 # $\sigma_{\max} > 1$. The bound needs the largest *singular value*, not the
 # spectral radius $\rho$ (the largest $|\text{eigenvalue}|$): $\rho$ tells
 # how powers of $W_h$ alone behave in the long run
-# ($\lVert W_h^T \rVert^{1/T} \to \rho$ as $T$ grows), but $\rho \le \sigma_{\max}$, and
+# (Gelfand's formula: the norm of the product of $T$ copies of $W_h$, raised
+# to the power $1/T$, tends to $\rho$ as $T$ grows), but $\rho \le \sigma_{\max}$, and
 # for a non-symmetric matrix the two can be far apart. They coincide for the
 # orthogonal $W_h$ the classifier starts from (both are 1).
 #
@@ -2213,8 +2215,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # Up to 30 steps every seed learns the task perfectly; from 50 steps on
 # every seed stays near chance, within this budget (1,000 sequences, 20
-# epochs). At 40 steps the outcome depends on the seed — and, as 4.5
-# explains, even on the CPU: in this run one seed of three learns partway.
+# epochs). At 40 steps the outcome depends on the seed (and may depend on
+# the CPU, as 4.5 explains): in this run one seed of three learns partway.
 # The sweep shows *that* the vanilla RNN stops learning between 30 and 50
 # steps. By itself it does not show why.
 #
@@ -2497,11 +2499,11 @@ if __name__ == "__main__":
 # smaller step? A third run, the **control**, trains without clipping at
 # the learning rate that gives the same early step length. A clipped step
 # of the first epoch has length $0.5 \times 1$; an unclipped step at rate
-# $\eta$ has length $\eta \lVert G \rVert$, about $\eta \thinspace \bar g_1$
-# on average, where $\bar g_1$ is the mean gradient norm of the clipped run's
+# $\eta$ has length $\eta \lVert G \rVert$, about $\eta \thinspace \bar G_1$
+# on average, where $\bar G_1$ is the mean gradient norm of the clipped run's
 # first epoch (its gradients before clipping: the control's own first
 # gradients start from the same weights). Equal lengths give
-# $\eta = 0.5 \times 1 / \bar g_1$.
+# $\eta = 0.5 \times 1 / \bar G_1$.
 
 # %%
 def clipping_experiment(learning_rate=0.5, clip_norm=1.0, epochs=20, n_sequences=20,
