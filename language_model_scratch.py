@@ -363,8 +363,8 @@ if __name__ == "__main__":
 # flattens it. Each symbol is drawn by inverse CDF: one uniform number $u$
 # in $[0, \sum_s p_s)$ and the first symbol whose cumulative probability
 # exceeds it — one call to the random generator per symbol, whatever the
-# vocabulary size, so a seed gives the same string on every run on the same
-# machine (the `min`
+# vocabulary size, so a seed should give the same string on every run on
+# the same machine (the `min`
 # guards against $u$ landing past the last cumulative sum by rounding). With
 # an empty prime, sampling starts from a zero state with the first symbol of
 # the vocabulary as the input — an arbitrary start the model was not trained
@@ -1198,10 +1198,10 @@ def plot_text_learning_curves(results, best_ngram, plots_dir="plots",
                 label=f"{CELL_NAMES[cell]}, validation")
         ax.plot(epochs, np.array(model.loss_history) / np.log(2), "--", color=color,
                 alpha=0.6, label=f"{CELL_NAMES[cell]}, training")
-    n, k, bits = best_ngram[:3]
+    n, _, bits = best_ngram[:3]
     ax.axhline(bits, color="0.3", linestyle=":", linewidth=1.5)
     # labelled at the left, below the line, where every curve is still far above it
-    ax.annotate(f"best n-gram: {n}-gram (add-{k:g}), validation", (0.01, bits),
+    ax.annotate(f"best n-gram ({n}-gram)", (0.01, bits),
                 xycoords=("axes fraction", "data"), xytext=(0, -4),
                 textcoords="offset points", ha="left", va="top", color="0.2")
     ax.set(xlabel="epoch", ylabel="bits per character", ylim=(1.6, 4.6),

@@ -655,7 +655,7 @@ def recurrent_products(h0, h, d_a):
 # $10^{-16} |L| / \varepsilon$. With $\varepsilon = 10^{-6}$ that is about
 # $10^{-12}$ against $10^{-10}$: **rounding dominates**, and the two would
 # balance near $\varepsilon \approx 10^{-5}$. Either way the check resolves
-# far below any real bug. In float32, rounding alone is
+# differences far smaller than a typical bug makes (one bug is shown below). In float32, rounding alone is
 # $10^{-7} |L| / \varepsilon$, which is why **gradient checks are done in
 # float64**.
 #
@@ -1506,8 +1506,8 @@ if __name__ == "__main__":
 # a linear axis; the right panel shows validation accuracy: at 20 steps the
 # task is nearly solved (0.996) after one epoch. An epoch's training loss is the mean over its
 # batches, taken while the weights were still changing; the validation loss
-# is measured after the epoch — which is why it can be the lower of the two
-# early on.
+# is measured after the epoch — one likely reason it can be the lower of the
+# two early on (we did not separate it from other differences).
 
 # %%
 def initial_model(model):
