@@ -136,9 +136,9 @@ def lesson_figure(plot):
     def draw(*args, **kwargs):
         import matplotlib
 
-        # Only the font sizes are set and put back. (matplotlib's rc_context would also
-        # restore the backend setting on exit, which closes every figure before a
-        # notebook shows it.)
+        # Only the font sizes are set and put back. (matplotlib's rc_context restores
+        # every setting on exit, "interactive" included, and with it the notebooks
+        # showed only the first of these figures: see matplotlib issue 24351.)
         saved = {key: matplotlib.rcParams[key] for key in FIGURE_FONTS}
         matplotlib.rcParams.update(FIGURE_FONTS)
         try:
