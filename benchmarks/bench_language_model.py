@@ -99,7 +99,7 @@ def main(argv=None):
                         help="timed epochs per round, 2 rounds (default 2; 1 with --quick)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 2)
-    text, _, _ = lm.split_corpus(lm.stdlib_docstrings())
+    text = lm.split_corpus(lm.stdlib_docstrings())[0]   # the training text
     if args.quick:
         text = text[:20_000]
     threads = os.cpu_count()
