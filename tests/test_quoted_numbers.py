@@ -4,6 +4,7 @@ numbers appear in the notebooks or, for speed, in benchmarks/README.md. A number
 changed and the prose did not follow fails here."""
 import os
 import re
+import sys
 
 import nbformat
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from quoted_numbers import matches, printed_numbers, quoted_numbers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LESSONS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from sync_notebook import LESSONS  # noqa: E402  (the chapters, in order)
 
 # Numbers that are not measurements, each with its reason. Years are excepted wholesale below
 # (citations); everything else a lesson quotes must be printed or be in its code.
