@@ -9,7 +9,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch")
+CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")
 EVERY_FILE = sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "tests", "*.py"))
                     + glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
                     + glob.glob(os.path.join(ROOT, "tools", "*.py")))

@@ -20,7 +20,8 @@ from sync_notebook import KEPT_METADATA, LESSONS, execute_notebook  # noqa: E402
 FIX = "python tools/sync_notebook.py"
 CELL_TIMEOUT = 600  # seconds for any one cell; a whole chapter takes a minute or two
 FIRST_PLOT = {"rnn_scratch": "training_loss_curve.png", "gated_rnn_scratch": "gated_accuracy_vs_length.png",
-              "language_model_scratch": "reber_next_symbol.png"}
+              "language_model_scratch": "reber_next_symbol.png",
+              "seq2seq_scratch": "seq2seq_bottleneck.png"}
 
 
 def paths(name):
@@ -112,6 +113,13 @@ CPU_DEPENDENT_CELLS = {
         "text_results = text_experiment(",             # 5: training on the text
         "trunc_rows = truncation_experiment(",         # 6: training with other chunk lengths
     ),
+    "seq2seq_scratch": (
+        "model = ScratchSeq2Seq(epochs=ARGS.epochs",    # 6: training with attention
+        "no_attention = ScratchSeq2Seq(",               # 8: training without it
+        "beam_rows, beams = [], {}",                    # 8: decoding that model
+        "shown = first_of_each_format(",                # 8: the trained model's attention
+        "variant_rows = encoder_variants(",             # 8: training four encoders
+    ),
 }
 # Cells that print text the model generated: with other kernels every symbol may differ, so only
 # their header lines ("--- temperature 0.2:") are compared.
@@ -130,6 +138,8 @@ ROUNDING_CELLS = {
     "language_model_scratch": ("compare_output_layer_with_loop(ARGS.seed)",
                                "check_language_model_gradients(ARGS.seed)",
                                "truncation_checks(ARGS.seed)"),
+    "seq2seq_scratch": ("check_embedding(ARGS.seed)", "check_encoder(cell, bidirectional",
+                        "check_attention(ARGS.seed)", "check_model_gradients(cell, attention"),
 }
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?")
 TIMING = re.compile(r"\d+(?:\.\d+)? s\b")       # "in 1.2 s": wall-clock time, never compared

@@ -19,7 +19,7 @@ from jupytext.cli import jupytext as jupytext_cli
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LESSONS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch")   # the chapters, in order: each NAME.py + NAME.ipynb
+LESSONS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")   # the chapters, in order: each NAME.py + NAME.ipynb
 KEPT_METADATA = ("jupytext", "kernelspec")
 
 
