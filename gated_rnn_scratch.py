@@ -15,10 +15,11 @@
 # %% [markdown]
 # # Chapter 2: gated cells — the LSTM and the GRU from scratch, in NumPy
 #
-# *Chapter 2 of 3 of a course on recurrent networks from scratch:
+# *Chapter 2 of 4 of a course on recurrent networks from scratch:
 # [chapter 1](rnn_scratch.ipynb) built and trained a vanilla RNN; this one adds
 # gated cells; [chapter 3](language_model_scratch.ipynb) turns the layers of
-# both into language models.*
+# both into language models, [chapter 4](seq2seq_scratch.ipynb) into an
+# encoder–decoder with attention.*
 #
 # Chapter 1 ([`rnn_scratch.ipynb`](rnn_scratch.ipynb)) ended with a diagnosis: a vanilla RNN trained
 # by gradient descent stayed at chance on the temporal-order task from about

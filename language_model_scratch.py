@@ -15,10 +15,11 @@
 # %% [markdown]
 # # Chapter 3: sequence in, sequence out — a character-level language model
 #
-# *Chapter 3 of 3 of a course on recurrent networks from scratch:
+# *Chapter 3 of 4 of a course on recurrent networks from scratch:
 # [chapter 1](rnn_scratch.ipynb) built and trained a vanilla RNN,
 # [chapter 2](gated_rnn_scratch.ipynb) the LSTM and the GRU; this chapter
-# makes all three cells language models.*
+# makes all three cells language models; [chapter 4](seq2seq_scratch.ipynb)
+# turns one sequence into another.*
 #
 # Chapters 1 and 2 read a whole sequence and emitted one label
 # (many-to-one). This chapter uses the other shape, the one that made
@@ -1346,8 +1347,9 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## What this chapter gives the next
 #
-# The names a later chapter may import (`__all__`). This is the course's last
-# chapter so far; it began with [chapter 1](rnn_scratch.ipynb).
+# The names a later chapter may import (`__all__`); the next,
+# [chapter 4](seq2seq_scratch.ipynb), builds an encoder–decoder from them
+# and from chapters 1 and 2.
 
 # %%
 __all__ = [

@@ -18,7 +18,8 @@ __all__ = [
     "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",
     "check_hyperparameters", "check_labels", "check_layer_input", "check_layer_weights",
     "check_lengths", "check_positive_number", "check_sequence_data", "check_sequences",
-    "check_state", "check_direct_gradient", "finish_axes", "format_table",
+    "check_state", "check_direct_gradient", "check_strings", "check_string_pairs",
+    "check_decoding", "finish_axes", "format_table",
     "in_notebook", "label_indices", "lesson_options", "lesson_finished", "save_figure",
     "stopwatch",
 ]
@@ -477,3 +478,49 @@ def check_corpus(corpus, name):
             raise ValueError(f"{name}[{i}] = {s!r} has fewer than 2 symbols; "
                              "each string needs one to read and one to predict.")
     return "list", list(corpus)
+
+
+# -- chapter 4: pairs of strings
+# --------------------------------------------------------------------------
+def check_strings(strings, name):
+    """A non-empty list (or tuple) of non-empty strings, else a ValueError naming what
+    came."""
+    if isinstance(strings, str):
+        raise ValueError(f"{name} must be a list of strings; got a single string "
+                         f"{strings[:40]!r}: wrap it in a list, [{name[:-1] or name}].")
+    if not isinstance(strings, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings; "
+                         f"got {type(strings).__name__}.")
+    if len(strings) == 0:
+        raise ValueError(f"{name} is empty; it needs at least one string.")
+    for i, s in enumerate(strings):
+        if not isinstance(s, str):
+            raise ValueError(f"{name}[{i}] must be a string; "
+                             f"got {type(s).__name__}: {s!r}.")
+        if not s:
+            raise ValueError(f"{name}[{i}] is an empty string; every {name[:-1]} needs "
+                             "at least one character.")
+    return list(strings)
+
+
+def check_string_pairs(sources, targets, source_name="sources", target_name="targets"):
+    """Both lists checked, and of the same length."""
+    sources = check_strings(sources, source_name)
+    targets = check_strings(targets, target_name)
+    if len(sources) != len(targets):
+        raise ValueError(f"{source_name} and {target_name} must have the same length; "
+                         f"got {len(sources)} and {len(targets)}.")
+    return sources, targets
+
+
+def check_decoding(beam_width, max_length, length_penalty):
+    """Positive integers beam_width and max_length, a finite length_penalty."""
+    for name, value in (("beam_width", beam_width), ("max_length", max_length)):
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                or value < 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if (isinstance(length_penalty, bool)
+            or not isinstance(length_penalty, (int, float, np.integer, np.floating))
+            or not np.isfinite(length_penalty)):
+        raise ValueError("length_penalty must be a finite number; "
+                         f"got {length_penalty!r}.")

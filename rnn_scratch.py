@@ -15,10 +15,11 @@
 # %% [markdown]
 # # A recurrent neural network from scratch, in NumPy
 #
-# *Chapter 1 of 3 of a course on recurrent networks from scratch: this one
+# *Chapter 1 of 4 of a course on recurrent networks from scratch: this one
 # builds and trains a vanilla RNN; [chapter 2](gated_rnn_scratch.ipynb) adds
 # the LSTM and the GRU, [chapter 3](language_model_scratch.ipynb) turns them
-# into language models.*
+# into language models, [chapter 4](seq2seq_scratch.ipynb) into an
+# encoder–decoder with attention.*
 #
 # This lesson builds a vanilla recurrent neural network (RNN) with nothing but
 # NumPy: the forward pass, backpropagation through time (BPTT) written by hand,

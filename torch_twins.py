@@ -93,3 +93,115 @@ def torch_chunk_loss(torch, layer, linear, tdtype, n_vocab, x_idx, y_idx, state)
     loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, n_vocab),
                                              torch.from_numpy(y_idx).reshape(-1))
     return loss, new_state
+
+
+def torch_seq2seq(torch, model):
+    """A PyTorch twin of a fitted ScratchSeq2Seq (chapter 4), holding copies of its
+    weights: torch_layer for each encoder layer and direction and for the decoder, plain
+    tensors for the embeddings, the bridge, the additive attention and the output layer.
+
+    The encoder reads packed sequences (pack_padded_sequence), which stop each source at
+    its own length as our `lengths` do; the backward reader gets each source reversed
+    within its length, and its states are reversed back. The decoder runs one step per
+    call from the previous step's state, with teacher forcing.
+    Returns a function of (sources, targets) giving the token-mean loss (a float) and
+    every gradient as a numpy array under model.parameters()' names (numpy=False: only
+    the loss; the gradients stay in the tensors, for an optimizer). The indices are made
+    here from source_vocab_ and target_vocab_ (its last two symbols <eos>, <bos>). The
+    function's attribute `parameters` lists the twin's tensors, for an optimizer.
+    """
+    nn_utils = torch.nn.utils.rnn
+    weights = model.parameters()
+    plain = {name: torch.tensor(weights[name], requires_grad=True)
+             for name in ("src_embedding", "tgt_embedding", "bridge_w", "bridge_b", "w_y",
+                          "b_y", "att_w_q", "att_w_k", "att_v") if name in weights}
+    encoder = [[(f"enc{k}_{('fw', 'bw')[d]}_", *torch_layer(torch, layer))
+                for d, layer in enumerate(pair)] for k, pair in enumerate(model.encoder)]
+    decoder, decoder_biases = torch_layer(torch, model.decoder)
+    is_lstm = type(decoder).__name__ == "LSTM"
+    source_index = {s: i for i, s in enumerate(model.source_vocab_)}
+    target_index = {s: i for i, s in enumerate(model.target_vocab_)}
+    eos, bos = len(model.target_vocab_) - 2, len(model.target_vocab_) - 1
+
+    def padded(rows):
+        width = max(len(r) for r in rows)
+        return torch.tensor([list(r) + [0] * (width - len(r)) for r in rows])
+
+    def reverse_within(x, lengths):
+        positions = torch.arange(x.shape[1])[None, :]
+        source = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions,
+                             positions)
+        return x[torch.arange(x.shape[0])[:, None], source]
+
+    def module_gradients(prefix, module, bias_names):
+        grads = {prefix + "w_x": module.weight_ih_l0.grad.T,
+                 prefix + "w_h": module.weight_hh_l0.grad.T,
+                 prefix + bias_names[0]: module.bias_ih_l0.grad}
+        if len(bias_names) == 2:
+            grads[prefix + bias_names[1]] = module.bias_hh_l0.grad
+        return grads          # a single b: bias_hh_l0 stays 0, its gradient is bias_ih_l0's
+
+    def run(sources, targets, numpy=True):
+        modules = [m for pair in encoder for _, m, _ in pair] + [decoder]
+        for module in modules:
+            module.zero_grad(set_to_none=True)
+        for tensor in plain.values():
+            tensor.grad = None
+        lengths = torch.tensor([len(s) for s in sources])
+        src = padded([[source_index[s] for s in source] for source in sources])
+        n_positions = src.shape[1]
+        x = plain["src_embedding"][src]
+        for pair in encoder:
+            states, finals = [], []
+            for direction, (_, module, _) in enumerate(pair):
+                read = x if direction == 0 else reverse_within(x, lengths)
+                packed = nn_utils.pack_padded_sequence(read, lengths, batch_first=True,
+                                                       enforce_sorted=False)
+                out, h_n = module(packed)
+                out, _ = nn_utils.pad_packed_sequence(out, batch_first=True,
+                                                      total_length=n_positions)
+                states.append(out if direction == 0 else reverse_within(out, lengths))
+                finals.append((h_n[0] if is_lstm else h_n)[0])  # after the last real step
+            x = torch.cat(states, dim=-1)
+        memory = x
+        s0 = torch.tanh(torch.cat(finals, dim=-1) @ plain["bridge_w"] + plain["bridge_b"])
+        state = (s0[None], torch.zeros_like(s0)[None]) if is_lstm else s0[None]
+        if model.attention:
+            keys = memory @ plain["att_w_k"]
+            pad = torch.arange(n_positions)[None, :] >= lengths[:, None]
+        y_out = [[target_index[s] for s in target] + [eos] for target in targets]
+        y_in = padded([[bos] + row[:-1] for row in y_out])
+        logits = []
+        for t in range(y_in.shape[1]):
+            step_input = plain["tgt_embedding"][y_in[:, t]]
+            h_prev = (state[0] if is_lstm else state)[0]
+            if model.attention:
+                u = torch.tanh(keys + (h_prev @ plain["att_w_q"])[:, None, :])
+                alpha = torch.softmax((u @ plain["att_v"]).masked_fill(pad, -float("inf")),
+                                      dim=1)
+                context = (alpha[:, None, :] @ memory)[:, 0]
+                step_input = torch.cat([step_input, context], dim=1)
+            out, state = decoder(step_input[:, None, :], state)
+            out = out[:, 0]
+            if model.attention:
+                out = torch.cat([out, context], dim=1)
+            logits.append(out @ plain["w_y"] + plain["b_y"])
+        y_out = padded(y_out)
+        real = torch.arange(y_out.shape[1])[None, :] < torch.tensor(
+            [len(t) + 1 for t in targets])[:, None]
+        z = torch.stack(logits, dim=1)                      # (batch_size, U, V_y - 1)
+        loss = torch.nn.functional.cross_entropy(z[real], y_out[real])  # token mean
+        loss.backward()
+        if not numpy:
+            return loss.item()
+        grads = {name: tensor.grad for name, tensor in plain.items()}
+        for pair in encoder:
+            for prefix, module, bias_names in pair:
+                grads.update(module_gradients(prefix, module, bias_names))
+        grads.update(module_gradients("dec_", decoder, decoder_biases))
+        return loss.item(), {name: grads[name].numpy() for name in weights}
+
+    run.parameters = list(plain.values()) + [
+        p for pair in encoder for _, module, _ in pair for p in module.parameters()
+    ] + list(decoder.parameters())
+    return run

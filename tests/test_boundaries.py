@@ -76,7 +76,7 @@ def test_the_boundary_checks_can_fail():
 
 def test_importing_a_later_chapter_changes_no_earlier_one(tmp_path):
     # A class may grow across the cells of its own chapter (add_to_class), never across
-    # chapters: importing chapters 2 and 3 leaves chapter 1's and 2's classes as they were.
+    # chapters: importing chapters 2 to 4 leaves the earlier chapters' classes as they were.
     import subprocess
     import sys
 
@@ -89,8 +89,12 @@ def test_importing_a_later_chapter_changes_no_earlier_one(tmp_path):
             "import gated_rnn_scratch\n"
             "chapters_1_2 = snapshot(rnn_scratch, gated_rnn_scratch)\n"
             "import language_model_scratch\n"
+            "chapters_1_3 = snapshot(rnn_scratch, gated_rnn_scratch, language_model_scratch)\n"
+            "import seq2seq_scratch\n"
             "same = (snapshot(rnn_scratch) == chapter_1\n"
-            "        and snapshot(rnn_scratch, gated_rnn_scratch) == chapters_1_2)\n"
+            "        and snapshot(rnn_scratch, gated_rnn_scratch) == chapters_1_2\n"
+            "        and snapshot(rnn_scratch, gated_rnn_scratch, language_model_scratch)\n"
+            "            == chapters_1_3)\n"
             "print(same, len(chapters_1_2))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": ROOT,

@@ -52,8 +52,10 @@ def test_problem_3_prints_one_line_per_epoch_only_when_verbose(verbose, capsys, 
     assert len(lines) == (2 if verbose else 0)
 
 
-def test_importing_has_no_side_effects(tmp_path):
-    code = "import sys, rnn_scratch; print('matplotlib' in sys.modules)"
+@pytest.mark.parametrize("chapter", ["rnn_scratch", "gated_rnn_scratch", "language_model_scratch",
+                                     "seq2seq_scratch"])
+def test_importing_has_no_side_effects(tmp_path, chapter):
+    code = f"import sys, {chapter}; print('matplotlib' in sys.modules)"
     result = run(["-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "False\n"  # nothing printed but our own line; pyplot not even imported

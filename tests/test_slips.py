@@ -213,3 +213,34 @@ def test_slip_carried_state_dropped_between_chunks(cell, monkeypatch):
     gap = stream_loss_gap(cell)
     assert gap > 1e-6, (f"slip NOT caught: carried state dropped between chunks; the training "
                         f"loss differs from the carried-state loss by only {gap:.0e}")
+
+
+# -- chapter 4 -----------------------------------------------------------------------------------
+def test_slip_attention_softmax_backward_without_its_mean_term(monkeypatch):
+    """The softmax's backward without the term every weight shares (dL/de = alpha * dL/dalpha
+    only): chapter 4's check_attention reports it in every gradient that flows through the
+    scores — the query's weights W_q, the keys' W_k, v and s_{t-1}."""
+    import seq2seq_scratch as s2s
+    _, clean = s2s.check_attention()
+    assert max(clean.values()) < CLEAN, clean
+    broken = slipped(s2s.attend_backward,
+                     "alpha * (d_alpha - np.sum(alpha * d_alpha, axis=1, keepdims=True))",
+                     "alpha * d_alpha")
+    monkeypatch.setattr(s2s, "attend_backward", broken)
+    _, bad = s2s.check_attention()
+    for name in ("w_q", "w_k", "v", "s_prev"):
+        assert bad[name] > CAUGHT, f"slip NOT caught: softmax backward; {name} reports {bad[name]:.0e}"
+
+
+def test_slip_backward_readers_dx_not_reversed_back(monkeypatch):
+    """The backward reader's dx left in its own (reversed) order when the two directions' dx are
+    added: chapter 4's check_encoder reports dx of a one-layer encoder, and every weight of the
+    lower layer of a two-layer one."""
+    import seq2seq_scratch as s2s
+    _, clean = s2s.check_encoder("gru", True, 2)
+    assert max(clean.values()) < CLEAN, clean
+    broken = slipped(s2s.encoder_backward, 'else reverse_within_lengths(g["dx"], lengths))',
+                     'else g["dx"])')
+    monkeypatch.setattr(s2s, "encoder_backward", broken)
+    _, bad = s2s.check_encoder("gru", True, 2)
+    assert bad["x"] > CAUGHT and bad["enc0_fw_w_x"] > CAUGHT, bad
