@@ -1611,18 +1611,19 @@ def plot_attention_maps(model, pairs, plots_dir="plots",
     import matplotlib.pyplot as plt
     from matplotlib.colors import PowerNorm
     widths = [len(s) for s, _, _ in pairs]
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(9, 2.5 * len(pairs)))
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(9, 2.6 * len(pairs)),
+                             layout="constrained")
     for ax, (source, target, title) in zip(axes, pairs):
         weights = model.attention_weights(source, target)
         image = ax.imshow(weights, cmap="Greys", norm=PowerNorm(0.5, vmin=0, vmax=1),
                           aspect="auto")
-        ax.set_xticks(range(len(source)), list(source), fontsize=8)
+        ax.set_xticks(range(len(source)), list(source), fontsize=9, family="monospace")
         ax.set_yticks(range(len(target) + 1), list(target) + ["<eos>"], fontsize=8)
         ax.set_xlim(-0.5, max(widths) - 0.5)
         ax.set_ylabel("output")
         ax.set_title(title, fontsize=11, loc="left")
     axes[-1].set_xlabel("source character")
-    fig.colorbar(image, ax=axes, label="attention weight", shrink=0.6)
+    fig.colorbar(image, ax=axes, label="attention weight", shrink=0.5)
     save_figure(fig, plots_dir, filename)
     return fig
 
@@ -1665,9 +1666,9 @@ if __name__ == "__main__":
 # written nowhere. In the format-7 source the weights are spread more
 # thinly, but the printed words show where each digit looks: the year's
 # digits at `nineteen`, `seventy-six`; the month's at `December`; the
-# day's at `twenty-third`. The dashes and `<eos>` have no characters of
-# their own, and their weight lands on neighbouring digits or words. The
-# weights are on encoder states, and each state also knows its neighbours
+# day's at `twenty-third`. The dashes have no characters of their own; in
+# all four sources the second dash looks at the day's word, the next thing
+# to write. The weights are on encoder states, and each state also knows its neighbours
 # (the encoder reads both ways), so a weight can sit next to the
 # characters it reads rather than on them.
 
