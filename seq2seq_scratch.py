@@ -60,13 +60,13 @@
 # |---|---|---|---|
 # | $x_1 \ldots x_S$ | `sources[n]` | $S$ symbols | the source (a date as written); $S$ differs between sources |
 # | $y_1 \ldots y_U$ | `targets[n]` + `<eos>` | $U$ symbols | the target, `<eos>` last; $y_0$ = `<bos>` |
-# | $V_x$, $V_y$ | `len(source_vocab_)`, `len(target_vocab_)` | int | the symbols of sources and of targets (with `<eos>` and `<bos>`) |
+# | $V_x$, $V_y$ | `len(source_vocab_)`, `len(target_vocab_)` | int | the source symbols; the target symbols with `<eos>` and `<bos>` |
 # | $E$, $F$ | `src_embedding`, `tgt_embedding` | ($V_x$, $d_e$), ($V_y$, $d_e$) | the embeddings of source and target symbols |
 # | $h_j$ | `memory[:, j-1]` | (batch_size, $d_h$) | the encoder's state at source position $j$ (both directions side by side) |
 # | $s_t$ | `state[0]` after step $t$ | (batch_size, $d_s$) | the decoder's state after step $t$; $s_0$ comes from the bridge |
 # | $e_{t,j}$, $\alpha_{t,j}$ | `u @ v`, `alpha` | (batch_size, $S$) | attention score and weight of position $j$ at step $t$ |
 # | $c_t$ | `context` | (batch_size, $d_h$) | the context: $\sum_j \alpha_{t,j} h_j$ |
-# | $z_t$, $p_t$ | `z_tm[t-1]` | (batch_size, $V_y$ − 1) | logits and probabilities of $y_t$ (every target symbol but `<bos>`, section 6) |
+# | $z_t$, $p_t$ | `z_tm[t-1]` (logits) | (batch_size, $V_y$ − 1) | logits and probabilities of $y_t$ over every target symbol but `<bos>` (section 6) |
 #
 # with $d_e$ = `embedding_dim`, $d_h$ = 2·`n_nodes` for a bidirectional
 # encoder (`n_nodes` for a one-directional one), and the decoder's size
@@ -208,6 +208,12 @@ def date_splits(n_train, n_val, n_test, seed=0):
     return train, val, test
 
 
+
+# %% [markdown]
+# The seven formats on two dates, the three data sets, and how long the
+# sources are: in the training data, and over every date of the range.
+
+# %%
 if __name__ == "__main__":  # a demonstration: runs in the notebook and as a script
     ARGS = support.lesson_options(
         "An encoder-decoder with attention that translates dates.", epochs=3,
@@ -223,8 +229,15 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
           f"{len(TEST[0]):,} test dates; three training examples:")
     for s, t in zip(TRAIN[0][:3], TRAIN[1][:3]):
         print(f"  {s!r:22} -> {t}")
-    print(f"source lengths {lengths.min()} to {lengths.max()} characters; "
+    print(f"training sources: {lengths.min()} to {lengths.max()} characters; "
           f"format 7 alone {long_form.min()} to {long_form.max()}")
+    every_day = [datetime.date.fromordinal(day) for day in
+                 range(FIRST_DAY.toordinal(), LAST_DAY.toordinal() + 1)]
+    written = [len(form(d)) for d in every_day for form in DATE_FORMATS[:6]]
+    spelled = [len(DATE_FORMATS[6](d)) for d in every_day]
+    print(f"every date of the range: {min(written + spelled)} to "
+          f"{max(written + spelled)} characters; format 7 {min(spelled)} to "
+          f"{max(spelled)}")
     shared = set(TRAIN[1]) & (set(VAL[1]) | set(TEST[1]))
     print(f"dates shared by training and the held-out sets: {len(shared)}")
 
@@ -239,8 +252,9 @@ if __name__ == "__main__":  # a demonstration: runs in the notebook and as a scr
 # $$\text{embed}(s) = e_s E = E_s ,$$
 #
 # which is why code never multiplies: `E[idx]` takes the rows. The
-# gradient of the one-hot product is $\partial L / \partial E = \sum_n
-# e_{s_n}^\top \thinspace \partial L / \partial \text{embed}(s_n)$: each position's
+# gradient of the one-hot product is $\partial L / \partial E = \sum_i
+# e_{s_i}^\top \thinspace \partial L / \partial \text{embed}(s_i)$, a sum over
+# the positions $i$ of the batch: each position's
 # gradient is **added to the row of its symbol** — a scatter-add, and a
 # symbol used twice gets both. The plain version says exactly that, one
 # position at a time. The fast one is the same sum as one product, the
@@ -496,7 +510,8 @@ if __name__ == "__main__":
 # gradient of $s_t$ is what its output $z_t$ sends back plus what step
 # $t+1$'s `backward` returns as `dh0`; an LSTM's step $t+1$ also hands its
 # `dc0` to step $t$ as `dc_T`, the gradient arriving at step $t$'s final
-# cell.
+# cell. The code comes in section 6 (`_encode`, `_decoder_step`,
+# `_backward`), where the model puts the pieces together.
 #
 # **The loss** is the sum of $-\log p_t[y_t]$ over every real target token,
 # `<eos>` included, divided by the number of those tokens $N$ in the batch:
@@ -556,15 +571,18 @@ if __name__ == "__main__":
 # ## 5. Attention
 #
 # Without attention, everything the decoder knows about the source passes
-# through $s_0$: $d_s$ numbers for a source of up to 65 characters. That is
+# through $s_0$: $d_s$ numbers for a source of up to 65 characters (section
+# 1). That is
 # the **bottleneck** that Bahdanau, Cho & Bengio (2015) removed: at every
 # step the decoder looks back at all the encoder's states $h_1 \ldots h_S$
 # and takes a weighted average of them, with weights it computes from its
 # own state. In their **additive** form, with an attention size $d_a$
 # (here $d_a$ = `n_nodes`),
 #
-# $$e_{t,j} = \tanh(s_{t-1} W_q + h_j W_k) \thinspace v, \qquad
-#   \alpha_{t,j} = \frac{\exp e_{t,j}}{\sum_{i \le S} \exp e_{t,i}}, \qquad
+# $$a_{t,j} = s_{t-1} W_q + h_j W_k, \qquad u_{t,j} = \tanh(a_{t,j}), \qquad
+#   e_{t,j} = u_{t,j} \thinspace v,$$
+#
+# $$\alpha_{t,j} = \frac{\exp e_{t,j}}{\sum_{i \le S} \exp e_{t,i}}, \qquad
 #   c_t = \sum_{j \le S} \alpha_{t,j} h_j ,$$
 #
 # with $W_q$ ($d_s$, $d_a$), $W_k$ ($d_h$, $d_a$) and $v$ ($d_a$,). The
@@ -589,8 +607,7 @@ if __name__ == "__main__":
 #   \sum_i \alpha_{t,i} \frac{\partial L}{\partial \alpha_{t,i}} \Big)
 #   \quad \text{(the softmax; zero at padding, where } \alpha = 0),$$
 #
-# $$\frac{\partial L}{\partial a_{t,j}} = \frac{\partial L}{\partial e_{t,j}} \thinspace v \odot (1 - u_{t,j}^2),
-#   \quad u_{t,j} = \tanh(a_{t,j}),\ a_{t,j} = s_{t-1} W_q + h_j W_k ,$$
+# $$\frac{\partial L}{\partial a_{t,j}} = \frac{\partial L}{\partial e_{t,j}} \thinspace v \odot (1 - u_{t,j}^2),$$
 #
 # and then $\partial L / \partial v \mathrel{+}= \sum_j \partial L / \partial e_{t,j} \thinspace u_{t,j}$,
 # $\partial L / \partial (s_{t-1} W_q) = \sum_j \partial L / \partial a_{t,j}$ (every position
@@ -732,7 +749,7 @@ if __name__ == "__main__":
 # | `att_w_q`, `att_w_k`, `att_v` | ($d_s$, $d_a$), ($d_h$, $d_a$), ($d_a$,) | attention (section 5) |
 # | `w_y`, `b_y` | ($d_s$ + $d_h$, $V_y$ − 1), ($V_y$ − 1,) | the output layer ($d_s$ rows without attention) |
 #
-# The starting weights are the classifiers': `make_layer` for every layer,
+# The starting weights are those of chapters 1–2's classifiers: `make_layer` for every layer,
 # chapter 1's `init_output_layer` scaling for the dense ones, and standard
 # normal embeddings (so that an embedding row looks to a layer like an input
 # of unit variance, which `make_layer`'s $W_x$ scale expects).
@@ -840,7 +857,9 @@ def _init_weights(self, rng):
 # harmless, because the layers carry their state over padded steps, the
 # attention gives padded positions zero weight, and the loss leaves padded
 # targets out, so nothing computed from a padded position reaches the loss.
-# (Likewise the `<eos>` row of $F$ is never read.) The checks that every
+# (Likewise the `<eos>` row of $F$ is read only after a target has ended,
+# where nothing reaches an answer or the loss: its gradient is always
+# zero.) The checks that every
 # chapter's models make of their input — a list of non-empty strings, as
 # many targets as sources, no symbol outside the vocabularies — are in
 # `lesson_support`, with the text of their errors.
@@ -1288,7 +1307,8 @@ if __name__ == "__main__":
 # The class's default hyperparameters — a bidirectional GRU encoder of 64
 # nodes per direction, a GRU decoder of 128, attention of size 64,
 # embeddings of 32, Adam at 0.005, batches of 64, clipping at 1 — on the
-# 10,000 training dates of section 1, for three epochs, with the 1,000
+# 10,000 training dates of section 1, for three epochs (the class's
+# default is 10), with the 1,000
 # validation dates scored after each one. No setting was chosen by the
 # 1,000 test dates.
 
@@ -1342,10 +1362,11 @@ if __name__ == "__main__":
 # hypothesis can gain, and the search runs to `max_length`. Two
 # consequences are checked below: with $k = 1$ and $\lambda = 0$ beam
 # search is greedy decoding (the best extension is either `<eos>`, which
-# then stops the search, or the one survivor); and with $k$ at least the
-# number of live prefixes, $V^{\text{max length} - 1}$ for $V$ output
-# symbols, nothing is ever dropped, so it returns the best output under its
-# own score.
+# then stops the search, or the one survivor); and with
+# $k \ge V^{\text{max length}}$, for $V$ output characters (not `<eos>`),
+# no hypothesis is dropped before the last step, and at the last step only
+# `<eos>` extensions ranked below $k$ cut hypotheses of the same length, so
+# it returns the best output under its own score.
 
 # %%
 @add_to_class(ScratchSeq2Seq)
@@ -1457,7 +1478,7 @@ if __name__ == "__main__":
 # without attention against the source's length: without it, quality falls
 # as sentences grow. Here, the exact-match accuracy of two models trained
 # alike — the same data, seed, epochs and hyperparameters — that differ
-# only in attention. Without it, the decoder's input is its own previous
+# only in attention. Without it, the decoder's input is the previous
 # symbol and its first state $s_0$ is all it knows of the source. Length
 # and format go together (the longest sources are all format 7, the
 # shortest mostly formats 3 and 5), so a second table and panel look within
@@ -1465,7 +1486,7 @@ if __name__ == "__main__":
 
 # %%
 LENGTH_BINS = [(10, 11), (12, 19), (20, 29), (30, 50), (51, 65)]
-FORMAT_7_BINS = [(38, 48), (49, 53), (54, 65)]
+FORMAT_7_BINS = [(35, 48), (49, 53), (54, 65)]
 
 
 def accuracy_by_length(correct, lengths, bins):
@@ -1538,7 +1559,7 @@ if __name__ == "__main__":
 # below 30 characters and 0.259 and 0.225 in the two above — but those two
 # bins hold exactly the 143 format-7 test dates (54 + 89), so that drop is
 # format 7's. Within format 7 accuracy does not fall with length (0.281,
-# 0.156, 0.319 on 32, 64 and 47 dates, a span of 25 characters, 38 to 63),
+# 0.156, 0.319 on 32, 64 and 47 dates; format 7 runs from 35 to 65),
 # and by format, format 7 — numbers spelled out in words — is right 0.238 of
 # the time against 0.522 to 0.699 for the other six. So on these data the
 # model without attention fails at a kind of source more than at a length.
@@ -1666,9 +1687,11 @@ if __name__ == "__main__":
 # written nowhere. In the format-7 source the weights are spread more
 # thinly, but the printed words show where each digit looks: the year's
 # digits at `nineteen`, `seventy-six`; the month's at `December`; the
-# day's at `twenty-third`. The dashes have no characters of their own; in
-# all four sources the second dash looks at the day's word, the next thing
-# to write. The weights are on encoder states, and each state also knows its neighbours
+# day's at `twenty-third`. The ISO dashes copy no source character; the
+# second dash looks at the day, the next thing to write — its printed word
+# in three sources, and in `10/12/2014` (one word) the figure shows its
+# weight on the day's `1` and `0`. The weights are on encoder states, and
+# each state also knows its neighbours
 # (the encoder reads both ways), so a weight can sit next to the
 # characters it reads rather than on them.
 
@@ -1677,7 +1700,8 @@ if __name__ == "__main__":
 #
 # Four encoders, each with attention and otherwise the defaults, each
 # trained for **one** epoch on the same 10,000 dates (after three, section
-# 6's model had nothing left to gain; one epoch leaves room to differ): one
+# 6's model had nothing left to gain in exact match; one epoch leaves room
+# to differ): one
 # or two reading directions, one or two layers. With one direction the
 # encoder's $d_h$, and so the decoder, is half as wide (64 against 128), so
 # the two-direction models also have more weights: the table counts them.
@@ -1745,11 +1769,12 @@ if __name__ == "__main__":
 # 65,772 with one layer: the decoder is twice as wide too), so this
 # compares models, not the reading direction alone. A second layer lowers
 # the test loss in both (0.0169 to 0.0134 with two directions, 0.0724 to
-# 0.0401 with one) but does not raise two-direction exact match (0.966
-# against 0.972). The first row is section 6's model after its first
+# 0.0401 with one); it raises one-direction exact match (0.831 to 0.876)
+# and slightly lowers two-direction (0.972 to 0.966). The first row is section 6's model after its first
 # epoch — the same seed, data and settings — and its 0.972 on the test
 # dates sits beside the 0.973 it had on validation. With more epochs the
-# gaps may close, as section 6's model closed its own; one seed and one
+# gaps may close — section 6's model reached 1.000 on validation by its
+# second epoch; one seed and one
 # epoch measure how fast each learns, once.
 
 # %% [markdown]
@@ -1768,8 +1793,8 @@ if __name__ == "__main__":
 #   and a score, BLEU, that credits a partial match; exact match suits dates,
 #   where every answer is right or wrong.
 #
-# The names a later chapter may import (`__all__`). This is the course's last
-# chapter so far; it began with [chapter 1](rnn_scratch.ipynb).
+# The names a later chapter may import (`__all__`). The course ends here
+# for now; it began with [chapter 1](rnn_scratch.ipynb).
 
 # %%
 __all__ = [
