@@ -10,6 +10,7 @@ import pytest
 import language_model_scratch as lm
 from language_model_scratch import ScratchRNNLanguageModel
 from gated_rnn_scratch import GRU_BPTT, LSTM_BPTT
+from conftest import whole_chapter_run
 from lesson_support import NotFittedError
 from rnn_scratch import SimpleRNN_BPTT, numerical_gradient, rel_error
 
@@ -526,6 +527,7 @@ def test_bits_and_truncated_gradients_match_pytorch(cell):
 
 
 # -- the chapter as a script ------------------------------------------------------------------------
+@whole_chapter_run
 def test_chapter_3_runs_headless_with_its_options(tmp_path):
     # The full chapter runs in the notebook test; here its command line, with one epoch of text.
     plots = tmp_path / "p"

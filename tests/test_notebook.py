@@ -17,6 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from sync_notebook import KEPT_METADATA, LESSONS, execute_notebook  # noqa: E402
 
+from conftest import RUN_NOTEBOOKS  # noqa: E402
+
 FIX = "python tools/sync_notebook.py"
 CELL_TIMEOUT = 600  # seconds for any one cell; a whole chapter takes a minute or two
 FIRST_PLOT = {"rnn_scratch": "training_loss_curve.png", "gated_rnn_scratch": "gated_accuracy_vs_length.png",
@@ -47,10 +49,9 @@ def committed(lesson):
     return nbformat.read(paths(lesson)[1], as_version=4)
 
 
-# Re-executing all three notebooks takes about 3 minutes on 2 cores, more than the rest of the
-# suite together, so it runs only when asked for: RUN_NOTEBOOKS=1 python -m pytest. CI always sets
-# it; without it the two tests that need a fresh run are reported as skipped, with this reason.
-RUN_NOTEBOOKS = os.environ.get("RUN_NOTEBOOKS", "") not in ("", "0")
+# Re-executing every notebook takes several minutes on 2 cores, more than the rest of the suite
+# together, so it runs only when asked for (conftest.RUN_NOTEBOOKS); without it the two tests that
+# need a fresh run are reported as skipped, with this reason.
 NOT_RUN = ("the fresh-kernel run of each notebook is off: run RUN_NOTEBOOKS=1 python -m pytest "
            "to execute them and compare their output with the committed one (CI always does)")
 

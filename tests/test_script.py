@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from conftest import whole_chapter_run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
 CHAPTER_2 = os.path.join(ROOT, "gated_rnn_scratch.py")
@@ -17,6 +19,7 @@ def run(args, cwd, timeout=300):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+@whole_chapter_run
 def test_script_runs_problems_in_order_and_writes_the_plot(tmp_path):
     # One run of the whole lesson (about a minute): Problem 3 with --epochs 3 and without
     # --quiet, so it prints one line per epoch.
