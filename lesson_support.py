@@ -17,7 +17,8 @@ import numpy as np
 __all__ = [
     "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",
     "check_hyperparameters", "check_labels", "check_layer_input", "check_layer_weights",
-    "check_lengths", "check_positive_number", "check_sequence_data", "check_sequences",
+    "check_lengths", "check_positive_integer", "check_positive_number",
+    "check_sequence_data", "check_sequences",
     "check_state", "check_direct_gradient", "check_strings", "check_string_pairs",
     "check_decoding", "finish_axes", "format_table",
     "in_notebook", "label_indices", "lesson_options", "lesson_finished", "save_figure",
@@ -346,15 +347,19 @@ def check_positive_number(value, name, allow_none=False):
                          f"{' or None' if allow_none else ''}; got {value!r}.")
 
 
+def check_positive_integer(value, name):
+    """A positive integer (not a bool), else a ValueError naming it."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or value < 1):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
 def check_hyperparameters(model, integers=("n_nodes", "epochs", "batch_size")):
     """The training settings every model of the course shares: positive integer sizes, a
     positive learning_rate, optimizer "sgd" or "adam", clip_norm positive or None, a
     float dtype."""
     for name in integers:
-        value = getattr(model, name)
-        if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
-                or value < 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        check_positive_integer(getattr(model, name), name)
     check_positive_number(model.learning_rate, "learning_rate")
     if model.optimizer not in ("sgd", "adam"):
         raise ValueError(f'optimizer must be "sgd" or "adam"; got {model.optimizer!r}.')
@@ -515,10 +520,8 @@ def check_string_pairs(sources, targets, source_name="sources", target_name="tar
 
 def check_decoding(beam_width, max_length, length_penalty):
     """Positive integers beam_width and max_length, a finite length_penalty."""
-    for name, value in (("beam_width", beam_width), ("max_length", max_length)):
-        if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                or value < 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    check_positive_integer(beam_width, "beam_width")
+    check_positive_integer(max_length, "max_length")
     if (isinstance(length_penalty, bool)
             or not isinstance(length_penalty, (int, float, np.integer, np.floating))
             or not np.isfinite(length_penalty)):

@@ -89,7 +89,7 @@ import numpy as np
 import lesson_support as support
 from gated_rnn_scratch import CELL_NAMES, make_layer
 from language_model_scratch import (one_hot, output_layer, output_layer_backward,
-                                    sequence_cross_entropy_and_gradient)
+                                    real_positions, sequence_cross_entropy_and_gradient)
 from lesson_support import add_to_class, format_table, save_figure
 from rnn_scratch import (adam_state, check_gradients, init_output_layer, log_softmax,
                          numerical_gradient, rel_error, training_step)
@@ -179,9 +179,7 @@ def make_date_data(n_samples, rng=None, exclude=(), return_formats=False):
     uniformly, and its ISO form — and, with return_formats, the formats as an int
     array.
     """
-    if (isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer))
-            or n_samples < 1):
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+    support.check_positive_integer(n_samples, "n_samples")
     rng = np.random.default_rng(rng)
     excluded = {datetime.date.fromisoformat(d).toordinal() for d in exclude}
     days = rng.integers(FIRST_DAY.toordinal(), LAST_DAY.toordinal() + 1, size=n_samples)
@@ -537,7 +535,7 @@ def token_weights(lengths, seed=0):
     n_steps, n_vocab = lengths.max(), 5
     z_tm = rng.normal(size=(n_steps, len(lengths), n_vocab))
     y_tm = rng.integers(n_vocab, size=(n_steps, len(lengths)))
-    real = np.arange(n_steps)[:, None] < lengths[None, :]
+    real = real_positions(n_steps, lengths)
     _, dz = sequence_cross_entropy_and_gradient(z_tm, y_tm, real)
     p = np.exp(log_softmax(z_tm))
     # dL/dz at the true class is w (p - 1), so w = dz[y] / (p[y] - 1)
@@ -694,7 +692,7 @@ def check_attention(seed=0):
     rng = np.random.default_rng(seed)
     batch_size, n_positions, d_h, d_s, d_a = 3, 6, 4, 5, 3
     lengths = np.array([6, 2, 4])
-    pad = np.arange(n_positions)[None, :] >= lengths[:, None]
+    pad = ~real_positions(n_positions, lengths).T
     memory = rng.normal(size=(batch_size, n_positions, d_h)) * ~pad[:, :, None]
     s_prev = rng.normal(size=(batch_size, d_s))
     weights = {"w_q": rng.normal(size=(d_s, d_a)), "w_k": rng.normal(size=(d_h, d_a)),
@@ -915,7 +913,7 @@ def _encode(self, src_idx, lengths):
     s0 = np.tanh(final @ self.bridge_w + self.bridge_b)
     state = (s0,) + tuple(np.zeros_like(s0) for _ in self.decoder.state_names[1:])
     keys = memory @ self.att_w_k if self.attention else None
-    pad = np.arange(memory.shape[1])[None, :] >= np.asarray(lengths)[:, None]
+    pad = ~real_positions(memory.shape[1], lengths).T       # (batch_size, S)
     return memory, final, state, keys, (pad if pad.any() else None)
 
 
@@ -1027,7 +1025,7 @@ def _backward(self, dz_tm, cache):
 def _batch_loss_and_gradients(self, src_idx, src_lengths, y_in, y_out, tgt_lengths):
     """The token-mean loss of section 4 on an index batch, and its gradients."""
     z_tm, cache = self._forward(src_idx, src_lengths, y_in)
-    real = np.arange(y_out.shape[1])[:, None] < tgt_lengths[None, :]
+    real = real_positions(y_out.shape[1], tgt_lengths)
     loss, dz_tm = sequence_cross_entropy_and_gradient(z_tm, y_out.T, real)
     return loss, self._backward(dz_tm, cache)
 
@@ -1130,11 +1128,10 @@ def fit(self, sources, targets, val_sources=None, val_targets=None):
 
 # %%
 @add_to_class(ScratchSeq2Seq)
-def _greedy(self, sources, max_length):
-    """Greedy decoding of a list of sources, in batches of similar length. Returns the
-    list of output strings."""
-    src_idx, lengths = self._source_batch(sources)
-    outputs = [None] * len(sources)
+def _greedy(self, src_idx, lengths, max_length):
+    """Greedy decoding of sources given as _source_batch's indices and lengths, in
+    batches of similar length. Returns the list of output strings."""
+    outputs = [None] * len(lengths)
     order = np.argsort(lengths, kind="stable")
     eos, layer = len(self.target_vocab_) - 2, self._step_layer(0)
     for start in range(0, len(order), 256):
@@ -1181,9 +1178,9 @@ def predict(self, sources, beam_width=1, max_length=None, length_penalty=0.0):
     sources = support.check_strings(sources, "sources")
     max_length = self.max_length_ if max_length is None else max_length
     support.check_decoding(beam_width, max_length, length_penalty)
-    self._source_batch(sources)                    # unknown symbols: an error, first
+    src_idx, lengths = self._source_batch(sources)   # unknown symbols: an error, first
     if beam_width == 1:
-        return self._greedy(sources, max_length)
+        return self._greedy(src_idx, lengths, max_length)
     return [self.beam_search(s, beam_width, max_length, length_penalty)[0][1]
             for s in sources]
 
@@ -1206,13 +1203,19 @@ def log_prob(self, sources, targets):
     sources, targets = support.check_string_pairs(sources, targets)
     result = np.empty(len(sources))
     for start in range(0, len(sources), 256):
-        src = self._source_batch(sources[start:start + 256])
-        y_in, y_out, lengths = self._target_batch(targets[start:start + 256])
-        z_tm, _ = self._forward(*src, y_in)
-        log_p = np.take_along_axis(log_softmax(z_tm), y_out.T[..., None], -1)[..., 0]
-        real = np.arange(y_out.shape[1])[:, None] < lengths[None, :]
-        result[start:start + 256] = np.sum(log_p * real, axis=0)
+        result[start:start + 256] = self._sequence_log_probs(
+            *self._source_batch(sources[start:start + 256]),
+            *self._target_batch(targets[start:start + 256]))
     return result
+
+
+@add_to_class(ScratchSeq2Seq)
+def _sequence_log_probs(self, src_idx, src_lengths, y_in, y_out, tgt_lengths):
+    """The teacher-forced forward on an index batch, and each target's sum of log p
+    over its real positions: (batch_size,) floats."""
+    z_tm, _ = self._forward(src_idx, src_lengths, y_in)
+    log_p = np.take_along_axis(log_softmax(z_tm), y_out.T[..., None], -1)[..., 0]
+    return np.sum(log_p * real_positions(y_out.shape[1], tgt_lengths), axis=0)
 
 
 @add_to_class(ScratchSeq2Seq)
@@ -1439,12 +1442,11 @@ def exhaustive_search(self, source, max_length, length_penalty=0.0):
     for n in range(max_length + 1):
         for picks in np.ndindex(*(len(symbols),) * n):
             ends = n < max_length                    # room left for <eos>
-            y_in, y_out, _ = self._target_batch(["".join(symbols[i] for i in picks)])
+            text = "".join(symbols[i] for i in picks)
+            y_in, y_out, length = self._target_batch([text])
             if not ends:                             # cut: no <eos> step
-                y_in, y_out = y_in[:, :n], y_out[:, :n]
-            z_tm, _ = self._forward(*src, y_in)
-            log_p = float(np.sum(np.take_along_axis(log_softmax(z_tm[:, 0]),
-                                                    y_out[0][:, None], 1)))
+                y_in, y_out, length = y_in[:, :n], y_out[:, :n], length - 1
+            log_p = float(self._sequence_log_probs(*src, y_in, y_out, length)[0])
             scored.append((log_p / (n + ends) ** length_penalty, self._text(y_out[0]),
                            log_p))
     return sorted(scored, key=lambda h: -h[0])
