@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gated_rnn_scratch as gs  # noqa: E402
 import language_model_scratch as lm  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
-from bench_rnn import blas_description, fmt_ms, fmt_ratio, load_torch, timed  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_ratio,  # noqa: E402
+                       load_torch)
 from torch_twins import torch_chunk_loss, torch_gradients, torch_twin  # noqa: E402
 
 
@@ -111,12 +112,10 @@ def main(argv=None):
     rows = []
     for dtype in (np.float32, np.float64):
         for cell in lm.CELLS:
-            fns = {"ours": our_epoch(text, cell, dtype)}
-            check = "n/a"
-            if torch is not None:
-                check = f"{check_same_chunk(torch, text, cell, dtype):.0e}"
-                fns["torch"] = torch_epoch(torch, text, cell, dtype)
-            t = timed(fns, repeats)
+            t, check = epoch_against_torch(
+                torch, our_epoch(text, cell, dtype),
+                lambda: check_same_chunk(torch, text, cell, dtype),
+                lambda: torch_epoch(torch, text, cell, dtype), repeats)
             rows.append(f"| {cell} | {np.dtype(dtype).name} | {t['ours'][0]:.0f} / {t['ours'][1]:.0f} "
                         f"| {fmt_ms(t.get('torch'), 0)} | {fmt_ratio(t['ours'], t.get('torch'))} "
                         f"| {check} |")

@@ -210,6 +210,18 @@ def torch_epoch(torch, size, dtype, optimizer, X, y):
     return run
 
 
+def epoch_against_torch(torch, ours, check, theirs, repeats):
+    """Time one epoch function of ours and, where PyTorch loaded, its twin's: first
+    check() (the largest gradient difference of one batch, raising when the two differ),
+    then theirs() builds the twin's epoch function. Returns (timed's {name: (min ms, median
+    ms)}, the check's difference formatted, or n/a without PyTorch)."""
+    fns, difference = {"ours": ours}, "n/a"
+    if torch is not None:
+        difference = f"{check():.0e}"
+        fns["torch"] = theirs()
+    return timed(fns, repeats), difference
+
+
 def blas_description():
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]

@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import seq2seq_scratch as s2s  # noqa: E402
-from bench_rnn import blas_description, fmt_ms, fmt_ratio, load_torch, timed  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_ratio,  # noqa: E402
+                       load_torch)
 from torch_twins import torch_seq2seq  # noqa: E402
 
 
@@ -87,12 +88,10 @@ def main(argv=None):
           "(< 1: ours is faster)\n")
     rows = []
     for attention in (True, False):
-        fns = {"ours": our_epoch(sources, targets, attention)}
-        check = "n/a"
-        if torch is not None:
-            check = f"{check_same_batch(torch, sources, targets, attention):.0e}"
-            fns["torch"] = torch_epoch(torch, sources, targets, attention)
-        t = timed(fns, repeats)
+        t, check = epoch_against_torch(
+            torch, our_epoch(sources, targets, attention),
+            lambda: check_same_batch(torch, sources, targets, attention),
+            lambda: torch_epoch(torch, sources, targets, attention), repeats)
         rows.append(f"| {'with' if attention else 'without'} | {t['ours'][0]:.0f} / "
                     f"{t['ours'][1]:.0f} | {fmt_ms(t.get('torch'), 0)} | "
                     f"{fmt_ratio(t['ours'], t.get('torch'))} | {check} |")
