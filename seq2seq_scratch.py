@@ -747,8 +747,8 @@ if __name__ == "__main__":
 # | `att_w_q`, `att_w_k`, `att_v` | ($d_s$, $d_a$), ($d_h$, $d_a$), ($d_a$,) | attention (section 5) |
 # | `w_y`, `b_y` | ($d_s$ + $d_h$, $V_y$ − 1), ($V_y$ − 1,) | the output layer ($d_s$ rows without attention) |
 #
-# The starting weights are those of chapters 1–2's classifiers: `make_layer` for every layer,
-# chapter 1's `init_output_layer` scaling for the dense ones, and standard
+# The starting weights are those of chapters 1–2's classifiers:
+# `make_layer` for every layer, chapter 1's `init_output_layer` scaling for the dense ones, and standard
 # normal embeddings (so that an embedding row looks to a layer like an input
 # of unit variance, which `make_layer`'s $W_x$ scale expects).
 
@@ -1247,8 +1247,8 @@ def attention_weights(self, source, target):
 # differences of the loss, on a tiny float64 model: four sources of 1 to 5
 # characters (so the encoder pads) and four targets of 1 to 4 (so the loss
 # masks), each cell and each option (attention or not, one or two
-# directions, one or two encoder layers) at least once. The weights are redrawn at random after a
-# one-epoch `fit` has built the vocabularies, so that no gradient is near
+# directions, one or two encoder layers) at least once. The weights are
+# redrawn at random after a one-epoch `fit` has built the vocabularies, so that no gradient is near
 # zero. Some are still small — the table prints the largest entry of the
 # smallest gradient array — and the loss's float64 rounding error, divided
 # by the step $\epsilon$, must stay small beside them: so the step is
@@ -1772,8 +1772,8 @@ if __name__ == "__main__":
 # compares models, not the reading direction alone. A second layer lowers
 # the test loss in both (0.0169 to 0.0134 with two directions, 0.0724 to
 # 0.0401 with one); it raises one-direction exact match (0.831 to 0.876)
-# and slightly lowers two-direction (0.972 to 0.966). The first row is section 6's model after its first
-# epoch — the same seed, data and settings — and its 0.972 on the test
+# and slightly lowers two-direction (0.972 to 0.966). The first row is
+# section 6's model after its first epoch — the same seed, data and settings — and its 0.972 on the test
 # dates sits beside the 0.973 it had on validation. With more epochs the
 # gaps may close — section 6's model reached 1.000 on validation by its
 # second epoch; one seed and one
