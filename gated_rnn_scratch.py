@@ -1214,9 +1214,13 @@ if __name__ == "__main__":
 # ## What this chapter gives the next
 #
 # Chapter 3 builds a language model on these layers; it imports only the
-# names listed here (`__all__`).
+# names listed here (`__all__`). `EXERCISES` names the four plain loops
+# that `tools/make_exercises.py` turns into an assignment.
 
 # %%
+EXERCISES = ("lstm_forward_loop", "lstm_backward_loop", "gru_forward_loop",
+             "gru_backward_loop")
+
 __all__ = [
     "sigmoid", "lstm_gates", "lstm_forward_loop", "lstm_backward_loop", "LSTM_BPTT",
     "gru_gates", "gru_forward_loop", "gru_backward_loop", "GRU_BPTT", "make_layer",

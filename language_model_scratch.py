@@ -642,7 +642,9 @@ def sample(self, length, prime="", temperature=1.0, random_state=None):
     z_tm, _, state = self._run(fed[None, :])
     drawn = []
     for _ in range(length):
+        # exercise sample_temperature begins
         p = np.exp(log_softmax(z_tm[-1, 0].astype(np.float64) / temperature))
+        # exercise sample_temperature ends
         u = rng.random() * p.sum()                     # inverse-CDF draw of one symbol
         k = min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
         drawn.append(k)
@@ -1349,9 +1351,13 @@ if __name__ == "__main__":
 #
 # The names a later chapter may import (`__all__`); the next,
 # [chapter 4](seq2seq_scratch.ipynb), builds an encoder–decoder from them
-# and from chapters 1 and 2.
+# and from chapters 1 and 2. `EXERCISES` names what `tools/make_exercises.py`
+# turns into an assignment: the per-step output layer and, marked by a pair
+# of comments inside `sample`, the temperature.
 
 # %%
+EXERCISES = ("output_layer_loop", "sample_temperature")
+
 __all__ = [
     "output_layer_loop", "output_layer", "output_layer_backward", "one_hot",
     "real_positions", "sequence_cross_entropy_and_gradient", "stream_layout",

@@ -2671,8 +2671,18 @@ if __name__ == "__main__":
 # training and measurements; it imports only the names listed here, the
 # chapter's public interface (`__all__`). Everything else — the demos, the
 # helpers whose names start with `_` — stays inside this chapter.
+#
+# `EXERCISES` names what `tools/make_exercises.py` turns into an assignment
+# (the README's "Exercises for self-study"): the original three-part
+# assignment and the pieces of Problem 3, plain versions first.
 
 # %%
+EXERCISES = (
+    "rnn_forward_loop", "SimpleRNN._recurrence", "rnn_backward_loop",
+    "SimpleRNN_BPTT.backward", "cross_entropy_and_gradient", "clip_by_global_norm",
+    "adam_updates", "training_step",
+)
+
 __all__ = [
     # Problems 1-2: the layers, the plain loops, and the gradient checks
     "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop",

@@ -1390,6 +1390,7 @@ def beam_search(self, source, beam_width, max_length, length_penalty=0.0):
                              for symbols, _ in alive])
         state, out, _, _ = self._decoder_step(layer, state, previous, memory, keys, pad)
         log_p = log_softmax(out @ self.w_y + self.b_y).astype(np.float64)
+        # exercise beam_search_step begins
         total = np.array([lp for _, lp in alive])[:, None] + log_p    # (k, V_y - 1)
         survivors = []
         # the best extension first
@@ -1407,6 +1408,7 @@ def beam_search(self, source, beam_width, max_length, length_penalty=0.0):
             break
         alive = [hypothesis for _, hypothesis in survivors]
         state = tuple(s[[row for row, _ in survivors]] for s in state)
+        # exercise beam_search_step ends
         # Without length normalisation a score only falls as a hypothesis grows: once a
         # finished one beats every live one, nothing live can overtake it.
         if (length_penalty == 0 and finished
@@ -1796,9 +1798,14 @@ if __name__ == "__main__":
 #   where every answer is right or wrong.
 #
 # The names a later chapter may import (`__all__`). The course ends here
-# for now; it began with [chapter 1](rnn_scratch.ipynb).
+# for now; it began with [chapter 1](rnn_scratch.ipynb). `EXERCISES` names
+# what `tools/make_exercises.py` turns into an assignment: the attention's
+# backward and, marked by a pair of comments inside `beam_search`, one step
+# of the beam.
 
 # %%
+EXERCISES = ("attend_backward", "beam_search_step")
+
 __all__ = [
     "DATE_FORMATS", "make_date_data", "date_splits", "embedding_backward_loop",
     "embedding_backward", "reverse_within_lengths", "encoder_forward",

@@ -1,0 +1,354 @@
+"""tools/make_exercises.py and exercise_checks.py: the source notebook is the lesson with its
+exercises marked and a check after each; the release notebook keeps no line of a solution;
+every reference value a check holds is verified here independently of the solution that
+computed it (central differences, the equations checked step by step, the assignment's given
+values, a formula written in this file). The grading runs themselves are in test_grade.py."""
+import importlib
+import os
+import sys
+
+import jupytext
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import exercise_checks as checks  # noqa: E402
+import make_exercises as mx  # noqa: E402
+from rnn_scratch import numerical_gradient  # noqa: E402  (central differences)
+
+CHAPTERS = list(mx.LESSONS)
+
+
+def test_clear_solutions_writes_nbgraders_stub_at_the_delimiters_indentation():
+    # the example of nbgrader's documentation ("Customizing how the student version looks")
+    source = ('def foo(bar):\n    """Prints `bar`."""\n    ### BEGIN SOLUTION\n    print(bar)\n'
+              '    ### END SOLUTION')
+    cleared, replaced = mx.clear_solutions(source)
+    assert replaced
+    assert cleared == ('def foo(bar):\n    """Prints `bar`."""\n    # YOUR CODE HERE\n'
+                       '    raise NotImplementedError()')
+    for broken in ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+                   "x = 1\n### BEGIN SOLUTION\ny = 2"):
+        with pytest.raises(RuntimeError):
+            mx.clear_solutions(broken)
+
+
+def test_clear_hidden_tests_drops_the_region_and_its_delimiters():
+    source = ("assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS\n"
+              "print('ok')")
+    assert mx.clear_hidden_tests(source) == ("assert f(1) == 2\nprint('ok')", True)
+    with pytest.raises(RuntimeError):
+        mx.clear_hidden_tests("### BEGIN HIDDEN TESTS\nassert False")
+
+
+def test_at_least_twelve_exercises_including_the_original_assignment():
+    names = [name for chapter in CHAPTERS for name in mx.exercises(chapter)]
+    assert len(names) >= 12 and len(set(names)) == len(names)
+    for original in ("SimpleRNN._recurrence", "SimpleRNN_BPTT.backward", "training_step"):
+        assert original in names
+    assert set(names) == set(mx.CHECKS), "every exercise has a check, and every check an exercise"
+
+
+def solution_regions(nb):
+    """The lines of every solution region of nb, one list per region."""
+    regions = []
+    for cell in nb.cells:
+        for line in cell.source.split("\n"):
+            if "BEGIN SOLUTION" in line:
+                regions.append([])
+            elif "END SOLUTION" in line:
+                regions[-1].append(None)
+            elif regions and (not regions[-1] or regions[-1][-1] is not None):
+                regions[-1].append(line)
+    return [[line for line in region if line is not None] for region in regions]
+
+
+@pytest.fixture(scope="module", params=CHAPTERS)
+def notebooks(request):
+    source = mx.source_notebook(request.param)
+    return request.param, source, mx.release_notebook(source)
+
+
+def test_the_release_keeps_no_line_of_a_solution(notebooks):
+    chapter, source, release = notebooks
+    assert len(release.cells) == len(source.cells)
+    inside, outside = set(), set()
+    for cell in source.cells:
+        in_region = False
+        for line in cell.source.split("\n"):
+            if "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+                in_region = "BEGIN" in line
+                continue
+            (inside if in_region else outside).add(line.strip())
+    only_in_solutions = {line for line in inside - outside if len(line) >= 20}
+    assert only_in_solutions, "no solution lines found: the check would pass vacuously"
+    released = {line.strip() for cell in release.cells for line in cell.source.split("\n")}
+    assert not only_in_solutions & released
+    stubs = sum(cell.source.count("# YOUR CODE HERE\n") for cell in release.cells)
+    assert stubs == len(mx.exercises(chapter))
+    assert not any("HIDDEN TESTS" in cell.source for cell in release.cells)
+
+
+def test_each_exercise_is_a_few_to_about_thirty_lines(notebooks):
+    chapter, source, _ = notebooks
+    sizes = [len(region) for region in solution_regions(source)]
+    assert len(sizes) == len(mx.exercises(chapter))
+    assert all(1 <= n <= 32 for n in sizes), sizes
+
+
+def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
+    """Every markdown cell of the lesson, in order; every code cell as the lesson has it minus
+    its `if __name__ == "__main__":` blocks and with its exercise markers turned into nbgrader's;
+    plus one check cell per exercise."""
+    chapter, source, _ = notebooks
+    lesson = jupytext.read(os.path.join(ROOT, f"{chapter}.py"))
+    strip = lambda text: "\n".join(line for line in text.split("\n")  # noqa: E731
+                                   if "SOLUTION" not in line and not mx.PART.match(line))
+    expected = [c.source if c.cell_type == "markdown" else strip(mx.without_demos(c.source))
+                for c in lesson.cells]
+    ours = [strip(c.source) for c in source.cells[1:]
+            if not c.metadata.get("nbgrader", {}).get("grade")]
+    assert ours == [text for text in expected if text]
+    assert not any('__name__ == "__main__"' in c.source for c in source.cells
+                   if c.cell_type == "code")
+    checks_found = mx.test_cells(source)
+    assert list(checks_found) == ["check_" + mx.exercise_id(n) for n in mx.exercises(chapter)]
+    for grade_id, (index, points) in checks_found.items():
+        cell = source.cells[index]
+        assert points == mx.CHECKS[cell.source.split("Check ")[1].split(" (")[0]]["points"]
+        assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["solution"]
+        assert mx.BEGIN_HIDDEN in cell.source and mx.END_HIDDEN in cell.source
+    assert source.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_without_demos_drops_only_the_main_blocks():
+    cell = 'def f():\n    return 1\n\n\nif __name__ == "__main__":\n    print(f())\n'
+    assert mx.without_demos(cell) == "def f():\n    return 1"
+    assert mx.without_demos('# a comment\nif __name__ == "__main__":\n    run()') == ""
+
+
+def test_an_exercise_the_lesson_does_not_define_is_an_error():
+    with pytest.raises(ValueError, match="without a check"):
+        mx.source_notebook("rnn_scratch", ["no_such_function"])
+
+
+def test_make_exercises_writes_both_notebooks_and_what_they_import(tmp_path):
+    assert mx.main(["--out", str(tmp_path), "gated_rnn_scratch"]) == 0
+    for kind in ("source", "release"):
+        folder = tmp_path / kind / "gated_rnn_scratch"
+        assert sorted(os.listdir(folder)) == sorted([
+            "gated_rnn_scratch.ipynb", "reference_values.npz", "lesson_support.py",
+            "exercise_checks.py", "rnn_scratch.py"])
+    with pytest.raises(SystemExit):
+        mx.main(["--out", str(tmp_path), "chapter_five"])
+
+
+# -- exercise_checks: the messages a learner reads -----------------------------------------------
+def test_close_names_the_shape_the_error_and_the_slip():
+    expected = np.array([[1.0, 2.0], [3.0, 4.0]])
+    with checks.exercise("demo"):
+        checks.close("dw", expected + 1e-12, expected, 1e-8)
+    for got, words in ((None, "is None"), (expected[0], "shape (2,); expected (2, 2)"),
+                       (expected * np.nan, "NaN"), (expected * 2, "relative error 3.3e-01"),
+                       (expected * 3, "this slip gives: tripled")):
+        with pytest.raises(AssertionError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            with checks.exercise("demo"):
+                checks.close("dw", got, expected, 1e-8, slips={"tripled": expected * 3})
+
+
+def test_an_unwritten_exercise_fails_and_says_so(capsys):
+    def unwritten():
+        raise NotImplementedError()
+    with pytest.raises(AssertionError, match="demo is not written yet"):
+        with checks.exercise("demo"):
+            unwritten()
+    with checks.exercise("demo"):
+        checks.equal("shape", (2, 3), (2, 3))
+    assert capsys.readouterr().out == "demo: passed 1 checks\n"
+
+
+def test_standing_in_restores_the_names():
+    namespace = {"f": 1}
+    with checks.standing_in(namespace, f=2):
+        assert namespace["f"] == 2
+    assert namespace["f"] == 1
+
+
+# -- the reference values, verified independently ------------------------------------------------
+@pytest.fixture(scope="module")
+def references():
+    return {chapter: mx.reference_values(chapter) for chapter in CHAPTERS}
+
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def rnn_step(x_t, h, c, case):
+    return np.tanh(x_t @ case["w_x"] + h @ case["w_h"] + case["b"]), None
+
+
+def lstm_step(x_t, h, c, case):
+    i, f, g, o = np.split(x_t @ case["w_x"] + h @ case["w_h"] + case["b"], 4, axis=1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+
+
+def gru_step(x_t, h, c, case):
+    ax_r, ax_z, ax_n = np.split(x_t @ case["w_x"] + case["b_x"], 3, axis=1)
+    ah_r, ah_z, ah_n = np.split(h @ case["w_h"] + case["b_h"], 3, axis=1)
+    r, z = sigmoid(ax_r + ah_r), sigmoid(ax_z + ah_z)
+    return (1 - z) * np.tanh(ax_n + r * ah_n) + z * h, None
+
+
+def case_of(values, prefix):
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in values.items() if k.startswith(prefix + ".")}
+
+
+FORWARD_CASES = [("rnn_scratch", "rnn_forward.case", rnn_step),
+                 *(("rnn_scratch", f"rnn_backward_loop.{c}", rnn_step) for c in ("m2o", "m2m")),
+                 *(("gated_rnn_scratch", f"{cell}.{c}", step) for cell, step in
+                   (("lstm", lstm_step), ("gru", gru_step)) for c in ("m2o", "m2m"))]
+
+
+@pytest.mark.parametrize("chapter, prefix, step", FORWARD_CASES)
+def test_reference_states_satisfy_the_equations_step_by_step(references, chapter, prefix, step):
+    case = case_of(references[chapter], prefix)
+    h, c = case["h0"], case.get("c0")
+    for t in range(case["x"].shape[1]):
+        h, c = step(case["x"][:, t], h, c, case)
+        np.testing.assert_allclose(case["hs"][:, t], h, rtol=0, atol=1e-13)
+        if "cs" in case:
+            np.testing.assert_allclose(case["cs"][:, t], c, rtol=0, atol=1e-13)
+
+
+def test_problem_1_reference_is_the_assignments_given_h_T(references):
+    given = np.array([[0.79494228, 0.81839002, 0.83939649, 0.85584174]])  # the assignment's
+    np.testing.assert_array_equal(references["rnn_scratch"]["problem1.h_T"], given)
+
+
+def assert_gradients(case, loss, names):
+    for name, key in names:
+        numeric = numerical_gradient(loss, case[key])
+        assert checks.relative_error(case[name], numeric) < 1e-7, name
+
+
+BACKWARD_CASES = [("rnn_scratch", f"rnn_backward_loop.{c}", "rnn") for c in ("m2o", "m2m")] + [
+    ("gated_rnn_scratch", f"{cell}.{c}", cell) for cell in ("lstm", "gru") for c in ("m2o", "m2m")]
+
+
+@pytest.mark.parametrize("chapter, prefix, cell", BACKWARD_CASES)
+def test_reference_gradients_agree_with_central_differences(references, chapter, prefix, cell):
+    """The loss sum(dh * h) read where dh is given, through the step equations of this file."""
+    case = {k: v.copy() for k, v in case_of(references[chapter], prefix).items()}
+    step = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}[cell]
+
+    def loss():
+        h, c, total = case["h0"], case.get("c0"), 0.0
+        for t in range(case["x"].shape[1]):
+            h, c = step(case["x"][:, t], h, c, case)
+            if case["dh"].ndim == 3:
+                total += np.sum(case["dh"][:, t] * h)
+        return total if case["dh"].ndim == 3 else np.sum(case["dh"] * h)
+
+    names = [("dw_x", "w_x"), ("dw_h", "w_h"), ("dx", "x"), ("dh0", "h0")]
+    names += {"rnn": [("db", "b")], "lstm": [("db", "b"), ("dc0", "c0")],
+              "gru": [("db_x", "b_x"), ("db_h", "b_h")]}[cell]
+    assert_gradients(case, loss, names)
+
+
+def test_reference_slips_are_recognisably_wrong(references):
+    """Each stored slip of rnn_backward_loop differs from the right gradients in some array by
+    far more than the checks' bound, so a learner's value that matches it cannot pass."""
+    values = references["rnn_scratch"]
+    for label in ("m2o", "m2m"):
+        found = checks_slips(values, f"rnn_backward_loop.{label}")
+        assert len(found) >= 6
+        for description, slip in found.items():
+            worst = max(checks.relative_error(slip[k], values[f"rnn_backward_loop.{label}.{k}"])
+                        for k in slip)
+            assert worst > 1e-3, description
+
+
+def checks_slips(values, prefix):
+    found, i = {}, 0
+    while f"{prefix}.slip{i}.description" in values:
+        found[str(values[f"{prefix}.slip{i}.description"])] = {
+            k: values[f"{prefix}.slip{i}.{k}"] for k in ("dw_x", "dw_h", "db", "dx", "dh0")}
+        i += 1
+    return found
+
+
+def test_reference_loss_clip_and_update_rules_follow_their_formulas(references):
+    values = references["rnn_scratch"]
+    for label in ("small", "large_logits"):
+        case = {k: v.copy() for k, v in case_of(values, f"cross_entropy.{label}").items()}
+        z, y = case["z"], case["y"]
+
+        def loss():
+            lse = np.logaddexp.reduce(z, axis=1)
+            return float(np.mean(lse - z[np.arange(len(y)), y]))
+
+        assert abs(case["loss"] - loss()) < 1e-12
+        assert checks.relative_error(case["dz"], numerical_gradient(loss, z)) < 1e-7
+    norm = np.sqrt(np.sum(values["clip.a"] ** 2) + np.sum(values["clip.b"] ** 2))
+    assert norm > 1 and abs(values["clip.norm"] - norm) < 1e-12
+    np.testing.assert_allclose(values["clip.a_clipped"], values["clip.a"] / norm, atol=1e-15)
+    np.testing.assert_allclose(values["clip.b_clipped"], values["clip.b"] / norm, atol=1e-15)
+    for key, (beta1, beta2) in (("updates", (0.9, 0.999)), ("updates_other_betas", (0.5, 0.9))):
+        m = v = 0
+        for k, g in enumerate(values["adam.g"], start=1):
+            m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+            step = 0.1 * (m / (1 - beta1 ** k)) / (np.sqrt(v / (1 - beta2 ** k)) + 1e-8)
+            np.testing.assert_allclose(values[f"adam.{key}"][k - 1], step, rtol=1e-12)
+    np.testing.assert_array_equal(values["training_step.w_sgd"],
+                                  values["training_step.w"] - 0.1 * values["training_step.g"])
+    np.testing.assert_array_equal(values["training_step.w_adam"], values["training_step.w"]
+                                  - values["training_step.adam_update"])
+
+
+@pytest.mark.parametrize("label", ["full", "padded"])
+def test_reference_output_layer_agrees_with_its_formula_and_central_differences(references,
+                                                                               label):
+    case = {k: v.copy() for k, v in case_of(references["language_model_scratch"],
+                                            f"output_layer.{label}").items()}
+    lengths = case.get("lengths", np.full(case["hs"].shape[0], case["hs"].shape[1]))
+    real = np.arange(case["hs"].shape[1])[None, :] < lengths[:, None]
+
+    def loss():
+        z = case["hs"] @ case["w_y"] + case["b_y"]
+        log_p = z - np.logaddexp.reduce(z, axis=2, keepdims=True)
+        picked = np.take_along_axis(log_p, case["y"][:, :, None], axis=2)[:, :, 0]
+        return -float(np.sum(picked[real]) / real.sum())
+
+    assert abs(case["loss"] - loss()) < 1e-12
+    assert_gradients(case, loss, [("dw_y", "w_y"), ("db_y", "b_y"), ("dh", "hs")])
+
+
+@pytest.mark.parametrize("label", ["full", "padded"])
+def test_reference_attention_gradients_agree_with_central_differences(references, label):
+    """L = sum(d_context * context) with the context computed in this file from the equations:
+    u = tanh(keys + s W_q), e = u v, alpha = softmax over the real positions."""
+    case = {k: v.copy() for k, v in case_of(references["seq2seq_scratch"],
+                                            f"attend.{label}").items()}
+    pad = case.get("pad")
+
+    def loss():
+        u = np.tanh(case["keys"] + (case["s_prev"] @ case["w_q"])[:, None, :])
+        e = u @ case["v"]
+        if pad is not None:
+            e = np.where(pad, -np.inf, e)
+        alpha = np.exp(e - e.max(axis=1, keepdims=True))
+        alpha /= alpha.sum(axis=1, keepdims=True)
+        return float(np.sum(case["d_context"] * np.einsum("bs,bsh->bh", alpha,
+                                                          case["memory"])))
+
+    assert_gradients(case, loss, [("ds_prev", "s_prev"), ("d_keys", "keys"),
+                                  ("d_memory", "memory"), ("dw_q", "w_q"), ("dv", "v")])
+
+
+def test_exercises_are_named_by_their_chapters():
+    for chapter in CHAPTERS:
+        assert importlib.import_module(chapter).EXERCISES == mx.exercises(chapter)

@@ -1,0 +1,759 @@
+"""Turn every chapter into an assignment: nbgrader source and release notebooks, from the lesson.
+
+    python tools/make_exercises.py --out DIR [CHAPTER ...]
+
+For each chapter (default: all four) this writes
+
+    DIR/source/<chapter>/<chapter>.ipynb    the nbgrader *source* notebook: the lesson's text and
+                                            definitions (its demonstrations and experiments left
+                                            out), each exercise between ### BEGIN SOLUTION and
+                                            ### END SOLUTION, and after it an autograded check
+                                            cell with points, a stable grade_id and hidden tests;
+    DIR/release/<chapter>/<chapter>.ipynb   the student version: the cell sources nbgrader's
+                                            generate_assignment writes (solutions replaced by
+                                            "# YOUR CODE HERE / raise NotImplementedError()",
+                                            hidden tests removed, outputs cleared);
+
+and beside each notebook what it imports: lesson_support.py, exercise_checks.py, the reference
+values its checks compare with (reference_values.npz), and the *solution* modules of the
+earlier chapters (a chapter-2 learner has done chapter 1).
+
+Each chapter names its exercises in its EXERCISES tuple: a function ("rnn_forward_loop"), a
+method ("SimpleRNN._recurrence"), or a part of a function marked in the lesson by the two
+comment lines "# exercise NAME begins" and "# exercise NAME ends". The lesson holds the one
+copy of every solution; this tool only marks it.
+"""
+import argparse
+import ast
+import copy
+import importlib
+import os
+import re
+import shutil
+import sys
+import textwrap
+
+import jupytext
+import nbformat
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from slips import slipped  # noqa: E402
+from sync_notebook import LESSONS  # noqa: E402
+
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"   # nbgrader's default for python
+PART = re.compile(r"^(\s*)# exercise (\w+) (begins|ends)$")
+SUPPORT_FILES = ("lesson_support.py", "exercise_checks.py")
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def exercises(chapter):
+    """The chapter's own list of exercises (its EXERCISES tuple), in the lesson's order."""
+    return tuple(importlib.import_module(chapter).EXERCISES)
+
+
+def exercise_id(name):
+    """A stable identifier: "SimpleRNN._recurrence" -> "SimpleRNN__recurrence"."""
+    return name.replace(".", "_")
+
+
+# -- nbgrader's two rewrites of a cell, as nbgrader 0.9 does them ---------------------------------
+def clear_solutions(source):
+    """nbgrader's ClearSolutions on one code cell's source: each region from a line holding
+    "BEGIN SOLUTION" to a line holding "END SOLUTION" becomes the code stub, indented like the
+    BEGIN line. Returns (new source, whether a region was replaced)."""
+    new_lines, in_solution, replaced = [], False, False
+    for line in source.split("\n"):
+        if "BEGIN SOLUTION" in line:
+            if in_solution:
+                raise RuntimeError("encountered nested begin solution statements")
+            in_solution = replaced = True
+            indent = re.match(r"\s*", line).group(0)
+            new_lines += [indent + stub for stub in CODE_STUB.split("\n")]
+        elif "END SOLUTION" in line:
+            in_solution = False
+        elif not in_solution:
+            new_lines.append(line)
+    if in_solution:
+        raise RuntimeError("no end solution statement found")
+    return "\n".join(new_lines), replaced
+
+
+def clear_hidden_tests(source):
+    """nbgrader's ClearHiddenTests on one cell's source: the lines from one holding "BEGIN
+    HIDDEN TESTS" to one holding "END HIDDEN TESTS" are dropped, both included. Returns (new
+    source, whether a region was removed)."""
+    new_lines, in_test, removed = [], False, False
+    for line in source.split("\n"):
+        if "BEGIN HIDDEN TESTS" in line:
+            if in_test:
+                raise RuntimeError("Encountered nested begin hidden tests statements")
+            in_test = removed = True
+        elif "END HIDDEN TESTS" in line:
+            in_test = False
+        elif not in_test:
+            new_lines.append(line)
+    if in_test:
+        raise RuntimeError("No end hidden tests statement found")
+    return "\n".join(new_lines), removed
+
+
+# -- marking the solutions in the lesson's cells --------------------------------------------------
+def _function_node(tree, name):
+    """The def of a top-level function "f" or of a method "Class.f", or None."""
+    *owner, func = name.split(".")
+    body = tree.body
+    if owner:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == owner[0]]
+        body = classes[0].body if classes else []
+    found = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == func]
+    return found[0] if found else None
+
+
+def mark_function_body(source, name):
+    """The cell source with the body of function or method `name` (after its docstring)
+    between BEGIN/END SOLUTION lines at the body's indentation; None when the cell does not
+    define it."""
+    node = _function_node(ast.parse(source), name)
+    if node is None:
+        return None
+    body = node.body
+    has_docstring = (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                     and isinstance(body[0].value.value, str))
+    first = body[1] if has_docstring else body[0]
+    lines = source.split("\n")
+    start, end = first.lineno - 1, node.end_lineno    # 0-based [start, end)
+    indent = re.match(r"\s*", lines[start]).group(0)
+    return "\n".join(lines[:start] + [indent + BEGIN_SOLUTION] + lines[start:end]
+                     + [indent + END_SOLUTION] + lines[end:])
+
+
+def mark_part(source, name):
+    """The cell source with the lesson's "# exercise NAME begins/ends" comment lines turned
+    into BEGIN/END SOLUTION lines; None when the cell has no such pair."""
+    lines, marked = source.split("\n"), False
+    for i, line in enumerate(lines):
+        match = PART.match(line)
+        if match and match.group(2) == name:
+            lines[i] = match.group(1) + (BEGIN_SOLUTION if match.group(3) == "begins"
+                                         else END_SOLUTION)
+            marked = True
+    return "\n".join(lines) if marked else None
+
+
+def without_demos(source):
+    """The cell source without its top-level `if __name__ == "__main__":` blocks (the
+    lesson's demonstrations and experiments); "" when nothing but comments is left."""
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    for node in reversed(tree.body):
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"):
+            del lines[node.lineno - 1:node.end_lineno]
+    kept = "\n".join(lines).strip("\n")
+    return kept if ast.parse(kept).body else ""
+
+
+def defines(source, name):
+    """Whether the cell defines the function, method or marked part `name`."""
+    return (_function_node(ast.parse(source), name) is not None
+            or any(PART.match(line) and PART.match(line).group(2) == name
+                   for line in source.split("\n")))
+
+
+# -- the check cells ------------------------------------------------------------------------------
+# Per exercise: its points, the cell after which its check goes (default: the one defining it),
+# the visible check and the hidden one. Every check reads reference values through
+# exercise_checks (`checks`); tests/test_make_exercises.py verifies each of them independently.
+BACKWARD_RNN = """\
+case = checks.refs("rnn_backward_loop.{case}")
+{call}
+for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+    checks.close(name, grads[name], case[name], 1e-8,
+                 slips=checks.slips("rnn_backward_loop.{case}", name))
+"""
+CHECKS = {
+    "rnn_forward_loop": dict(points=2, after="run_problem_1", visible="""\
+# Problem 1's example: the assignment gives its h_T.
+h_T, hs = rnn_forward_loop(PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B)
+checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
+checks.close("hs[:, -1] (the last state again)", hs[:, -1], checks.ref("problem1.h_T"), 1e-7)
+checks.equal("hs.shape", hs.shape, (1, 3, 4))
+""", hidden="""\
+case = checks.refs("rnn_forward.case")
+h_T, hs = rnn_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"], case["h0"])
+checks.close("hs (batch 3, 5 steps, h0 given)", hs, case["hs"], 1e-10)
+checks.close("h_T (batch 3, 5 steps)", h_T, case["hs"][:, -1], 1e-10)
+"""),
+    "SimpleRNN._recurrence": dict(points=2, visible="""\
+# Problem 1's example through the fast layer: SimpleRNN.forward calls your _recurrence.
+h_T, hs = SimpleRNN(PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B).forward(PROBLEM1_X)
+checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
+checks.equal("hs.shape", hs.shape, (1, 3, 4))
+""", hidden="""\
+case = checks.refs("rnn_forward.case")
+layer = SimpleRNN(case["w_x"], case["w_h"], case["b"])
+h_T, hs = layer.forward(case["x"], case["h0"])
+checks.close("hs (batch 3, 5 steps, h0 given)", hs, case["hs"], 1e-10)
+"""),
+    "rnn_backward_loop": dict(points=4, visible=BACKWARD_RNN.format(case="m2o", call="""\
+# many-to-one: dh is dL/dh_T only; hs come from the reference, not from your forward
+grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
+                          case["w_h"])"""), hidden=BACKWARD_RNN.format(case="m2m", call="""\
+grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
+                          case["w_h"])""")),
+    "SimpleRNN_BPTT.backward": dict(points=4, after="recurrent_products", visible="""\
+# many-to-one; the layer is given the reference states, so your forward plays no part
+case = checks.refs("rnn_backward_loop.m2o")
+layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
+layer._cache = (case["x"].transpose(1, 0, 2).copy(), case["h0"],
+                case["hs"].transpose(1, 0, 2).copy())
+grads = layer.backward(case["dh"])
+for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+    checks.close(name, grads[name], case[name], 1e-8,
+                 slips=checks.slips("rnn_backward_loop.m2o", name))
+""", hidden="""\
+case = checks.refs("rnn_backward_loop.m2m")
+layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
+layer._cache = (case["x"].transpose(1, 0, 2).copy(), case["h0"],
+                case["hs"].transpose(1, 0, 2).copy())
+grads = layer.backward(case["dh"])
+for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8,
+                 slips=checks.slips("rnn_backward_loop.m2m", name))
+"""),
+    "cross_entropy_and_gradient": dict(points=2, visible="""\
+case = checks.refs("cross_entropy.small")
+loss, dz = cross_entropy_and_gradient(case["z"], case["y"])
+checks.close("loss", loss, case["loss"], 1e-10)
+checks.close("dz", dz, case["dz"], 1e-10,
+             slips={"the mean's 1/batch_size left out of dz": case["dz"] * len(case["y"])})
+""", hidden="""\
+case = checks.refs("cross_entropy.large_logits")     # logits near 1000: exp would overflow
+loss, dz = cross_entropy_and_gradient(case["z"], case["y"])
+checks.close("loss (logits near 1000)", loss, case["loss"], 1e-10)
+checks.close("dz (logits near 1000)", dz, case["dz"], 1e-10)
+"""),
+    "clip_by_global_norm": dict(points=2, visible="""\
+case = checks.refs("clip")
+grads = {"a": case["a"].copy(), "b": case["b"].copy()}
+norm = clip_by_global_norm(grads, 1.0)
+checks.close("the returned norm (before clipping)", norm, case["norm"], 1e-12)
+checks.close("grads['a'] after clipping to 1", grads["a"], case["a_clipped"], 1e-12)
+checks.close("grads['b'] after clipping to 1", grads["b"], case["b_clipped"], 1e-12)
+""", hidden="""\
+grads = {"a": case["a"].copy(), "b": case["b"].copy()}
+clip_by_global_norm(grads, None)
+checks.close("grads['a'] with clip_norm None (unchanged)", grads["a"], case["a"], 0)
+grads = {"a": case["a"].copy(), "b": case["b"].copy()}
+clip_by_global_norm(grads, 100.0)
+checks.close("grads['b'] under a larger clip_norm (unchanged)", grads["b"], case["b"], 0)
+"""),
+    "adam_updates": dict(points=2, visible="""\
+case = checks.refs("adam")
+state = {"k": 0, "m": {"w": np.zeros(4)}, "v": {"w": np.zeros(4)}}
+for k in range(3):
+    updates = adam_updates({"w": case["g"][k]}, state, 0.1)
+    checks.close(f"update {k + 1}", updates["w"], case["updates"][k], 1e-10)
+checks.equal("state['k'] after three updates", state["k"], 3)
+""", hidden="""\
+state = {"k": 0, "m": {"w": np.zeros(4)}, "v": {"w": np.zeros(4)}}
+for k in range(3):
+    updates = adam_updates({"w": case["g"][k]}, state, 0.1, beta1=0.5, beta2=0.9)
+    checks.close(f"update {k + 1} (beta1 0.5, beta2 0.9)", updates["w"],
+                 case["updates_other_betas"][k], 1e-10)
+"""),
+    "training_step": dict(points=2, visible="""\
+# clip_by_global_norm and adam_updates are replaced here by stand-ins that return the
+# reference's values, so this check grades training_step alone.
+import types
+case = checks.refs("training_step")
+calls = []
+def clip_stand_in(grads, clip_norm):
+    calls.append(clip_norm)
+    return 7.5
+model = types.SimpleNamespace(clip_norm=None, optimizer="sgd", learning_rate=0.1)
+params = {"w": case["w"].copy()}
+with checks.standing_in(globals(), clip_by_global_norm=clip_stand_in):
+    norm = training_step(model, params, {"w": case["g"].copy()}, None, 1.0, 1)
+    checks.equal("the clip_norm passed to clip_by_global_norm", calls, [None])
+    checks.equal("the returned norm", norm, 7.5)
+    checks.close("params['w'] after one SGD step", params["w"], case["w_sgd"], 1e-12)
+    try:
+        training_step(model, params, {"w": case["g"].copy()}, None, float("nan"), 2)
+        raise AssertionError("training_step: a NaN loss must raise FloatingPointError")
+    except FloatingPointError:
+        pass
+    checks.close("params['w'] after a NaN loss (unchanged)", params["w"], case["w_sgd"], 0)
+""", hidden="""\
+def adam_stand_in(grads, state, learning_rate):
+    return {"w": case["adam_update"].copy()}
+model = types.SimpleNamespace(clip_norm=1.0, optimizer="adam", learning_rate=0.01)
+params = {"w": case["w"].copy()}
+with checks.standing_in(globals(), clip_by_global_norm=clip_stand_in,
+                        adam_updates=adam_stand_in):
+    training_step(model, params, {"w": case["g"].copy()}, {}, 1.0, 1)
+    checks.close("params['w'] after one Adam step", params["w"], case["w_adam"], 1e-12)
+    checks.equal("the clip_norm passed to clip_by_global_norm", calls[-1], 1.0)
+"""),
+    "lstm_forward_loop": dict(points=2, visible="""\
+case = checks.refs("lstm.m2o")
+h_T, hs, cs = lstm_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"], case["h0"],
+                                case["c0"])
+checks.close("hs", hs, case["hs"], 1e-10)
+checks.close("cs", cs, case["cs"], 1e-10)
+checks.close("h_T", h_T, case["hs"][:, -1], 1e-10)
+""", hidden="""\
+case = checks.refs("lstm.m2m")           # other sizes, and h0 = c0 = None (zeros)
+h_T, hs, cs = lstm_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"])
+checks.close("hs (h0 = c0 = None)", hs, case["hs"], 1e-10)
+checks.close("cs (h0 = c0 = None)", cs, case["cs"], 1e-10)
+"""),
+    "lstm_backward_loop": dict(points=4, visible="""\
+# many-to-one; hs and cs come from the reference, not from your forward
+case = checks.refs("lstm.m2o")
+grads = lstm_backward_loop(case["x"], case["h0"], case["c0"], case["hs"], case["cs"],
+                           case["dh"], case["w_x"], case["w_h"], case["b"])
+for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
+    checks.close(name, grads[name], case[name], 1e-8)
+""", hidden="""\
+case = checks.refs("lstm.m2m")
+grads = lstm_backward_loop(case["x"], None, None, case["hs"], case["cs"], case["dh"],
+                           case["w_x"], case["w_h"], case["b"])
+for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
+    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
+"""),
+    "gru_forward_loop": dict(points=2, visible="""\
+case = checks.refs("gru.m2o")
+h_T, hs = gru_forward_loop(case["x"], case["w_x"], case["w_h"], case["b_x"], case["b_h"],
+                           case["h0"])
+checks.close("hs", hs, case["hs"], 1e-10)
+checks.close("h_T", h_T, case["hs"][:, -1], 1e-10)
+""", hidden="""\
+case = checks.refs("gru.m2m")            # other sizes, and h0 = None (zeros)
+h_T, hs = gru_forward_loop(case["x"], case["w_x"], case["w_h"], case["b_x"], case["b_h"])
+checks.close("hs (h0 = None)", hs, case["hs"], 1e-10)
+"""),
+    "gru_backward_loop": dict(points=4, visible="""\
+# many-to-one; hs come from the reference, not from your forward
+case = checks.refs("gru.m2o")
+grads = gru_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
+                          case["w_h"], case["b_x"], case["b_h"])
+for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
+    checks.close(name, grads[name], case[name], 1e-8)
+""", hidden="""\
+case = checks.refs("gru.m2m")
+grads = gru_backward_loop(case["x"], None, case["hs"], case["dh"], case["w_x"],
+                          case["w_h"], case["b_x"], case["b_h"])
+for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
+    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
+"""),
+    "output_layer_loop": dict(points=3, visible="""\
+case = checks.refs("output_layer.full")
+loss, dw_y, db_y, dh = output_layer_loop(case["hs"], case["y"], case["w_y"], case["b_y"])
+checks.close("loss", loss, case["loss"], 1e-10)
+for name, value in (("dw_y", dw_y), ("db_y", db_y), ("dh", dh)):
+    checks.close(name, value, case[name], 1e-8,
+                 slips={"the mean's 1/N left out": case[name] * case["hs"].shape[0]
+                        * case["hs"].shape[1]})
+""", hidden="""\
+case = checks.refs("output_layer.padded")      # lengths 5, 2 and 4: padding is no prediction
+loss, dw_y, db_y, dh = output_layer_loop(case["hs"], case["y"], case["w_y"], case["b_y"],
+                                         case["lengths"])
+checks.close("loss (padded)", loss, case["loss"], 1e-10)
+for name, value in (("dw_y", dw_y), ("db_y", db_y), ("dh", dh)):
+    checks.close(name + " (padded)", value, case[name], 1e-8)
+"""),
+    "sample_temperature": dict(points=2, visible="""\
+# A small model with random weights; softmax(z / T) is p ** (1 / T) renormalised, where p
+# = predict_proba's softmax(z). sample draws by the inverse CDF with the generator's first
+# number, so each seed's symbol is known in advance.
+def expected_symbol(model, prime, temperature, seed):
+    p = model.predict_proba(prime)[-1] ** (1 / temperature)
+    u = np.random.default_rng(seed).random() * p.sum()
+    return model.vocab_[min(int(np.searchsorted(np.cumsum(p), u, side="right")),
+                            len(p) - 1)]
+lm = ScratchRNNLanguageModel(n_nodes=6, bptt_steps=4, batch_size=2, epochs=1,
+                             random_state=0)
+lm.fit("abcab cabba cbcab " * 3)
+weights = np.random.default_rng(0)
+for p in lm.parameters().values():
+    p[...] = weights.normal(0, 1.5, p.shape)
+for seed in range(40):
+    checks.equal(f"the symbol drawn at temperature 0.5 with random_state={seed}",
+                 lm.sample(1, prime="abca", temperature=0.5, random_state=seed)[-1],
+                 expected_symbol(lm, "abca", 0.5, seed))
+""", hidden="""\
+for temperature in (2.0, 1.0):
+    for seed in range(40):
+        checks.equal(f"the symbol drawn at temperature {temperature}, random_state={seed}",
+                     lm.sample(1, prime="cab", temperature=temperature, random_state=seed)[-1],
+                     expected_symbol(lm, "cab", temperature, seed))
+"""),
+    "attend_backward": dict(points=4, visible="""\
+case = checks.refs("attend.full")
+context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], None,
+                               case["w_q"], case["v"])
+grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
+for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
+    checks.close(name, value, case[name], 1e-8)
+""", hidden="""\
+case = checks.refs("attend.padded")        # sources of lengths 4, 2 and 3
+context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], case["pad"],
+                               case["w_q"], case["v"])
+grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
+for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
+    checks.close(name + " (padded)", value, case[name], 1e-8)
+"""),
+    "beam_search_step": dict(points=4, after="exhaustive_search", visible="""\
+# The lesson's own checks of section 7, on the tiny model (no attention, so that a
+# model is trained without attend_backward): width 1 is greedy decoding, and a beam
+# wide enough to keep every hypothesis finds what the brute force finds.
+tiny = tiny_model(attention=False)
+checks.equal("the output of width 1", tiny.beam_search("bbaca", 1, 4)[0][1],
+             tiny.predict(["bbaca"], beam_width=1, max_length=4)[0])
+every = tiny.exhaustive_search("bbaca", 4)
+beam = tiny.beam_search("bbaca", 2 ** 4, 4)
+checks.equal("the best output of width 16", beam[0][1], every[0][1])
+checks.close("its score", beam[0][0], every[0][0], 1e-10)
+""", hidden="""\
+tiny = tiny_model(cell="lstm", attention=False, seed=1)
+for source in ("ab c", "ca"):
+    checks.equal(f"the output of width 1 for {source!r}", tiny.beam_search(source, 1, 4)[0][1],
+                 tiny.predict([source], beam_width=1, max_length=4)[0])
+    every = tiny.exhaustive_search(source, 4, 1.0)
+    beam = tiny.beam_search(source, 2 ** 4, 4, 1.0)
+    checks.equal(f"the best output of width 16, length_penalty 1, for {source!r}",
+                 beam[0][1], every[0][1])
+    checks.close("its score", beam[0][0], every[0][0], 1e-10)
+    scores = [score for score, _, _ in beam]
+    checks.equal("the hypotheses ranked best first", scores, sorted(scores, reverse=True))
+"""),
+}
+
+
+def check_cell_source(name):
+    """The source of exercise `name`'s autograded check cell."""
+    spec = CHECKS[name]
+    indent = lambda text: textwrap.indent(text, "    ")  # noqa: E731
+    return (f"# Check {name} ({spec['points']} points). Run it after writing {name}.\n"
+            "import numpy as np\n"
+            "import exercise_checks as checks\n\n"
+            f"with checks.exercise({name!r}):\n" + indent(spec["visible"])
+            + f"    {BEGIN_HIDDEN}\n" + indent(spec["hidden"]) + f"    {END_HIDDEN}")
+
+
+def nbgrader_metadata(grade_id, solution=False, grade=False, points=0):
+    """The cell metadata nbgrader 0.9 reads (schema version 3)."""
+    meta = {"grade": grade, "grade_id": grade_id, "locked": not solution,
+            "schema_version": 3, "solution": solution, "task": False}
+    if grade:
+        meta["points"] = points
+    return meta
+
+
+def intro_cell(chapter, names):
+    """The markdown cell that opens an exercise notebook."""
+    rows = "\n".join(f"| `{name}` | {CHECKS[name]['points']} |" for name in names)
+    total = sum(CHECKS[name]["points"] for name in names)
+    return nbformat.v4.new_markdown_cell(f"""\
+# `{chapter}` as an assignment
+
+This is the lesson with its demonstrations and experiments left out (the lesson notebook
+`{chapter}.ipynb` shows them) and with {len(names)} exercises to write. Each exercise is a
+function body, or part of one, that reads `# YOUR CODE HERE` / `raise NotImplementedError()`:
+replace those two lines with your code. A check cell follows each exercise; run the notebook
+from the top and read what each check prints. The checks compare with reference values in
+`reference_values.npz`, so each exercise is graded on its own. The grader runs hidden checks
+too (other shapes, many-to-many, padding):
+
+    python tools/grade.py path/to/{chapter}.ipynb     (from the course's folder)
+
+| exercise | points |
+|---|---|
+{rows}
+| **total** | **{total}** |
+""")
+
+
+def source_notebook(chapter, names=None):
+    """The lesson as an nbgrader source notebook: demonstrations dropped, each exercise marked
+    as a solution region in a solution cell, its check cell after it. Raises when an exercise
+    is not found exactly once."""
+    names = exercises(chapter) if names is None else tuple(names)
+    unchecked = [name for name in names if name not in CHECKS]
+    if unchecked:
+        raise ValueError(f"{chapter}: exercises without a check in CHECKS: {unchecked}")
+    lesson = jupytext.read(os.path.join(ROOT, f"{chapter}.py"))
+    found = {name: 0 for name in names}
+    cells = [intro_cell(chapter, names)]
+    for cell in lesson.cells:
+        if cell.cell_type == "markdown":
+            cells.append(nbformat.v4.new_markdown_cell(cell.source))
+            continue
+        source = without_demos(cell.source)
+        if not source:
+            continue
+        marked = []
+        for name in names:
+            new = mark_function_body(source, name) or mark_part(source, name)
+            if new is not None:
+                source, found[name] = new, found[name] + 1
+                marked.append(exercise_id(name))
+        code = nbformat.v4.new_code_cell(source)
+        if marked:
+            code.metadata["nbgrader"] = nbgrader_metadata("_".join(marked), solution=True)
+        cells.append(code)
+        for name in names:
+            if defines(cell.source, CHECKS[name].get("after", name)):
+                check = nbformat.v4.new_code_cell(check_cell_source(name))
+                check.metadata["nbgrader"] = nbgrader_metadata(
+                    "check_" + exercise_id(name), grade=True, points=CHECKS[name]["points"])
+                cells.append(check)
+    missing = [name for name, n in found.items() if n != 1]
+    if missing:
+        raise ValueError(f"{chapter}: exercises not found exactly once: {missing}")
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["rnn_exercises"] = {"chapter": chapter}
+    return nb
+
+
+def release_notebook(source_nb):
+    """What nbgrader generate_assignment writes, as far as cell sources go: solutions
+    cleared, hidden tests removed, outputs cleared."""
+    nb = copy.deepcopy(source_nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.source, replaced = clear_solutions(cell.source)
+        if cell.metadata.get("nbgrader", {}).get("solution") and not replaced:
+            cell.source = CODE_STUB
+        cell.source, _ = clear_hidden_tests(cell.source)
+        cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def test_cells(nb):
+    """{grade_id: (cell index, points)} of the autograded check cells, in notebook order."""
+    return {c.metadata["nbgrader"]["grade_id"]: (i, c.metadata["nbgrader"]["points"])
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+
+
+# -- reference values -----------------------------------------------------------------------------
+def _rnn_case(rng, batch_size, n_sequences, n_features, n_nodes, k=1, n_biases=1):
+    """Random float64 inputs, weights and states for a cell with k blocks of n_nodes."""
+    return {"x": rng.normal(size=(batch_size, n_sequences, n_features)),
+            "w_x": rng.normal(0, 0.5, (n_features, k * n_nodes)),
+            "w_h": rng.normal(0, 0.5, (n_nodes, k * n_nodes)),
+            **{name: rng.normal(0, 0.5, k * n_nodes)
+               for name in (("b",) if n_biases == 1 else ("b_x", "b_h"))},
+            "h0": rng.normal(size=(batch_size, n_nodes)),
+            "c0": rng.normal(size=(batch_size, n_nodes))}
+
+
+def _direct(rng, case, many_to_many):
+    batch_size, n_sequences = case["x"].shape[:2]
+    n_nodes = case["h0"].shape[1]
+    return rng.normal(size=(batch_size, n_sequences, n_nodes) if many_to_many
+                      else (batch_size, n_nodes))
+
+
+RNN_BACKWARD_SLIPS = (
+    ("tanh' taken as 1 - h instead of 1 - h**2", "(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"),
+    ("h_t paired with delta_t in dW_h (it pairs with h_{t-1})",
+     "dw_h += h_prev.T @ delta_t", "dw_h += hs[:, t].T @ delta_t"),
+    ("h_0 forgotten at the first step (hs[:, t - 1] at t = 0 is h_T, not h_0)",
+     "hs[:, t - 1] if t > 0 else h0", "hs[:, t - 1]"),
+    ("the bias gradient taken from the first row, not summed over the batch",
+     "delta_t.sum(axis=0)", "delta_t[0]"),
+    ("the bias gradient averaged over the batch instead of summed",
+     "delta_t.sum(axis=0)", "delta_t.mean(axis=0)"),
+    ("dh0 forgotten (zeros instead of delta_1 W_h^T)",
+     '"dh0": from_next', '"dh0": np.zeros_like(h0)'),
+)
+
+
+def _rnn_references(rs):
+    out = {"problem1.h_T": rs.PROBLEM1_EXPECTED_H_T}
+    rng = np.random.default_rng(1)
+    case = _rnn_case(rng, 3, 5, 2, 4)
+    del case["c0"]
+    case["hs"] = rs.rnn_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"],
+                                     case["h0"])[1]
+    out.update({f"rnn_forward.case.{k}": v for k, v in case.items()})
+    for label, many in (("m2o", False), ("m2m", True)):
+        rng = np.random.default_rng({"m2o": 2, "m2m": 3}[label])
+        case = _rnn_case(rng, *((4, 6, 3, 5) if many else (3, 5, 3, 4)))
+        del case["c0"]
+        case["hs"] = rs.rnn_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"],
+                                         case["h0"])[1]
+        case["dh"] = _direct(rng, case, many)
+        args = (case["x"], case["h0"], case["hs"], case["dh"], case["w_x"], case["w_h"])
+        grads = rs.rnn_backward_loop(*args)
+        case.update({k: grads[k] for k in ("dw_x", "dw_h", "db", "dx", "dh0")})
+        prefix = f"rnn_backward_loop.{label}"
+        out.update({f"{prefix}.{k}": v for k, v in case.items()})
+        slips = [(d, slipped(rs.rnn_backward_loop, r, w)(*args)) for d, r, w in RNN_BACKWARD_SLIPS]
+        if many:   # g-hat_{t+1} added at step t: the direct gradients shifted one step
+            shifted = np.concatenate([case["dh"][:, 1:], 0 * case["dh"][:, :1]], axis=1)
+            slips.append(("the direct gradient g-hat added one step late",
+                          rs.rnn_backward_loop(*args[:3], shifted, *args[4:])))
+        for i, (description, slip_grads) in enumerate(slips):
+            out[f"{prefix}.slip{i}.description"] = np.array(description)
+            for k in ("dw_x", "dw_h", "db", "dx", "dh0"):
+                out[f"{prefix}.slip{i}.{k}"] = slip_grads[k]
+    rng = np.random.default_rng(4)
+    for label, scale in (("small", 1.0), ("large_logits", 1.0)):
+        z = rng.normal(size=(5, 3)) * scale + (1000.0 if label == "large_logits" else 0.0)
+        y = rng.integers(0, 3, 5)
+        loss, dz = rs.cross_entropy_and_gradient(z, y)
+        out.update({f"cross_entropy.{label}.z": z, f"cross_entropy.{label}.y": y,
+                    f"cross_entropy.{label}.loss": np.array(loss),
+                    f"cross_entropy.{label}.dz": dz})
+    a, b = rng.normal(size=(3, 2)), rng.normal(size=4)
+    grads = {"a": a.copy(), "b": b.copy()}
+    norm = rs.clip_by_global_norm(grads, 1.0)
+    out.update({"clip.a": a, "clip.b": b, "clip.norm": np.array(norm),
+                "clip.a_clipped": grads["a"], "clip.b_clipped": grads["b"]})
+    g = rng.normal(size=(3, 4))
+    for key, betas in (("updates", {}), ("updates_other_betas", dict(beta1=0.5, beta2=0.9))):
+        state = rs.adam_state({"w": g[0]})
+        out[f"adam.{key}"] = np.array([rs.adam_updates({"w": g[k]}, state, 0.1, **betas)["w"]
+                                       for k in range(3)])
+    out["adam.g"] = g
+    w, grad, update = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    out.update({"training_step.w": w, "training_step.g": grad,
+                "training_step.w_sgd": w - 0.1 * grad, "training_step.adam_update": update,
+                "training_step.w_adam": w - update})
+    return out
+
+
+def _gated_references(gr):
+    out = {}
+    for cell, forward, backward in (("lstm", gr.lstm_forward_loop, gr.lstm_backward_loop),
+                                    ("gru", gr.gru_forward_loop, gr.gru_backward_loop)):
+        for label, many in (("m2o", False), ("m2m", True)):
+            rng = np.random.default_rng({"m2o": 5, "m2m": 6}[label])
+            sizes = (4, 6, 3, 5) if many else (3, 4, 3, 4)
+            k, n_biases = (4, 1) if cell == "lstm" else (3, 2)
+            case = _rnn_case(rng, *sizes, k=k, n_biases=n_biases)
+            if many:                     # the hidden check starts from zeros (None)
+                case["h0"], case["c0"] = 0 * case["h0"], 0 * case["c0"]
+            biases = (case["b"],) if cell == "lstm" else (case["b_x"], case["b_h"])
+            if cell == "lstm":
+                _, case["hs"], case["cs"] = forward(case["x"], case["w_x"], case["w_h"],
+                                                    *biases, case["h0"], case["c0"])
+                states = (case["h0"], case["c0"], case["hs"], case["cs"])
+            else:
+                del case["c0"]
+                _, case["hs"] = forward(case["x"], case["w_x"], case["w_h"], *biases,
+                                        case["h0"])
+                states = (case["h0"], case["hs"])
+            case["dh"] = _direct(rng, case, many)
+            grads = backward(case["x"], *states, case["dh"], case["w_x"], case["w_h"], *biases)
+            case.update({k: v for k, v in grads.items() if k not in ("g", "g_c")})
+            out.update({f"{cell}.{label}.{k}": v for k, v in case.items()})
+    return out
+
+
+def _language_model_references(lm):
+    out = {}
+    for label, lengths in (("full", None), ("padded", np.array([5, 2, 4]))):
+        rng = np.random.default_rng({"full": 7, "padded": 8}[label])
+        hs = rng.normal(size=(3, 5, 4))
+        if lengths is not None:
+            hs[np.arange(5)[None, :] >= lengths[:, None]] = 0.0
+        y = rng.integers(0, 6, (3, 5))
+        w_y, b_y = rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, 6)
+        loss, dw_y, db_y, dh = lm.output_layer_loop(hs, y, w_y, b_y, lengths)
+        case = {"hs": hs, "y": y, "w_y": w_y, "b_y": b_y, "loss": np.array(loss),
+                "dw_y": dw_y, "db_y": db_y, "dh": dh}
+        if lengths is not None:
+            case["lengths"] = lengths
+        out.update({f"output_layer.{label}.{k}": v for k, v in case.items()})
+    return out
+
+
+def _seq2seq_references(s2s):
+    out = {}
+    for label, lengths in (("full", None), ("padded", np.array([4, 2, 3]))):
+        rng = np.random.default_rng({"full": 9, "padded": 10}[label])
+        batch_size, n_source, d_h, d_s, d_a = 3, 4, 5, 3, 4
+        memory = rng.normal(size=(batch_size, n_source, d_h))
+        pad = None
+        if lengths is not None:
+            pad = np.arange(n_source)[None, :] >= lengths[:, None]
+            memory[pad] = 0.0
+        case = {"s_prev": rng.normal(size=(batch_size, d_s)), "memory": memory,
+                "keys": rng.normal(size=(batch_size, n_source, d_a)),
+                "w_q": rng.normal(0, 0.5, (d_s, d_a)), "v": rng.normal(0, 0.5, d_a),
+                "d_context": rng.normal(size=(batch_size, d_h))}
+        _, _, cache = s2s.attend(case["s_prev"], memory, case["keys"], pad, case["w_q"],
+                                 case["v"])
+        grads = s2s.attend_backward(case["d_context"], cache, memory, case["w_q"], case["v"])
+        case.update(zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads))
+        if pad is not None:
+            case["pad"] = pad
+        out.update({f"attend.{label}.{k}": v for k, v in case.items()})
+    return out
+
+
+REFERENCES = {"rnn_scratch": _rnn_references, "gated_rnn_scratch": _gated_references,
+              "language_model_scratch": _language_model_references,
+              "seq2seq_scratch": _seq2seq_references}
+
+
+def reference_values(chapter):
+    """{key: array} of every reference value chapter's checks read (computed with the lesson's
+    own functions; tests/test_make_exercises.py verifies each independently)."""
+    return REFERENCES[chapter](importlib.import_module(chapter))
+
+
+def support_files(chapter):
+    """The modules an exercise notebook of chapter imports: the support modules and the
+    solution modules of the earlier chapters."""
+    earlier = list(LESSONS)[:list(LESSONS).index(chapter)]
+    return [*SUPPORT_FILES, *(f"{name}.py" for name in earlier)]
+
+
+def write_chapter(chapter, out):
+    """Write chapter's source and release folders under out; returns the two notebook paths."""
+    source = source_notebook(chapter)
+    paths = []
+    for kind, nb in (("source", source), ("release", release_notebook(source))):
+        folder = os.path.join(out, kind, chapter)
+        os.makedirs(folder, exist_ok=True)
+        paths.append(os.path.join(folder, f"{chapter}.ipynb"))
+        nbformat.write(nb, paths[-1])
+        for name in support_files(chapter):
+            shutil.copy(os.path.join(ROOT, name), folder)
+        np.savez(os.path.join(folder, "reference_values.npz"), **reference_values(chapter))
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="the folder to write source/ and release/ to")
+    parser.add_argument("chapters", nargs="*", help=f"default: all of {list(LESSONS)}")
+    args = parser.parse_args(argv)
+    unknown = [c for c in args.chapters if c not in LESSONS]
+    if unknown:
+        parser.error(f"unknown chapters {unknown}; expected some of {list(LESSONS)}")
+    for chapter in args.chapters or LESSONS:
+        write_chapter(chapter, args.out)
+        names = exercises(chapter)
+        print(f"{chapter}: {len(names)} exercises, "
+              f"{sum(CHECKS[n]['points'] for n in names)} points -> "
+              f"{os.path.join(args.out, '{source,release}', chapter)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
