@@ -1,0 +1,162 @@
+"""tools/grade.py on the generated exercise notebooks: the solutions get full marks, the untouched
+release notebooks 0, a submission with one exercise broken loses that exercise's points and no
+others, and the grader survives an exception, an infinite loop and a crashed kernel.
+
+Each grading starts one kernel per exercise, so these tests take a few minutes: they run with
+RUN_NOTEBOOKS=1 (CI always sets it), like the notebook re-runs.
+"""
+import os
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import RUN_NOTEBOOKS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import grade  # noqa: E402
+import make_exercises as mx  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not RUN_NOTEBOOKS, reason="grading the exercise notebooks (fresh kernels, a few minutes) is "
+    "off: run RUN_NOTEBOOKS=1 python -m pytest to include it (CI always does)")
+
+# One slip per exercise: the text `right` of the solution, and what replaces it.
+SLIPS = {
+    "rnn_forward_loop": ("a_t = x[:, t] @ w_x + h @ w_h + b", "a_t = x[:, t] @ w_x + h @ w_h"),
+    "SimpleRNN._recurrence": ("a_t += rec", "a_t -= rec"),
+    "rnn_backward_loop": ("(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"),
+    # the direct gradient of step t-1 never added: only the many-to-many hidden test sees it
+    "SimpleRNN_BPTT.backward": ("if dh_tm is not None and t > 0:\n                g_t += "
+                                "dh_tm[t - 1]  # ...", "if False:\n                g_t += "
+                                "dh_tm[t - 1]  # ..."),
+    "cross_entropy_and_gradient": ("dz /= len(y_idx)", "dz /= 1"),
+    "clip_by_global_norm": ("g *= clip_norm / norm", "g *= norm / clip_norm"),
+    "adam_updates": ("(m / (1 - beta1**k))", "m"),
+    "training_step": ("if not (np.isfinite(loss)", "if not (True"),
+    "lstm_forward_loop": ("c = f_t * c + i_t * c_tilde", "c = c + i_t * c_tilde"),
+    "lstm_backward_loop": ("along_cell = gamma_t * f_t", "along_cell = gamma_t"),
+    "gru_forward_loop": ("h = (1 - z_t) * n_t + z_t * h", "h = z_t * n_t + (1 - z_t) * h"),
+    "gru_backward_loop": ("from_next = g_t * z_t + delta_h @ w_h.T",
+                          "from_next = delta_h @ w_h.T"),
+    "output_layer_loop": ("dz_t /= n_real", "dz_t /= batch_size"),
+    "sample_temperature": (".astype(np.float64) / temperature", ".astype(np.float64) * temperature"),
+    "attend_backward": ("alpha * (d_alpha - np.sum(alpha * d_alpha, axis=1, keepdims=True))",
+                        "alpha * d_alpha"),
+    "beam_search_step": ("np.argsort(-total, axis=None", "np.argsort(total, axis=None"),
+}
+CHAPTER_OF = {name: chapter for chapter in mx.LESSONS for name in mx.exercises(chapter)}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exercises")
+    for chapter in mx.LESSONS:
+        mx.write_chapter(chapter, str(out))
+    return out
+
+
+def submission(written, chapter, edit, name="submission.ipynb"):
+    """A copy of chapter's source notebook, edited by edit(cell sources) -> None, written beside
+    the chapter's modules; returns its path."""
+    folder = written / "source" / chapter
+    nb = nbformat.read(str(folder / f"{chapter}.ipynb"), as_version=4)
+    edit(nb)
+    path = folder / name
+    nbformat.write(nb, str(path))
+    return str(path)
+
+
+def with_slip(nb, right, wrong):
+    """Replace the one occurrence of right, which must lie in a solution cell."""
+    hits = [c for c in nb.cells if right in c.source]
+    assert len(hits) == 1 and hits[0].source.count(right) == 1, f"{right!r}: {len(hits)} cells"
+    assert hits[0].metadata["nbgrader"]["solution"]
+    hits[0].source = hits[0].source.replace(right, wrong)
+
+
+def scores(result):
+    return {row["id"]: row["points"] for row in result["exercises"]}
+
+
+@pytest.mark.parametrize("chapter", list(mx.LESSONS))
+def test_the_solutions_get_full_marks_and_the_release_zero(written, chapter):
+    source = grade.grade(str(written / "source" / chapter / f"{chapter}.ipynb"))
+    assert source["total"] == source["max_total"] > 0, source
+    assert [row["id"] for row in source["exercises"]] == [
+        mx.exercise_id(name) for name in mx.exercises(chapter)]
+    release = grade.grade(str(written / "release" / chapter / f"{chapter}.ipynb"))
+    assert release["total"] == 0 and release["max_total"] == source["max_total"]
+    assert all("not written yet" in row["message"] for row in release["exercises"]), release
+
+
+@pytest.mark.parametrize("chapter", list(mx.LESSONS))
+def test_the_release_notebook_runs_top_to_bottom_failing_only_in_its_checks(written, chapter):
+    """Run as a learner's "run all" with errors allowed: only the check cells fail, each
+    saying that its exercise is not written yet."""
+    folder = written / "release" / chapter
+    nb = nbformat.read(str(folder / f"{chapter}.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              and any(o.output_type == "error" for o in c.outputs)]
+    assert failed == [index for index, _ in mx.test_cells(nb).values()]
+    for i in failed:
+        error = [o for o in nb.cells[i].outputs if o.output_type == "error"][0]
+        assert "not written yet" in error.evalue
+
+
+@pytest.mark.parametrize("name", list(SLIPS))
+def test_one_broken_exercise_costs_its_points_and_no_others(written, name):
+    assert set(SLIPS) == set(CHAPTER_OF)
+    chapter = CHAPTER_OF[name]
+    path = submission(written, chapter, lambda nb: with_slip(nb, *SLIPS[name]),
+                      f"broken_{mx.exercise_id(name)}.ipynb")
+    result = grade.grade(path)
+    got = scores(result)
+    for row in result["exercises"]:
+        if row["id"] == mx.exercise_id(name):
+            assert row["points"] == 0, row
+        else:
+            assert row["points"] == row["max_points"], (name, row)
+    if name == "rnn_backward_loop":     # the message names the slip it recognises
+        message = [r["message"] for r in result["exercises"] if r["id"] == name][0]
+        assert "tanh' taken as 1 - h instead of 1 - h**2" in message, message
+    assert sum(got.values()) == result["max_total"] - mx.CHECKS[name]["points"]
+
+
+@pytest.mark.parametrize("trouble, words", [
+    ("raise ValueError('a mistake')", "ValueError: a mistake"),
+    ("while True:\n        pass", "did not finish within 8 s"),
+    ("import os\n    os._exit(1)", "the kernel died"),
+])
+def test_the_grader_survives_an_exception_an_infinite_loop_and_a_crash(written, trouble, words):
+    """The trouble is put first in output_layer_loop's body: that exercise scores 0 with a
+    message that says what happened, and the chapter's other exercise still scores."""
+    def edit(nb):
+        cell = [c for c in nb.cells if "def output_layer_loop" in c.source][0]
+        first = "    batch_size, n_sequences, _ = hs.shape\n"
+        assert cell.source.count(first) == 1
+        cell.source = cell.source.replace(first, "    " + trouble + "\n" + first)
+    path = submission(written, "language_model_scratch", edit)
+    result = grade.grade(path, timeout=8)
+    rows = {row["id"]: row for row in result["exercises"]}
+    assert rows["output_layer_loop"]["points"] == 0
+    assert words in rows["output_layer_loop"]["message"], rows
+    assert rows["sample_temperature"]["points"] == rows["sample_temperature"]["max_points"]
+
+
+def test_grade_command_line_prints_rows_and_total_and_json(written, capsys):
+    path = str(written / "source" / "seq2seq_scratch" / "seq2seq_scratch.ipynb")
+    assert grade.main([path]) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert lines[-1] == "total: 8 / 8" and lines[0].startswith("attend_backward")
+    assert grade.main([path, "--json"]) == 0
+    import json
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"exercises", "total", "max_total"}
+    assert set(result["exercises"][0]) == {"id", "points", "max_points", "message"}
+    with pytest.raises(SystemExit):
+        grade.main([path, "--timeout", "0"])
