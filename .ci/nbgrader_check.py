@@ -34,6 +34,8 @@ def nbgrader(*args, cwd):
 
 
 def main():
+    # nbgrader runs its venv's `alembic` by name: that venv's bin must be on PATH, activated or not
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
     work = tempfile.mkdtemp()
     ours, course = os.path.join(work, "ours"), os.path.join(work, "course")
     os.makedirs(course)
