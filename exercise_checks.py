@@ -57,7 +57,7 @@ def relative_error(got, expected):
 
 class _Exercise:
     def __init__(self, name):
-        self.name, self.passed = name, []
+        self.name, self.passed, self.failed = name, [], []
 
 
 _current = []
@@ -65,8 +65,10 @@ _current = []
 
 @contextlib.contextmanager
 def exercise(name):
-    """Run one exercise's checks: an unwritten exercise (NotImplementedError) becomes a
-    failed check that says so; a passed one prints one line with every error measured."""
+    """Run one exercise's checks. Each check that fails is recorded and the others still
+    run, so the message lists every value that is off; at the end a failed exercise raises
+    AssertionError with all of them. An unwritten exercise (NotImplementedError) fails and
+    says so; a passed one prints one line."""
     _current.append(_Exercise(name))
     try:
         yield _current[-1]
@@ -76,26 +78,37 @@ def exercise(name):
                              "'# YOUR CODE HERE').") from None
     finally:
         done = _current.pop()
+    if done.failed:
+        shown = done.failed[:5] + ([f"... and {len(done.failed) - 5} more checks failed."]
+                                   if len(done.failed) > 5 else [])
+        raise AssertionError("\n".join(shown))
     errors = [err for err in done.passed if err is not None]
     print(f"{name}: passed {len(done.passed)} checks"
           + (f" (largest relative error {max(errors):.0e})" if errors else ""))
 
 
+def _fail(message):
+    """Record a failed check in the running exercise (raise at once outside one)."""
+    if not _current:
+        raise AssertionError(message)
+    _current[-1].failed.append(message)
+
+
 def close(what, got, expected, bound, slips=None):
-    """Assert that got (the learner's value) matches expected to within the relative error
+    """Check that got (the learner's value) matches expected to within the relative error
     bound. slips: {description: the value that slip gives}; when got matches one of them,
-    the message names the slip."""
+    the message names the slip. Returns the relative error (None when it could not be
+    measured: None, a wrong shape, NaN)."""
     name = _current[-1].name if _current else "check"
     expected = np.asarray(expected)
     if got is None:
-        raise AssertionError(f"{name}: {what} is None; expected an array of shape "
-                             f"{expected.shape}.")
+        return _fail(f"{name}: {what} is None; expected an array of shape {expected.shape}.")
     got_array = np.asarray(got)
     if got_array.shape != expected.shape:
-        raise AssertionError(f"{name}: {what} has shape {got_array.shape}; expected "
-                             f"{expected.shape}.")
+        return _fail(f"{name}: {what} has shape {got_array.shape}; expected "
+                     f"{expected.shape}.")
     if not np.all(np.isfinite(got_array.astype(np.float64))):
-        raise AssertionError(f"{name}: {what} holds NaN or inf values.")
+        return _fail(f"{name}: {what} holds NaN or inf values.")
     err = relative_error(got_array, expected)
     if not err <= bound:
         message = (f"{name}: {what} is off — relative error {err:.1e} against the "
@@ -104,17 +117,17 @@ def close(what, got, expected, bound, slips=None):
             if relative_error(got_array, value) <= bound:
                 message += f" It is exactly what this slip gives: {slip}."
                 break
-        raise AssertionError(message)
+        return _fail(message)
     if _current:
         _current[-1].passed.append(err)
     return err
 
 
 def equal(what, got, expected):
-    """Assert got == expected (strings, integers, lists of them), with both in the message."""
+    """Check got == expected (strings, integers, lists of them), with both in the message."""
     name = _current[-1].name if _current else "check"
     if got != expected:
-        raise AssertionError(f"{name}: {what} is {got!r}; expected {expected!r}.")
+        return _fail(f"{name}: {what} is {got!r}; expected {expected!r}.")
     if _current:
         _current[-1].passed.append(None)
 

@@ -129,9 +129,11 @@ def output_layer_loop(hs, y_idx, w_y, b_y, lengths=None):
 
     hs : (batch_size, n_sequences, n_nodes) states; y_idx : (batch_size, n_sequences)
     ints, the symbol each step must predict; w_y : (n_nodes, n_vocab); b_y : (n_vocab,);
-    lengths : (batch_size,) ints or None (every step real).
+    lengths : (batch_size,) ints or None (every step real); the steps t >= lengths[n]
+    are padding, not predictions: they add nothing to the loss or to N, and dh is 0
+    there.
     Returns (loss, dw_y, db_y, dh: dL/dh_t for every step, (batch_size, n_sequences,
-    n_nodes)).
+    n_nodes)), the loss the mean over the N real positions.
     """
     batch_size, n_sequences, _ = hs.shape
     lengths = (np.full(batch_size, n_sequences) if lengths is None
@@ -642,6 +644,7 @@ def sample(self, length, prime="", temperature=1.0, random_state=None):
     z_tm, _, state = self._run(fed[None, :])
     drawn = []
     for _ in range(length):
+        # p: softmax(z_t / temperature), z_t the last step's logits (float64)
         # exercise sample_temperature begins
         p = np.exp(log_softmax(z_tm[-1, 0].astype(np.float64) / temperature))
         # exercise sample_temperature ends

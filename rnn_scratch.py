@@ -126,7 +126,7 @@ import copy
 import numpy as np
 
 import lesson_support as support
-from lesson_support import add_to_class, format_table, save_figure
+from lesson_support import add_to_class, format_table, save_figure, slipped
 
 
 def rnn_forward_loop(x, w_x, w_h, b, h0=None):
@@ -832,40 +832,82 @@ if __name__ == "__main__":
 # gradients printed for the example are right. (The bound is applied at
 # $\varepsilon = 10^{-5}$ for the example.)
 #
-# **What a bug looks like.** The commonest slip in BPTT is an index one off.
-# Pair each $\delta_t$ with $h_t$ instead of $h_{t-1}$ in Step 3's
-# $\partial L / \partial W_h$ — computed here from the plain loop's own
-# $g_t$ — and check it against central differences on a random
-# many-to-many case of the same size as above:
+# **What a bug looks like.** A wrong gradient rarely crashes: it has the
+# right shape and plausible values, and only a check tells. Here are the
+# classic slips of BPTT, each made on purpose in one line of
+# `rnn_backward_loop` (`slipped` copies the function with that one line
+# changed) and checked against central differences on a random many-to-many
+# case, with as many features as nodes so that even $W_h$ in place of $W_x$
+# has the right shape. Each row says which gradients' checks report the slip
+# and the largest relative error they print; the first row is the lesson's
+# own loop. The exercise checks of `tools/make_exercises.py` know these
+# slips by name.
 
 # %%
-def slipped_dw_h_error(seed=0):
-    """Relative error against central differences of dW_h computed with one slip:
-    every delta_t paired with h_t instead of h_{t-1}. batch_size 3, n_sequences 5,
-    n_features 4, n_nodes 6, float64."""
+# (the slip, the right text of rnn_backward_loop, the wrong text)
+BPTT_SLIPS = (
+    ("tanh' taken as 1 - h instead of 1 - h**2",
+     "(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"),
+    ("h_t paired with delta_t in dW_h (it pairs with h_{t-1})",
+     "dw_h += h_prev.T @ delta_t", "dw_h += hs[:, t].T @ delta_t"),
+    ("h_0 forgotten at the first step (hs[:, t - 1] at t = 0 is h_T)",
+     "hs[:, t - 1] if t > 0 else h0", "hs[:, t - 1]"),
+    ("the direct gradient g-hat taken from the wrong step (t - 1)",
+     "g_t = direct[:, t] + from_next", "g_t = direct[:, t - 1] + from_next"),
+    ("the bias gradient from the first row, not summed over the batch",
+     "delta_t.sum(axis=0)", "delta_t[0]"),
+    ("the bias gradient averaged over the batch instead of summed",
+     "delta_t.sum(axis=0)", "delta_t.mean(axis=0)"),
+    ("dx taken as delta_t W_h^T instead of delta_t W_x^T",
+     "dx[:, t] = delta_t @ w_x.T", "dx[:, t] = delta_t @ w_h.T"),
+    ("dh0 forgotten (zeros instead of delta_1 W_h^T)",
+     '"dh0": from_next', '"dh0": np.zeros_like(h0)'),
+)
+
+
+def bptt_slip_gallery(seed=0):
+    """Each slip of BPTT_SLIPS made in rnn_backward_loop, checked against central
+    differences on a random many-to-many case: batch_size 3, n_sequences 5,
+    n_features = n_nodes = 4, float64. Returns rows (slip, {gradient: relative
+    error}), the lesson's own loop first."""
     rng = np.random.default_rng(seed)
-    w_x, w_h = rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, (6, 6))
-    b = rng.normal(0, 0.1, 6)
-    x, h0 = rng.normal(size=(3, 5, 4)), rng.normal(size=(3, 6))
-    dh = rng.normal(size=(3, 5, 6))
+    w_x, w_h = rng.normal(0, 0.5, (4, 4)), rng.normal(0, 0.5, (4, 4))
+    b = rng.normal(0, 0.1, 4)
+    x, h0 = rng.normal(size=(3, 5, 4)), rng.normal(size=(3, 4))
+    dh = rng.normal(size=(3, 5, 4))
     _, hs = rnn_forward_loop(x, w_x, w_h, b, h0)
-    g = rnn_backward_loop(x, h0, hs, dh, w_x, w_h)["g"]
-    delta = g * (1 - hs ** 2)                            # Step 2, right
-    slipped = np.einsum("bti,btj->ij", hs, delta)        # sum_t h_t^T delta_t: wrong
 
     def loss():                                          # L = sum_t sum h_t * g-hat_t
         return np.sum(rnn_forward_loop(x, w_x, w_h, b, h0)[1] * dh)
 
-    return rel_error(slipped, numerical_gradient(loss, w_h))
+    numeric = {name: numerical_gradient(loss, p) for name, p in
+               (("dw_x", w_x), ("dw_h", w_h), ("db", b), ("dx", x), ("dh0", h0))}
+    rows = []
+    for slip, right, wrong in (("none: the lesson's loop", None, None), *BPTT_SLIPS):
+        backward = (slipped(rnn_backward_loop, right, wrong) if right
+                    else rnn_backward_loop)
+        grads = backward(x, h0, hs, dh, w_x, w_h)
+        rows.append((slip, {name: rel_error(grads[name], g)
+                            for name, g in numeric.items()}))
+    return rows
 
 
 if __name__ == "__main__":
-    print("dW_h with delta_t paired with h_t instead of h_{t-1}: relative error "
-          f"{slipped_dw_h_error(ARGS.seed):.1e}")
+    for slip, errors in bptt_slip_gallery(ARGS.seed):
+        caught = [name for name, err in errors.items() if err > 1e-7]
+        print(f"{slip}\n    reported by: {', '.join(caught) or 'no check'}; largest "
+              f"relative error {max(errors.values()):.1e}")
 
 # %% [markdown]
-# Orders of magnitude above the $10^{-7}$ of a right gradient: a check at
-# this resolution does not let this slip through.
+# Every slip lifts at least one check from the $2.5 \cdot 10^{-9}$ of the
+# right loop to between $8.8 \cdot 10^{-2}$ and 1 — far above the bound of
+# $10^{-7}$, not a close call. And the checks that fail point to the line: a
+# slip in Step 3 (the pairing in $dW_h$, the forgotten $h_0$, the bias's sum,
+# $dx$'s weights) or in the returned `dh0` is reported by that gradient's
+# check alone, while a slip in Step 1 or 2 (the direct gradient's step,
+# tanh$'$) reaches every gradient, because every one is built from
+# $\delta_t$. The mildest is the forgotten $h_0$: it changes only the first
+# step's term of $dW_h$.
 #
 # ## Problem 3: a classifier that has to remember
 #
@@ -1154,11 +1196,12 @@ def adam_state(params):
 def training_step(model, params, grads, state, loss, epoch):
     """One update of params (dict of arrays, in place) from grads, with model's
     clip_norm, optimizer ("sgd" or "adam", whose state comes from adam_state) and
-    learning_rate.
+    learning_rate: clip_by_global_norm first, then the step learning_rate * g (SGD) or
+    adam_updates' (Adam).
 
     Returns the global gradient norm measured before clipping. Raises
     FloatingPointError, and leaves params unchanged, when the loss or an updated weight
-    is NaN or infinite.
+    is NaN or infinite; epoch is only for that error's message.
     """
     norm = clip_by_global_norm(grads, model.clip_norm)
     if model.optimizer == "sgd":

@@ -29,8 +29,8 @@ SLIPS = {
     "SimpleRNN._recurrence": ("a_t += rec", "a_t -= rec"),
     "rnn_backward_loop": ("(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"),
     # the direct gradient of step t-1 never added: only the many-to-many hidden test sees it
-    "SimpleRNN_BPTT.backward": ("if dh_tm is not None and t > 0:\n                g_t += "
-                                "dh_tm[t - 1]  # ...", "if False:\n                g_t += "
+    "SimpleRNN_BPTT.backward": ("if dh_tm is not None and t > 0:\n            g_t += "
+                                "dh_tm[t - 1]  # ...", "if False:\n            g_t += "
                                 "dh_tm[t - 1]  # ..."),
     "cross_entropy_and_gradient": ("dz /= len(y_idx)", "dz /= 1"),
     "clip_by_global_norm": ("g *= clip_norm / norm", "g *= norm / clip_norm"),
@@ -131,9 +131,10 @@ def test_one_broken_exercise_costs_its_points_and_no_others(written, name):
     ("raise ValueError('a mistake')", "ValueError: a mistake"),
     ("while True:\n        pass", "did not finish within 8 s"),
     ("import os\n    os._exit(1)", "the kernel died"),
+    ("x = (", "the cell of this exercise failed: SyntaxError"),
 ])
 def test_the_grader_survives_an_exception_an_infinite_loop_and_a_crash(written, trouble, words):
-    """The trouble is put first in output_layer_loop's body: that exercise scores 0 with a
+    """(And a syntax error.) The trouble is put first in output_layer_loop's body: that exercise scores 0 with a
     message that says what happened, and the chapter's other exercise still scores."""
     def edit(nb):
         cell = [c for c in nb.cells if "def output_layer_loop" in c.source][0]

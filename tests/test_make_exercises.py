@@ -3,9 +3,11 @@ exercises marked and a check after each; the release notebook keeps no line of a
 every reference value a check holds is verified here independently of the solution that
 computed it (central differences, the equations checked step by step, the assignment's given
 values, a formula written in this file). The grading runs themselves are in test_grade.py."""
+import ast
 import importlib
 import os
 import sys
+from collections import Counter
 
 import jupytext
 import numpy as np
@@ -88,6 +90,10 @@ def test_the_release_keeps_no_line_of_a_solution(notebooks):
     stubs = sum(cell.source.count("# YOUR CODE HERE\n") for cell in release.cells)
     assert stubs == len(mx.exercises(chapter))
     assert not any("HIDDEN TESTS" in cell.source for cell in release.cells)
+    # nor any of the right lines chapter 1's gallery of slips quotes
+    quoted = [right for _, right, _ in importlib.import_module("rnn_scratch").BPTT_SLIPS]
+    assert not any(right in cell.source for right in quoted for cell in release.cells
+                   if chapter == "rnn_scratch")
 
 
 def test_each_exercise_is_a_few_to_about_thirty_lines(notebooks):
@@ -97,22 +103,41 @@ def test_each_exercise_is_a_few_to_about_thirty_lines(notebooks):
     assert all(1 <= n <= 32 for n in sizes), sizes
 
 
+def code_lines(texts):
+    """The non-blank code lines of texts, stripped, as a multiset (a method taken out of its
+    class reads the same stripped), without nbgrader's markers and the lesson's part markers."""
+    return Counter(line.strip() for text in texts for line in text.split("\n")
+                   if line.strip() and "SOLUTION" not in line and not mx.PART.match(line))
+
+
 def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
-    """Every markdown cell of the lesson, in order; every code cell as the lesson has it minus
-    its `if __name__ == "__main__":` blocks and with its exercise markers turned into nbgrader's;
-    plus one check cell per exercise."""
+    """Every markdown cell of the lesson, in order; every line of its code except the
+    `if __name__ == "__main__":` blocks and the cells left out; each exercise in a solution cell
+    of its own, a method as `@add_to_class(Class)`; one check cell per exercise."""
     chapter, source, _ = notebooks
     lesson = jupytext.read(os.path.join(ROOT, f"{chapter}.py"))
-    strip = lambda text: "\n".join(line for line in text.split("\n")  # noqa: E731
-                                   if "SOLUTION" not in line and not mx.PART.match(line))
-    expected = [c.source if c.cell_type == "markdown" else strip(mx.without_demos(c.source))
-                for c in lesson.cells]
-    ours = [strip(c.source) for c in source.cells[1:]
-            if not c.metadata.get("nbgrader", {}).get("grade")]
-    assert ours == [text for text in expected if text]
+    left_out_names = mx.LEFT_OUT.get(chapter, ())
+    kept = [mx.without_demos(c.source) for c in lesson.cells if c.cell_type == "code"]
+    left_out = [text for text in kept if text and mx.leaves_out(text, left_out_names)]
+    assert len(left_out) >= len(left_out_names)
+    assert ([c.source for c in source.cells[1:] if c.cell_type == "markdown"]
+            == [c.source if c.cell_type == "markdown" else mx.LEFT_OUT_NOTE
+                for c in lesson.cells if c.cell_type == "markdown"
+                or mx.without_demos(c.source) in left_out])
+    checks_found = mx.test_cells(source)
+    ours = [c.source for i, c in enumerate(source.cells) if c.cell_type == "code"
+            and i not in {index for index, _ in checks_found.values()}]
+    added = Counter(f"@add_to_class({name.split('.')[0]})"
+                    for name in mx.exercises(chapter) if "." in name)
+    assert code_lines(ours) == code_lines(t for t in kept if t not in left_out) + added
     assert not any('__name__ == "__main__"' in c.source for c in source.cells
                    if c.cell_type == "code")
-    checks_found = mx.test_cells(source)
+    solution_cells = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in solution_cells] == [
+        mx.exercise_id(n) for n in mx.exercises(chapter)]
+    for cell in solution_cells:       # one function per solution cell, nothing else
+        tree = ast.parse(cell.source)
+        assert len(tree.body) == 1 and isinstance(tree.body[0], ast.FunctionDef)
     assert list(checks_found) == ["check_" + mx.exercise_id(n) for n in mx.exercises(chapter)]
     for grade_id, (index, points) in checks_found.items():
         cell = source.cells[index]

@@ -132,7 +132,7 @@ GENERATED_TEXT_CELLS = {"language_model_scratch": ("best_model.sample(",)}
 ROUNDING_CELLS = {
     "rnn_scratch": ("compare_forward_with_plain_loop(ARGS.seed)", "run_problem_2(seed=ARGS.seed)",
                     "check_classifier_gradients(ARGS.seed)", "check_masked_layer(ARGS.seed)",
-                    "ragged_models = run_problem_3b("),
+                    "ragged_models = run_problem_3b(", "bptt_slip_gallery(ARGS.seed)"),
     "gated_rnn_scratch": ("compare_lstm_with_plain_loops(ARGS.seed)",
                           "compare_gru_with_plain_loops(ARGS.seed)",
                           "check_gated_gradients(ARGS.seed)"),

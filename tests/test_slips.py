@@ -14,7 +14,7 @@ import rnn_scratch as rs
 from language_model_scratch import ScratchRNNLanguageModel
 from rnn_scratch import (SimpleRNN, check_gradients, check_rnn_gradients, rnn_backward_loop,
                          rnn_forward_loop)
-from slips import slipped
+from lesson_support import slipped
 from test_language_model import TEXT, small_model
 
 CAUGHT = 1e-3     # a slip must push the check's relative error above this...

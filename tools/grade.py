@@ -93,6 +93,10 @@ def grade_exercise(nb, index, folder, timeout):
         return False, "the kernel died while running this exercise (a crash in the code?)"
     message = _error_message(cells[-1])
     if message is not None:
+        own = [c for c in cells[:-1] if c.metadata.get("nbgrader", {}).get("grade_id")
+               == nb.cells[index].metadata["nbgrader"]["grade_id"].removeprefix("check_")]
+        if own and _error_message(own[0]):     # the learner's cell itself did not run
+            return False, f"the cell of this exercise failed: {_error_message(own[0])}"
         return False, message
     return True, _last_printed_line(cells[-1])
 
@@ -128,7 +132,8 @@ def main(argv=None):
     else:
         width = max(len(r["id"]) for r in result["exercises"])
         for r in result["exercises"]:
-            print(f"{r['id']:<{width}}  {r['points']:>2} / {r['max_points']:<2}  {r['message']}")
+            message = r["message"].replace("\n", "\n" + " " * (width + 11))
+            print(f"{r['id']:<{width}}  {r['points']:>2} / {r['max_points']:<2}  {message}")
         print(f"total: {result['total']} / {result['max_total']}")
     return 0
 
