@@ -1,0 +1,177 @@
+"""Where the time of one forward + backward goes, for each layer, against PyTorch's.
+
+    python benchmarks/breakdown.py                 # float32, the four benchmark sizes
+    python benchmarks/breakdown.py --dtype float64 --rounds 7
+    python benchmarks/breakdown.py --quick         # a seconds-long smoke run
+
+For each cell (vanilla, LSTM, GRU) and size (batch_size, n_sequences, n_features, n_nodes),
+with dL/dh at every step (as bench_rnn.py times it):
+
+  ours       the lesson's layer, forward + backward (all gradients);
+  rec GEMMs  the recurrent products alone, with the layer's shapes and out= buffers: T of
+             h_{t-1} W_h forward and T of d_t W_h^T backward — what no reordering removes;
+  big GEMMs  the products over all T * batch_size rows alone: x W_x forward; dW_x, dx and
+             dW_h backward;
+  floor      rec + big: the GEMM time, below which no NumPy layer can go;
+  overhead   the layer at batch_size 1, n_features 1, n_nodes 1 and the same T: per-step
+             Python and NumPy call overhead, with (almost) no arithmetic;
+  rest       ours - floor - overhead: the elementwise passes over memory (clipped at 0);
+  PyTorch    its twin (torch_twins.torch_pass), with oneDNN (torch.backends.mkldnn) on, and
+             off, and which kernel its forward ran (from torch.profiler).
+
+Protocol, for a shared and noisy machine: every quantity of one row is timed in interleaved
+rounds (each round times each quantity after one untimed warm-up call, over enough calls to
+fill 20 ms), and the median over the rounds is reported, with the min-max range over the
+rounds of ours / PyTorch. Nothing is asserted.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gated_rnn_scratch as gs  # noqa: E402
+import rnn_scratch as rs  # noqa: E402
+from bench_rnn import (QUICK_SIZES, SIZES, assert_same, blas_description,  # noqa: E402
+                       load_torch, make_layer_case, numpy_pass)
+from torch_twins import torch_pass  # noqa: E402
+
+CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
+
+
+def gemm_parts(layer_class, size, dtype):
+    """(recurrent GEMMs, big GEMMs): two functions doing only the layer's matrix products."""
+    weights, x, h0, dh = make_layer_case(size, dtype, layer_class=layer_class)
+    w_x, w_h = weights[:2]
+    batch_size, n_sequences, n_features, n_nodes = size
+    width = w_h.shape[1]
+    rec = np.empty((batch_size, width), dtype)
+    back = np.empty((batch_size, n_nodes), dtype)
+    d = np.ones((n_sequences, batch_size, width), dtype) * 0.1
+    h = np.ones((n_sequences, batch_size, n_nodes), dtype) * 0.1
+    x_2d = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(-1, n_features)
+    d_2d, h_2d = d.reshape(-1, width), h.reshape(-1, n_nodes)
+
+    def recurrent():
+        h_prev = h0
+        for t in range(n_sequences):
+            np.matmul(h_prev, w_h, out=rec)
+            h_prev = h[t]
+        for t in reversed(range(n_sequences)):
+            np.matmul(d[t], w_h.T, out=back)
+
+    def big():
+        x_2d @ w_x
+        x_2d.T @ d_2d
+        d_2d @ w_x.T
+        h_2d.T @ d_2d
+    return recurrent, big
+
+
+def torch_kernel(torch, run):
+    """The names of the RNN kernels PyTorch's profiler saw in one forward + backward."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run()
+    names = {e.key for e in prof.key_averages()}
+    picked = sorted(n for n in names if any(k in n.lower() for k in ("rnn", "lstm", "gru")))
+    return ", ".join(picked) or "no RNN kernel named"
+
+
+def interleaved(fns, rounds, least_ms=20.0):
+    """{name: list of ms per call over rounds}. Each function is first called enough times to
+    fill least_ms (k calls); then each round calls every function in turn, once untimed and
+    k times timed, so a round of a fast function is not one noisy microsecond reading."""
+    calls = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        once = (time.perf_counter() - start) * 1e3
+        calls[name] = max(1, int(np.ceil(least_ms / max(once, 1e-3))))
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) * 1e3 / calls[name])
+    return times
+
+
+def breakdown_row(torch, cell, size, dtype, rounds):
+    layer_class = CELLS[cell]
+    weights, x, h0, dh = make_layer_case(size, dtype, layer_class=layer_class)
+    layer = layer_class(*weights)
+    ours = numpy_pass(layer, x, h0, dh)
+    tiny_size = (1, size[1], 1, 1)
+    tiny_weights, tiny_x, tiny_h0, tiny_dh = make_layer_case(tiny_size, dtype,
+                                                             layer_class=layer_class)
+    tiny = numpy_pass(layer_class(*tiny_weights), tiny_x, tiny_h0, tiny_dh)
+    recurrent, big = gemm_parts(layer_class, size, dtype)
+    fns = {"ours": ours, "rec": recurrent, "big": big, "overhead": tiny}
+    kernel = "n/a"
+    if torch is not None:
+        theirs = torch_pass(torch, layer, x, h0, dh)
+        hs, grads = ours()
+        assert_same((hs, grads), theirs(), dtype, f"PyTorch {cell} {size}")
+        kernel = torch_kernel(torch, theirs)
+
+        def without_onednn():
+            with torch.backends.mkldnn.flags(enabled=False):
+                return theirs()
+        fns.update({"torch": theirs, "torch_no_onednn": without_onednn})
+    times = interleaved(fns, rounds)
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    floor = med["rec"] + med["big"]
+    row = {"cell": cell, "size": size, "ours": med["ours"], "rec": med["rec"], "big": med["big"],
+           "floor": floor, "overhead": med["overhead"],
+           "rest": max(0.0, med["ours"] - floor - med["overhead"]), "kernel": kernel}
+    if torch is not None:
+        ratios = np.array(times["ours"]) / np.array(times["torch"])
+        row.update(torch=med["torch"], torch_off=med["torch_no_onednn"],
+                   ratio=float(np.median(ratios)), ratio_min=float(ratios.min()),
+                   ratio_max=float(ratios.max()), floor_ratio=floor / med["torch"])
+    return row
+
+
+def table(rows):
+    head = ("| cell | size | ours ms | rec GEMMs | big GEMMs | floor | overhead | rest | "
+            "ours / floor | PyTorch ms (oneDNN on / off) | ours / PyTorch (range) | "
+            "floor / PyTorch |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        torch_part = ("n/a | n/a | n/a" if "torch" not in r else
+                      f"{r['torch']:.2f} / {r['torch_off']:.2f} | {r['ratio']:.2f}× "
+                      f"({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {r['floor_ratio']:.2f}×")
+        lines.append(f"| {r['cell']} | {r['size']} | {r['ours']:.2f} | {r['rec']:.2f} | "
+                     f"{r['big']:.2f} | {r['floor']:.2f} | {r['overhead']:.2f} | "
+                     f"{r['rest']:.2f} | {r['ours'] / r['floor']:.2f}× | {torch_part} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
+    parser.add_argument("--quick", action="store_true", help="one small size, 2 rounds")
+    args = parser.parse_args(argv)
+    torch, note = load_torch(args.threads)
+    dtype = np.dtype(args.dtype).type
+    sizes, rounds = (QUICK_SIZES, 2) if args.quick else (SIZES, args.rounds)
+    print(f"# {args.dtype}, {rounds} interleaved rounds; NumPy {np.__version__} "
+          f"({blas_description()}); {note}")
+    rows = [breakdown_row(torch, cell, size, dtype, rounds) for cell in CELLS for size in sizes]
+    print(table(rows))
+    kernels = sorted({(r["cell"], r["kernel"]) for r in rows})
+    for cell, kernel in kernels:
+        print(f"# PyTorch's {cell} ran: {kernel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
