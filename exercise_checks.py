@@ -76,6 +76,11 @@ def exercise(name):
         raise AssertionError(f"{name} is not written yet: it still raises "
                              "NotImplementedError (replace the two lines under "
                              "'# YOUR CODE HERE').") from None
+    except Exception as error:
+        if not _current[-1].failed:
+            raise
+        raise AssertionError("\n".join(_current[-1].failed[:5] + [
+            f"then the check stopped: {type(error).__name__}: {error}"])) from error
     finally:
         done = _current.pop()
     if done.failed:
@@ -130,6 +135,16 @@ def equal(what, got, expected):
         return _fail(f"{name}: {what} is {got!r}; expected {expected!r}.")
     if _current:
         _current[-1].passed.append(None)
+
+
+def expected_draw(model, prime, temperature, seed):
+    """The symbol a language model's sample(1, prime, temperature, seed) must draw: the
+    inverse-CDF draw, with the generator's first number, from the model's next-symbol
+    distribution after prime at that temperature (computed here from predict_proba, its
+    distribution at temperature 1)."""
+    p = model.predict_proba(prime)[-1] ** (1 / temperature)
+    u = np.random.default_rng(seed).random() * p.sum()
+    return model.vocab_[min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)]
 
 
 @contextlib.contextmanager

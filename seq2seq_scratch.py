@@ -1392,7 +1392,8 @@ def beam_search(self, source, beam_width, max_length, length_penalty=0.0):
         log_p = log_softmax(out @ self.w_y + self.b_y).astype(np.float64)
         # extend every live hypothesis by every symbol, best first: those ending in
         # <eos> join finished, the beam_width best others become alive (state
-        # re-indexed to their rows); at t == max_length - 1 they join finished too
+        # re-indexed to their rows); at t == max_length - 1 they join finished too,
+        # and the loop ends (break)
         # exercise beam_search_step begins
         total = np.array([lp for _, lp in alive])[:, None] + log_p    # (k, V_y - 1)
         survivors = []

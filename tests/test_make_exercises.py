@@ -377,3 +377,17 @@ def test_reference_attention_gradients_agree_with_central_differences(references
 def test_exercises_are_named_by_their_chapters():
     for chapter in CHAPTERS:
         assert importlib.import_module(chapter).EXERCISES == mx.exercises(chapter)
+
+
+def test_every_exercise_says_what_its_hidden_checks_add():
+    assert set(mx.HIDDEN_ABOUT) == set(mx.CHECKS)
+    intro = mx.source_notebook("seq2seq_scratch").cells[0].source
+    assert mx.HIDDEN_ABOUT["beam_search_step"] in intro
+
+
+def test_a_check_that_stops_keeps_the_failures_it_had_found():
+    with pytest.raises(AssertionError, match=r"(?s)dw is off.*then the check stopped: "
+                                             r"KeyError"):
+        with checks.exercise("demo"):
+            checks.close("dw", np.ones(2), np.zeros(2), 1e-8)
+            {}["missing"]

@@ -1,4 +1,4 @@
-"""Grade an exercise notebook without nbgrader, the way nbgrader's autograde scores it.
+"""Grade an exercise notebook without nbgrader, with the scores nbgrader's autograde gives.
 
     python tools/grade.py NOTEBOOK [--json] [--timeout SECONDS]
 
@@ -9,7 +9,8 @@ each exercise is graded on its own, in a fresh kernel: the notebook's cells up t
 exercise's check cell run in order (the other exercises' check cells skipped), then the check
 cell. The exercise scores its points when the check cell raises nothing. An exception, a
 check that fails, an infinite loop (TIMEOUT seconds per exercise, 60 by default) or a crashed
-kernel costs that exercise only. One row per exercise — id, points, max points, a message —
+kernel costs that exercise only (nbgrader runs one kernel for the whole notebook, so there a
+crash costs every later exercise too; otherwise the scores are the same). One row per exercise — id, points, max points, a message —
 then "total: X / Y"; with --json the same as {"exercises": [{"id", "points", "max_points",
 "message"}], "total", "max_total"}.
 """
@@ -87,8 +88,8 @@ def grade_exercise(nb, index, folder, timeout):
                 client.timeout = max(1, int(deadline - time.monotonic()))
                 client.execute_cell(cell, i)
     except CellTimeoutError:
-        return False, (f"did not finish within {timeout} s (an infinite loop, or far too "
-                       "slow?)")
+        return False, (f"did not finish within {timeout:g} s, its cells and its check "
+                       "together (an infinite loop, or far too slow?)")
     except DeadKernelError:
         return False, "the kernel died while running this exercise (a crash in the code?)"
     message = _error_message(cells[-1])

@@ -279,8 +279,8 @@ for k in range(3):
                  case["updates_other_betas"][k], 1e-10)
 """),
     "training_step": dict(points=2, visible="""\
-# clip_by_global_norm and adam_updates are replaced here by stand-ins that return the
-# reference's values, so this check grades training_step alone.
+# clip_by_global_norm (and, in the hidden part, adam_updates) is replaced here by a
+# stand-in that returns the reference's values, so this check grades training_step alone.
 import types
 case = checks.refs("training_step")
 calls = []
@@ -302,7 +302,7 @@ with checks.standing_in(globals(), clip_by_global_norm=clip_stand_in):
     checks.equal("whether a NaN loss raises FloatingPointError", raised, True)
     checks.close("params['w'] after a NaN loss (unchanged)", params["w"], case["w_sgd"], 0)
 """, hidden="""\
-def adam_stand_in(grads, state, learning_rate):
+def adam_stand_in(grads, state, learning_rate, **options):
     return {"w": case["adam_update"].copy()}
 model = types.SimpleNamespace(clip_norm=1.0, optimizer="adam", learning_rate=0.01)
 params = {"w": case["w"].copy()}
@@ -381,14 +381,8 @@ for name, value in (("dw_y", dw_y), ("db_y", db_y), ("dh", dh)):
     checks.close(name + " (padded)", value, case[name], 1e-8)
 """),
     "sample_temperature": dict(points=2, visible="""\
-# A small model with random weights; softmax(z / T) is p ** (1 / T) renormalised, where p
-# = predict_proba's softmax(z). sample draws by the inverse CDF with the generator's first
-# number, so each seed's symbol is known in advance.
-def expected_symbol(model, prime, temperature, seed):
-    p = model.predict_proba(prime)[-1] ** (1 / temperature)
-    u = np.random.default_rng(seed).random() * p.sum()
-    return model.vocab_[min(int(np.searchsorted(np.cumsum(p), u, side="right")),
-                            len(p) - 1)]
+# A small model with random weights. sample draws by the inverse CDF with the generator's
+# first number, so each seed's symbol is known in advance (checks.expected_draw).
 lm = ScratchRNNLanguageModel(n_nodes=6, bptt_steps=4, batch_size=2, epochs=1,
                              random_state=0)
 lm.fit("abcab cabba cbcab " * 3)
@@ -398,19 +392,20 @@ for p in lm.parameters().values():
 for seed in range(40):
     checks.equal(f"the symbol drawn at temperature 0.5 with random_state={seed}",
                  lm.sample(1, prime="abca", temperature=0.5, random_state=seed)[-1],
-                 expected_symbol(lm, "abca", 0.5, seed))
+                 checks.expected_draw(lm, "abca", 0.5, seed))
 """, hidden="""\
 for temperature in (2.0, 1.0):
     for seed in range(40):
         checks.equal(f"the symbol drawn at temperature {temperature}, random_state={seed}",
                      lm.sample(1, prime="cab", temperature=temperature, random_state=seed)[-1],
-                     expected_symbol(lm, "cab", temperature, seed))
+                     checks.expected_draw(lm, "cab", temperature, seed))
 """),
     "attend_backward": dict(points=4, visible="""\
 case = checks.refs("attend.full")
 context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], None,
                                case["w_q"], case["v"])
 grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
+checks.equal("the number of values returned", len(grads), 5)
 for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
     checks.close(name, value, case[name], 1e-8)
 """, hidden="""\
@@ -418,6 +413,7 @@ case = checks.refs("attend.padded")        # sources of lengths 4, 2 and 3
 context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], case["pad"],
                                case["w_q"], case["v"])
 grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
+checks.equal("the number of values returned (padded)", len(grads), 5)
 for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
     checks.close(name + " (padded)", value, case[name], 1e-8)
 """),
@@ -448,6 +444,27 @@ for source in ("ab c", "ca"):
 }
 
 
+# What each exercise's hidden tests add to its visible check (the notebook's first cell says it).
+HIDDEN_ABOUT = {
+    "rnn_forward_loop": "a batch of 3, 5 steps, h0 given",
+    "SimpleRNN._recurrence": "a batch of 3, 5 steps, h0 given",
+    "rnn_backward_loop": "many-to-many, other sizes",
+    "SimpleRNN_BPTT.backward": "many-to-many, other sizes",
+    "cross_entropy_and_gradient": "logits near 1000",
+    "clip_by_global_norm": "clip_norm None; a norm below clip_norm",
+    "adam_updates": "other betas",
+    "training_step": "the Adam path",
+    "lstm_forward_loop": "other sizes; h0 = c0 = None",
+    "lstm_backward_loop": "many-to-many, other sizes, h0 = c0 = None",
+    "gru_forward_loop": "other sizes; h0 = None",
+    "gru_backward_loop": "many-to-many, other sizes, h0 = None",
+    "output_layer_loop": "padding (lengths 5, 2, 4)",
+    "sample_temperature": "temperatures 2 and 1, another prime",
+    "attend_backward": "padding (lengths 4, 2, 3)",
+    "beam_search_step": "an LSTM model, length_penalty 1, two more sources",
+}
+
+
 def check_cell_source(name):
     """The source of exercise `name`'s autograded check cell."""
     spec = CHECKS[name]
@@ -470,25 +487,28 @@ def nbgrader_metadata(grade_id, solution=False, grade=False, points=0):
 
 def intro_cell(chapter, names):
     """The markdown cell that opens an exercise notebook."""
-    rows = "\n".join(f"| `{name}` | {CHECKS[name]['points']} |" for name in names)
+    rows = "\n".join(f"| `{name}` | {CHECKS[name]['points']} | {HIDDEN_ABOUT[name]} |"
+                     for name in names)
     total = sum(CHECKS[name]["points"] for name in names)
     return nbformat.v4.new_markdown_cell(f"""\
 # `{chapter}` as an assignment
 
-This is the lesson with its demonstrations and experiments left out (the lesson notebook
-`{chapter}.ipynb` shows them) and with {len(names)} exercises to write. Each exercise is a
-function body, or part of one, that reads `# YOUR CODE HERE` / `raise NotImplementedError()`:
-replace those two lines with your code. A check cell follows each exercise; run the notebook
-from the top and read what each check prints. The checks compare with reference values in
-`reference_values.npz`, so each exercise is graded on its own. The grader runs hidden checks
-too (other shapes, many-to-many, padding, other settings):
+This is the lesson with its demonstrations and experiments left out (the lesson notebook of
+the same name, in the course's repository, shows them and their output; text below that
+speaks of a printed result refers to it) and with {len(names)} exercises to write. Each
+exercise is a function, or part of one, in a cell of its own that reads `# YOUR CODE HERE` /
+`raise NotImplementedError()`: replace those two lines with your code. A check cell follows
+each exercise; run the notebook from the top and read what each check prints. Each exercise is
+graded on its own: most checks compare with reference values in `reference_values.npz`, the
+sampling and beam-search checks with what the given code computes. The grader also runs
+hidden checks, listed below:
 
     python tools/grade.py path/to/{chapter}.ipynb     (in the course's repository)
 
-| exercise | points |
-|---|---|
+| exercise | points | hidden checks |
+|---|---|---|
 {rows}
-| **total** | **{total}** |
+| **total** | **{total}** | |
 """)
 
 
