@@ -214,19 +214,18 @@ def add_to_class(cls):
     return register
 
 
-# -- the layers' input checks
-# -----------------------------------------------------------------
 def slipped(func, right, wrong):
-    """A copy of func with the one occurrence of the source text `right` replaced by `wrong`:
-    a slip made on purpose, to see which check catches it. `right` must occur exactly once
-    (a renamed line then fails loudly rather than silently changing nothing). The copy runs
-    in func's own module namespace, so it calls the same helpers; decorators are dropped (an
-    @add_to_class line would install the copy on the class itself)."""
+    """A copy of func with the one occurrence of the source text `right` replaced by
+    `wrong`: a slip made on purpose, to see which check catches it. `right` must occur
+    exactly once (a renamed line then fails loudly rather than silently changing
+    nothing). The copy runs in func's own module namespace, so it calls the same helpers;
+    decorators are dropped (an @add_to_class line would install the copy on the class
+    itself)."""
     source = textwrap.dedent(inspect.getsource(func))
     count = source.count(right)
     if count != 1:
-        raise ValueError(f"{func.__name__}: the text {right!r} occurs {count} times in its "
-                         "source; a slip must change exactly one place")
+        raise ValueError(f"{func.__name__}: the text {right!r} occurs {count} times in "
+                         "its source; a slip must change exactly one place")
     source = "\n".join(line for line in source.splitlines() if not line.startswith("@"))
     namespace = dict(func.__globals__)
     exec(compile(source.replace(right, wrong), f"<{func.__name__} with a slip>", "exec"),
@@ -234,6 +233,8 @@ def slipped(func, right, wrong):
     return namespace[func.__name__]
 
 
+# -- the layers' input checks
+# -----------------------------------------------------------------
 def as_float_array(value, name):
     """An array-like as a float array: integers become float64, float32 stays float32.
     Anything non-numeric is a ValueError that names the argument."""

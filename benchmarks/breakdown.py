@@ -42,11 +42,12 @@ from torch_twins import torch_pass  # noqa: E402
 CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
 
 
-def gemm_parts(layer_class, size, dtype):
-    """(recurrent GEMMs, big GEMMs): two functions doing only the layer's matrix products."""
-    weights, x, h0, dh = make_layer_case(size, dtype, layer_class=layer_class)
-    w_x, w_h = weights[:2]
-    batch_size, n_sequences, n_features, n_nodes = size
+def gemm_parts(w_x, w_h, x, h0):
+    """(recurrent GEMMs, big GEMMs): two functions doing only the matrix products of a layer
+    with these weights on this batch."""
+    dtype = w_x.dtype
+    batch_size, n_sequences, n_features = x.shape
+    n_nodes = w_h.shape[0]
     width = w_h.shape[1]
     rec = np.empty((batch_size, width), dtype)
     back = np.empty((batch_size, n_nodes), dtype)
@@ -111,7 +112,7 @@ def breakdown_row(torch, cell, size, dtype, rounds):
     tiny_weights, tiny_x, tiny_h0, tiny_dh = make_layer_case(tiny_size, dtype,
                                                              layer_class=layer_class)
     tiny = numpy_pass(layer_class(*tiny_weights), tiny_x, tiny_h0, tiny_dh)
-    recurrent, big = gemm_parts(layer_class, size, dtype)
+    recurrent, big = gemm_parts(weights[0], weights[1], x, h0)
     fns = {"ours": ours, "rec": recurrent, "big": big, "overhead": tiny}
     kernel = "n/a"
     if torch is not None:

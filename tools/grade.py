@@ -96,8 +96,9 @@ def grade_exercise(nb, index, folder, timeout):
     if message is not None:
         own = [c for c in cells[:-1] if c.metadata.get("nbgrader", {}).get("grade_id")
                == nb.cells[index].metadata["nbgrader"]["grade_id"].removeprefix("check_")]
-        if own and _error_message(own[0]):     # the learner's cell itself did not run
-            return False, f"the cell of this exercise failed: {_error_message(own[0])}"
+        own_error = _error_message(own[0]) if own else None
+        if own_error:                         # the learner's cell itself did not run
+            return False, f"the cell of this exercise failed: {own_error}"
         return False, message
     return True, _last_printed_line(cells[-1])
 

@@ -158,11 +158,18 @@ def without_demos(source):
     return kept if ast.parse(kept).body else ""
 
 
+def _part_owner(tree, source, name):
+    """The top-level def of the cell whose body holds the marked part `name`, or None."""
+    owners = [n for n in tree.body if isinstance(n, ast.FunctionDef)
+              and mark_part(ast.get_source_segment(source, n), name) is not None]
+    return owners[0] if owners else None
+
+
 def defines(source, name):
     """Whether the cell defines the function, method or marked part `name`."""
-    return (_function_node(ast.parse(source), name) is not None
-            or any(PART.match(line) and PART.match(line).group(2) == name
-                   for line in source.split("\n")))
+    tree = ast.parse(source)
+    return (_function_node(tree, name) is not None
+            or _part_owner(tree, source, name) is not None)
 
 
 # Cells left out of an exercise notebook because they compute what an exercise computes in
@@ -529,11 +536,7 @@ def split_exercises(source, names):
     tree, lines = ast.parse(source), source.split("\n")
     cuts, moved = [], []        # cuts: (start, end, name) of top-level defs
     for name in names:
-        node = _function_node(tree, name)
-        if node is None and any(mark_part(ast.get_source_segment(source, n) or "", name)
-                                for n in tree.body if isinstance(n, ast.FunctionDef)):
-            node = [n for n in tree.body if isinstance(n, ast.FunctionDef)
-                    and mark_part(ast.get_source_segment(source, n), name)][0]
+        node = _function_node(tree, name) or _part_owner(tree, source, name)
         if node is None:
             continue
         start, end = _span(lines, node)
@@ -756,7 +759,7 @@ def _language_model_references(lm):
         rng = np.random.default_rng({"full": 7, "padded": 8}[label])
         hs = rng.normal(size=(3, 5, 4))
         if lengths is not None:
-            hs[np.arange(5)[None, :] >= lengths[:, None]] = 0.0
+            hs[~lm.real_positions(5, lengths).T] = 0.0
         y = rng.integers(0, 6, (3, 5))
         w_y, b_y = rng.normal(0, 0.5, (4, 6)), rng.normal(0, 0.5, 6)
         loss, dw_y, db_y, dh = lm.output_layer_loop(hs, y, w_y, b_y, lengths)
@@ -776,7 +779,7 @@ def _seq2seq_references(s2s):
         memory = rng.normal(size=(batch_size, n_source, d_h))
         pad = None
         if lengths is not None:
-            pad = np.arange(n_source)[None, :] >= lengths[:, None]
+            pad = ~s2s.real_positions(n_source, lengths).T
             memory[pad] = 0.0
         case = {"s_prev": rng.normal(size=(batch_size, d_s)), "memory": memory,
                 "keys": rng.normal(size=(batch_size, n_source, d_a)),
