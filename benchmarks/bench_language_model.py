@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gated_rnn_scratch as gs  # noqa: E402
 import language_model_scratch as lm  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
-from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_ratio,  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_round_ratios,  # noqa: E402
                        load_torch)
 from torch_twins import torch_chunk_loss, torch_gradients, torch_twin  # noqa: E402
 
@@ -97,9 +97,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="the first 20,000 characters, one call per round: a smoke run")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed epochs per round, 2 rounds (default 2; 1 with --quick)")
+                        help="timed epochs per round (default 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds of ours and PyTorch's (default 5; 1 with "
+                             "--quick)")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or 1
+    rounds = args.rounds or (1 if args.quick else 5)
     text = lm.split_corpus(lm.stdlib_docstrings())[0]   # the training text
     if args.quick:
         text = text[:20_000]
@@ -107,20 +111,21 @@ def main(argv=None):
     torch, torch_note = load_torch(threads)
     print(f"# Language-model benchmark: {threads} cores, NumPy {np.__version__} with "
           f"{blas_description()}; {torch_note}")
-    print(f"one training epoch on {len(text):,} characters; min / median of 2 rounds x {repeats} "
-          "timed epochs after a warm-up epoch; ratio: our min / PyTorch's (< 1: ours is faster)\n")
+    print(f"one training epoch on {len(text):,} characters; {rounds} interleaved rounds of "
+          f"{repeats} timed epoch(s) each, after a warm-up epoch; ratio: ours / PyTorch's fastest "
+          "epoch of each round, median and range over the rounds (< 1: ours is faster)\n")
     rows = []
     for dtype in (np.float32, np.float64):
         for cell in lm.CELLS:
-            t, check = epoch_against_torch(
+            t, check, ratios = epoch_against_torch(
                 torch, our_epoch(text, cell, dtype),
                 lambda: check_same_chunk(torch, text, cell, dtype),
-                lambda: torch_epoch(torch, text, cell, dtype), repeats)
+                lambda: torch_epoch(torch, text, cell, dtype), repeats, rounds)
             rows.append(f"| {cell} | {np.dtype(dtype).name} | {t['ours'][0]:.0f} / {t['ours'][1]:.0f} "
-                        f"| {fmt_ms(t.get('torch'), 0)} | {fmt_ratio(t['ours'], t.get('torch'))} "
+                        f"| {fmt_ms(t.get('torch'), 0)} | {fmt_round_ratios(ratios)} "
                         f"| {check} |")
             print(f"  done {cell} {np.dtype(dtype).name}", flush=True)
-    print("\n| cell | dtype | ours ms per epoch (min / median) | PyTorch ms (min) | ours / PyTorch "
+    print("\n| cell | dtype | ours ms per epoch (min / median) | PyTorch ms (min) | ours / PyTorch (median of rounds, range) "
           "| max gradient difference, one chunk |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

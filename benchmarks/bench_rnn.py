@@ -83,8 +83,9 @@ class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
         return TextbookRNN(layer.w_x, layer.w_h, layer.b)
 
 
-def timed(fns, repeats, rounds=2):
-    """Time each function of {name: fn}; returns {name: (min ms, median ms)}.
+def timed_rounds(fns, repeats, rounds=2):
+    """Time each function of {name: fn}; returns {name: [[ms of each timed call] for
+    each round]}.
 
     In each of `rounds` rounds every function gets one untimed warm-up call,
     then `repeats` timed calls in a row. Rounds guard against the load of a
@@ -97,11 +98,23 @@ def timed(fns, repeats, rounds=2):
     for _ in range(rounds):
         for name, fn in fns.items():
             fn()
+            this_round = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: (min(t), float(np.median(t))) for name, t in times.items()}
+                this_round.append((time.perf_counter() - start) * 1e3)
+            times[name].append(this_round)
+    return times
+
+
+def min_and_median(times):
+    """{name: (min ms, median ms)} over all rounds of timed_rounds' {name: rounds}."""
+    return {name: (min(sum(t, [])), float(np.median(sum(t, [])))) for name, t in times.items()}
+
+
+def timed(fns, repeats, rounds=2):
+    """As timed_rounds; returns {name: (min ms, median ms)} over all timed calls."""
+    return min_and_median(timed_rounds(fns, repeats, rounds))
 
 
 def peak_memory_mb(fn):
@@ -210,16 +223,21 @@ def torch_epoch(torch, size, dtype, optimizer, X, y):
     return run
 
 
-def epoch_against_torch(torch, ours, check, theirs, repeats):
-    """Time one epoch function of ours and, where PyTorch loaded, its twin's: first
-    check() (the largest gradient difference of one batch, raising when the two differ),
-    then theirs() builds the twin's epoch function. Returns (timed's {name: (min ms, median
-    ms)}, the check's difference formatted, or n/a without PyTorch)."""
+def epoch_against_torch(torch, ours, check, theirs, repeats, rounds=2):
+    """Time one epoch function of ours and, where PyTorch loaded, its twin's, in
+    interleaved rounds: first check() (the largest gradient difference of one batch,
+    raising when the two differ), then theirs() builds the twin's epoch function.
+    Returns ({name: (min ms, median ms)} over all timed epochs, the check's difference
+    formatted or n/a without PyTorch, the ratio ours / theirs of each round's fastest
+    epochs, [] without PyTorch)."""
     fns, difference = {"ours": ours}, "n/a"
     if torch is not None:
         difference = f"{check():.0e}"
         fns["torch"] = theirs()
-    return timed(fns, repeats), difference
+    times = timed_rounds(fns, repeats, rounds)
+    ratios = ([min(a) / min(b) for a, b in zip(times["ours"], times["torch"])]
+              if "torch" in times else [])
+    return min_and_median(times), difference, ratios
 
 
 def blas_description():
@@ -256,6 +274,13 @@ def fmt_ms(timing, digits):
 def fmt_ratio(ours, theirs):
     """Our min time over theirs, or n/a when that reference did not run."""
     return "n/a" if theirs is None else f"{ours[0] / theirs[0]:.2f}×"
+
+
+def fmt_round_ratios(ratios):
+    """The median of per-round ratios with their min-max range, or n/a for none."""
+    if not ratios:
+        return "n/a"
+    return f"{np.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def main(argv=None):

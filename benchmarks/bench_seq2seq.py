@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import seq2seq_scratch as s2s  # noqa: E402
-from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_ratio,  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, fmt_ms, fmt_round_ratios,  # noqa: E402
                        load_torch)
 from torch_twins import torch_seq2seq  # noqa: E402
 
@@ -75,29 +75,33 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="500 dates, one timed epoch per round: a smoke run")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed epochs per round, 2 rounds (default 2; 1 with --quick)")
+                        help="timed epochs per round (default 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds of ours and PyTorch's (default 5; 1 with "
+                             "--quick)")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or 1
+    rounds = args.rounds or (1 if args.quick else 5)
     sources, targets = s2s.make_date_data(500 if args.quick else 10_000, rng=0)
     threads = os.cpu_count()
     torch, torch_note = load_torch(threads)
     print(f"# Seq2seq benchmark: {threads} cores, NumPy {np.__version__} with "
           f"{blas_description()}; {torch_note}")
-    print(f"one training epoch on {len(sources):,} dates, float32; min / median of 2 rounds "
-          f"x {repeats} timed epochs after a warm-up epoch; ratio: our min / PyTorch's "
-          "(< 1: ours is faster)\n")
+    print(f"one training epoch on {len(sources):,} dates, float32; {rounds} interleaved rounds "
+          f"of {repeats} timed epoch(s) each, after a warm-up epoch; ratio: ours / PyTorch's "
+          "fastest epoch of each round, median and range over the rounds (< 1: ours is faster)\n")
     rows = []
     for attention in (True, False):
-        t, check = epoch_against_torch(
+        t, check, ratios = epoch_against_torch(
             torch, our_epoch(sources, targets, attention),
             lambda: check_same_batch(torch, sources, targets, attention),
-            lambda: torch_epoch(torch, sources, targets, attention), repeats)
+            lambda: torch_epoch(torch, sources, targets, attention), repeats, rounds)
         rows.append(f"| {'with' if attention else 'without'} | {t['ours'][0]:.0f} / "
                     f"{t['ours'][1]:.0f} | {fmt_ms(t.get('torch'), 0)} | "
-                    f"{fmt_ratio(t['ours'], t.get('torch'))} | {check} |")
+                    f"{fmt_round_ratios(ratios)} | {check} |")
         print(f"  done, {'with' if attention else 'without'} attention", flush=True)
     print("\n| attention | ours ms per epoch (min / median) | PyTorch ms (min) "
-          "| ours / PyTorch | max gradient difference, one batch (float64) |")
+          "| ours / PyTorch (median of rounds, range) | max gradient difference, one batch (float64) |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
     return 0

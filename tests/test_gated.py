@@ -1,4 +1,6 @@
 """Chapter 2 (in progress): LSTM_BPTT, GRU_BPTT and their classifiers."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,41 @@ def test_backward_matches_finite_differences(cell, shape, many_to_many, padded, 
                 "gru": {"dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"}}[cell]
     assert set(errors) == expected
     assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_saturated_gates_give_their_limits_without_a_warning(cell, dtype, random_layer):
+    """The fast layers take every sigmoid as 1 / (1 + exp(-a)): where exp overflows the
+    gate must read exactly 0 (no NaN, no warning), and states match the plain loops."""
+    layer, x, h0, rng = random_layer(cell, (3, 6, 4, 5), 7, dtype)
+    x = (x * 300).astype(dtype)          # pre-activations of several hundred: exp overflows
+    states = {"c0": h0.copy()} if cell == "lstm" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, hs = layer.forward(x, h0, **states)
+    assert np.isfinite(hs).all()
+    if cell == "lstm":
+        gates = layer.gates
+        assert all(((gates[k] == 0) | (gates[k] == 1)).any() for k in "ifo")   # saturated
+        assert all(gates[k].min() >= 0 and gates[k].max() <= 1 for k in "ifo")
+        assert gates["g"].min() >= -1 and gates["g"].max() <= 1
+        plain = gs.lstm_forward_loop(x, layer.w_x, layer.w_h, layer.b, h0, states["c0"])[1]
+    else:
+        plain = gs.gru_forward_loop(x, layer.w_x, layer.w_h, layer.b_x, layer.b_h, h0)[1]
+    assert np.max(np.abs(hs - plain)) < (1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weights_changed_in_place_are_used_by_the_next_forward(cell, random_layer):
+    """The layers keep internal copies of their weights with gate columns negated; an
+    optimizer updates the public arrays in place, and the next forward must see it."""
+    layer, x, h0, rng = random_layer(cell, (3, 6, 4, 5), 8)
+    layer.forward(x, h0)
+    for w in layer.parameters().values():
+        w += rng.normal(0, 0.3, w.shape)                 # in place, as Adam does
+    fresh = type(layer)(*(w.copy() for w in layer.parameters().values()))
+    np.testing.assert_array_equal(layer.forward(x, h0)[1], fresh.forward(x, h0)[1])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
