@@ -90,8 +90,10 @@
 # $\partial c_t / \partial c_{t-1} = \operatorname{diag}(f_t)$ — no
 # $W_h^\top$, no tanh slope. With $f_t$ near 1 the gradient travels back
 # through many steps almost unchanged; that is the path chapter 1's vanilla
-# RNN does not have. The sigmoid is computed as
-# $\sigma(a) = \tfrac12 (1 + \tanh(a/2))$, which never overflows.
+# RNN does not have. The plain loops compute the sigmoid as
+# $\sigma(a) = \tfrac12 (1 + \tanh(a/2))$, which never overflows; the fast
+# layers (below) use `exp` instead, for speed, and deal with its
+# overflow.
 
 # %%
 import numpy as np
@@ -235,19 +237,25 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # are carried through ended steps, both gradients pass straight back through
 # them, and `hs` and `cs` read 0 at the padded steps.
 #
-# One trick concerns speed alone. On the machine of `benchmarks/README.md`,
-# NumPy's `tanh` costs nearly twice as much per element as its `exp`, and as
-# much as 15 multiplies in float32, and an LSTM step applies one of them to
-# every gate. So the fast layer activates all four gates with one `exp`: it
-# keeps internal copies of its weights with the sigmoid gates' columns
-# multiplied by $-1$ and the candidate's by $-2$ (exact in floating point),
-# so the loop holds $-a^i, -a^f, -2\tilde a,
-# -a^o$; then $1 / (1 + e^{m})$ of each entry $m$ gives $\sigma(a^i), \sigma(a^f),
+# One trick concerns speed alone. NumPy's `tanh` is slow: in the table of
+# `benchmarks/README.md` ("Where the time of a layer goes") it costs about
+# twice as much per element as NumPy's `exp`, and more than ten multiplies,
+# and an LSTM step applies one of the two to every gate. So at every
+# `forward` the fast layer makes copies of its weights with the sigmoid
+# gates' columns multiplied by $-1$ and the candidate's by $-2$. Scaling by
+# $-1$ or $-2$ is exact in floating point and commutes with every rounding
+# of the products and sums, so the loop holds exactly $-a^i, -a^f,
+# -2\tilde a, -a^o$. One `np.exp` call per step over all four blocks, then
+# $1 / (1 + e^{m})$ of each entry $m$, gives $\sigma(a^i), \sigma(a^f),
 # \sigma(2\tilde a), \sigma(a^o)$, and $\tanh \tilde a = 2\sigma(2\tilde a) - 1$
-# finishes the candidate. Where $-a$ is large, $e^{-a}$ overflows to
-# infinity and $1/(1 + \infty) = 0$ is the right limit, so that one warning
-# is silenced. The copies are made at every `forward`, so a change to the
-# public weights (an optimizer's step) is always seen.
+# finishes the candidate. Where $-a$ exceeds about 88.7 (float32; 709.8 in
+# float64), $e^{-a}$ overflows to infinity and $1/(1 + \infty) = 0$ is the
+# right limit, so NumPy's overflow warning for that one `exp` is silenced
+# (`np.errstate(over="ignore")`). Near 0 the candidate computed this way is
+# accurate to a unit in the last place of 1 rather than of its own value:
+# harmless, and one reason the states below differ from the plain loops' by
+# up to about $10^{-15}$. The copies are made from the public weights at
+# every call, so an optimizer's step on them is always seen.
 #
 # The layer keeps the same state interface as chapter 1's: after `forward`,
 # `state_names` is `("h", "c")` and `final_state` is $(h_T, c_T)$; `gates`
@@ -259,7 +267,8 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # %%
 def sigmoid_of_negated_(m):
     """In place: m holds -a; leaves sigma(a) = 1 / (1 + exp(-a)) = 1 / (1 + exp(m)).
-    exp overflows to inf where m is large, and 1 / (1 + inf) = 0 is the right limit."""
+    exp overflows to inf where m > log(largest float) (88.7 in float32, 709.8 in
+    float64), and 1 / (1 + inf) = 0 is the right limit."""
     with np.errstate(over="ignore"):
         np.exp(m, out=m)
     m += 1
@@ -578,9 +587,10 @@ def gru_backward_loop(x, h0, hs, dh, w_x, w_h, b_x, b_h, input_gradient=True):
 # As for the LSTM: one GEMM for the input side of every step, one product
 # $h_{t-1} W_h$ per step for all three blocks, $q_t$ kept from the forward
 # pass for the backward, and the parameter sums as single products after the
-# loop. The two sigmoid gates come from one `exp` as the LSTM's do (their
-# columns negated in internal copies); the candidate keeps its `tanh`, since
-# $r_t$ multiplies only its recurrent half.
+# loop. The two sigmoid gates come from one `np.exp` call as the LSTM's do
+# (their columns negated in the copies); the candidate keeps its `tanh`: its
+# argument needs $r_t$, so it cannot join the call that computes $r_t$ and
+# $z_t$.
 
 # %%
 class GRU_BPTT(RecurrentLayer):
@@ -1067,7 +1077,8 @@ if __name__ == "__main__":
 # to the first key's steps than the vanilla RNN (the table's initial rows),
 # and the GRU less than both ($3.2 \cdot 10^{-13}$). That the GRU starts
 # lowest fits its update gate: with zero biases $z_t$ starts near
-# $\sigma(0) = 0.5$, so its additive path halves the gradient at every step,
+# $\sigma(0) = 0.5$, so its additive path halves what travels along it at
+# every step,
 # as a forget gate near 0.5 would the LSTM's (section 7 varies that one; we
 # did not try a GRU bias). After training, the GRU — the cell that solved
 # 100 steps — passes a few hundredths of it ($6.4 \cdot 10^{-2}$), while in
@@ -1211,8 +1222,8 @@ if __name__ == "__main__":
           f"{int(np.sum(f_between.min(axis=0) > 0.9))} of {f_XX.shape[1]}")
 
 # %% [markdown]
-# The cells of the four versions are identical up to the first key (the
-# printed distance is 0.00). At the first key the X- and Y-versions split
+# The cells of the four versions are identical up to the first key (both
+# printed distances are 0.00). At the first key the X- and Y-versions split
 # (3.76), and the split does not fade through the distractors that follow:
 # just before the second key it is two and a half times as large (9.43). It
 # is not held by gates shut near 1: between the keys the forget gate averages

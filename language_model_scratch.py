@@ -1263,7 +1263,8 @@ if __name__ == "__main__":
 # the last modules in the list, so part of it is a change of text; and the
 # training curve is the mean loss over an epoch while the weights change —
 # one likely reason it lies *above* the validation curve in the first
-# epochs, which we did not separate from the change of text.
+# epochs (for the LSTM, at every epoch printed), which we did not separate
+# from the change of text.
 #
 # **Samples.** The best cell (printed above), primed with `"Return the "`,
 # at three temperatures (section 3): 0.2 (nearly greedy), 0.6 and 1.0 (the

@@ -3,6 +3,7 @@
     python benchmarks/breakdown.py                 # float32, the four benchmark sizes
     python benchmarks/breakdown.py --dtype float64 --rounds 7
     python benchmarks/breakdown.py --quick         # a seconds-long smoke run
+    python benchmarks/breakdown.py --elementwise   # ns per element of tanh, exp, ... only
 
 For each cell (vanilla, LSTM, GRU) and size (batch_size, n_sequences, n_features, n_nodes),
 with dL/dh at every step (as bench_rnn.py times it):
@@ -139,6 +140,52 @@ def breakdown_row(torch, cell, size, dtype, rounds):
     return row
 
 
+def elementwise_costs(torch, rounds, shape=(64, 512), calls=400):
+    """Rows (dtype, operation, NumPy ns per element, PyTorch's): one array of `shape`, written
+    in place with out=, one thread for PyTorch (NumPy's elementwise loops use one), median
+    over `rounds` interleaved rounds of `calls` calls each."""
+    operations = {"tanh": (np.tanh, "tanh"), "exp": (np.exp, "exp"),
+                  "sigmoid": (None, "sigmoid"), "multiply": (np.multiply, "mul")}
+    if torch is not None:
+        torch.set_num_threads(1)
+    rows = []
+    for dtype in ("float32", "float64"):
+        a = np.random.default_rng(0).normal(size=shape).astype(dtype)
+        out = np.empty_like(a)
+        fns = {}
+        for name, (np_op, torch_name) in operations.items():
+            args = (a, a) if name == "multiply" else (a,)
+            if np_op is not None:
+                fns[("numpy", name)] = lambda op=np_op, args=args: op(*args, out=out)
+            if torch is not None:
+                ta, t_out = torch.from_numpy(a.copy()), torch.from_numpy(out.copy())
+                t_args = (ta, ta) if name == "multiply" else (ta,)
+                fns[("torch", name)] = (lambda op=getattr(torch, torch_name), t_args=t_args,
+                                        t_out=t_out: op(*t_args, out=t_out))
+        times = {key: [] for key in fns}
+        for _ in range(rounds):
+            for key, fn in fns.items():
+                fn()
+                start = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                times[key].append((time.perf_counter() - start) / calls / a.size * 1e9)
+        for name in operations:
+            rows.append((dtype, name, *(float(np.median(times[(lib, name)]))
+                                        if (lib, name) in times else None
+                                        for lib in ("numpy", "torch"))))
+    return rows
+
+
+def elementwise_table(rows):
+    lines = ["| dtype | operation | NumPy ns per element | PyTorch ns per element (1 thread) |",
+             "|---|---|---|---|"]
+    for dtype, name, ours, theirs in rows:
+        cells = ["n/a" if v is None else f"{v:.2f}" for v in (ours, theirs)]
+        lines.append(f"| {dtype} | {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def table(rows):
     head = ("| cell | size | ours ms | rec GEMMs | big GEMMs | floor | overhead | rest | "
             "ours / floor | PyTorch ms (oneDNN on / off) | ours / PyTorch (range) | "
@@ -160,8 +207,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
     parser.add_argument("--quick", action="store_true", help="one small size, 2 rounds")
+    parser.add_argument("--elementwise", action="store_true",
+                        help="only the cost per element of tanh, exp, sigmoid and multiply")
     args = parser.parse_args(argv)
     torch, note = load_torch(args.threads)
+    if args.elementwise:
+        rounds = 2 if args.quick else args.rounds
+        print(f"# {rounds} interleaved rounds; NumPy {np.__version__}; {note}")
+        print(elementwise_table(elementwise_costs(torch, rounds, calls=20 if args.quick else 400)))
+        return 0
     dtype = np.dtype(args.dtype).type
     sizes, rounds = (QUICK_SIZES, 2) if args.quick else (SIZES, args.rounds)
     print(f"# {args.dtype}, {rounds} interleaved rounds; NumPy {np.__version__} "
