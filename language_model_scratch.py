@@ -1248,7 +1248,7 @@ if __name__ == "__main__":
 # In this run the GRU is the best cell on the validation text and the
 # 4-gram the best n-gram there. On the test text, which chose nothing, the
 # GRU beats the 4-gram by 0.252 bits per character (2.367 against 2.619),
-# which meets the target; the LSTM beats it too (2.530), the vanilla cell
+# which meets the target; the LSTM beats it too (2.528), the vanilla cell
 # does not (2.649). Every model but the 2-gram (equal) does worse on the
 # test text than on the validation text (the 4-gram: 2.619 against 2.378),
 # likely because the two halves hold the docstrings of different modules. The 5-gram does worse than the 4-gram,

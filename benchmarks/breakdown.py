@@ -213,7 +213,8 @@ def main(argv=None):
     torch, note = load_torch(args.threads)
     if args.elementwise:
         rounds = 2 if args.quick else args.rounds
-        print(f"# {rounds} interleaved rounds; NumPy {np.__version__}; {note}")
+        print(f"# {rounds} interleaved rounds; NumPy {np.__version__}; {note} (set to 1 "
+              "thread for this table)")
         print(elementwise_table(elementwise_costs(torch, rounds, calls=20 if args.quick else 400)))
         return 0
     dtype = np.dtype(args.dtype).type
