@@ -248,7 +248,8 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # -2\tilde a, -a^o$. One `np.exp` call per step over all four blocks, then
 # $1 / (1 + e^{m})$ of each entry $m$, gives $\sigma(a^i), \sigma(a^f),
 # \sigma(2\tilde a), \sigma(a^o)$, and $\tanh \tilde a = 2\sigma(2\tilde a) - 1$
-# finishes the candidate. Where $-a$ exceeds about 88.7 (float32; 709.8 in
+# finishes the candidate (stored apart: the gate block keeps
+# $s = \sigma(2\tilde a)$ for the backward pass). Where $-a$ exceeds about 88.7 (float32; 709.8 in
 # float64), $e^{-a}$ overflows to infinity and $1/(1 + \infty) = 0$ is the
 # right limit, so NumPy's overflow warning for that one `exp` is silenced
 # (`np.errstate(over="ignore")`). Near 0 the candidate computed this way is
@@ -390,7 +391,7 @@ def backward(self, dh, input_gradient=True, *, dc_T=None):
         d_t *= a_t                                # the four slopes s (1 - s)
         np.multiply(gamma, c_tilde[t], out=factor[:, :H])      # input:  gamma c~
         np.multiply(gamma, c_prev, out=factor[:, H:2 * H])     # forget: gamma c_{t-1}
-        np.multiply(gamma, 4 * i, out=factor[:, 2 * H:3 * H])  # candidate: gamma i 4
+        np.multiply(gamma, 4 * i, out=factor[:, 2 * H:3 * H])  # candidate: 4 gamma i
         np.multiply(g_h, tanh_c[t], out=factor[:, 3 * H:])     # output: g tanh(c)
         d_t *= factor                             # delta_t = dL/da_t
         if pad is not None and pad[t].any():  # ended sequences: both pass straight
@@ -1088,9 +1089,8 @@ if __name__ == "__main__":
 # and the GRU less than both ($3.2 \cdot 10^{-13}$). That the GRU starts
 # lowest fits its update gate: with zero biases $z_t$ starts near
 # $\sigma(0) = 0.5$, so its additive path halves what travels along it at
-# every step,
-# as a forget gate near 0.5 would the LSTM's (section 7 varies that one; we
-# did not try a GRU bias). After training, the GRU — the cell that solved
+# every step, as a forget gate near 0.5 would the LSTM's (section 7 varies
+# that one; we did not try a GRU bias). After training, the GRU — the cell that solved
 # 100 steps — passes a few hundredths of it ($6.4 \cdot 10^{-2}$), while in
 # the trained vanilla RNN about $4 \cdot 10^{-12}$ arrives; the LSTM, which
 # did not solve 100 steps here, passes less than at its start (the right
@@ -1139,8 +1139,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # With its forget gate's bias at 0 the LSTM stays at chance at 50 steps in
 # every seed within the 15 epochs; with bias 1 every seed reaches 1.00. The
-# last column is where the gate of a node starts for an input that does not push
-# it either way, not a measurement; what the table shows is the effect of
+# last column is where the gate of a node starts for an input that does not
+# push it either way, not a measurement; what the table shows is the effect of
 # that starting point, in three seeds.
 #
 # ## 8. What the LSTM's cell holds
@@ -1238,9 +1238,9 @@ if __name__ == "__main__":
 # is not held by gates shut near 1: between the keys the forget gate averages
 # 0.70, and no node keeps it above 0.9 at every step there (both printed;
 # the heatmap shows the spread over nodes). A distance that grows while the
-# cell forgets nearly a third of itself per step must be fed: the input gate keeps
-# writing candidates that depend, through $h_{t-1}$, on which key came — the
-# likeliest reading, which we did not measure separately. The second key then
+# cell forgets nearly a third of itself per step must be fed: the input gate
+# keeps writing candidates that depend, through $h_{t-1}$, on which key came
+# — the likeliest reading, which we did not measure separately. The second key then
 # splits the pair that differs in it, and at the end the versions are apart
 # (the two distances printed) and all four are predicted correctly (the
 # title). This is the memory that chapter 1's vanilla RNN showed at 20 steps
