@@ -238,7 +238,7 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # them, and `hs` and `cs` read 0 at the padded steps.
 #
 # One trick concerns speed alone. NumPy's `tanh` is slow: in the table of
-# `benchmarks/README.md` ("Where the time of a layer goes") it costs about
+# `benchmarks/README.md` ("One `exp` for the gates") it costs about
 # twice as much per element as NumPy's `exp`, and more than ten multiplies,
 # and an LSTM step applies one of the two to every gate. So at every
 # `forward` the fast layer makes copies of its weights with the sigmoid
