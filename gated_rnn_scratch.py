@@ -314,8 +314,10 @@ class LSTM_BPTT(RecurrentLayer):
         # Weights whose gate columns give -a^i, -a^f, -2 a~, -a^o (see above).
         w_x, w_h, b = negated_gate_columns((self.w_x, self.w_h, self.b),
                                            (-1, -1, -2, -1), H)
-        # All four gates' input projections for every step: one GEMM.
-        gates = x_tm.reshape(-1, self.n_features) @ w_x + b
+        # All four gates' input projections for every step: one GEMM; the bias is
+        # added in place (`gates = ... @ w_x + b` would write a second array as large).
+        gates = x_tm.reshape(-1, self.n_features) @ w_x
+        gates += b
         gates = gates.reshape(n_sequences, batch_size, 4 * H)
         c, tanh_c, h, c_tilde = (np.empty((n_sequences, batch_size, H), self.dtype)
                                  for _ in range(4))
@@ -633,7 +635,8 @@ class GRU_BPTT(RecurrentLayer):
         w_x, w_h, b_x, b_h = negated_gate_columns(
             (self.w_x, self.w_h, self.b_x, self.b_h), (-1, -1, 1), H)
         # The input side of all three blocks for every step, x_t W_x + b_x: one GEMM.
-        gates = x_tm.reshape(-1, self.n_features) @ w_x + b_x
+        gates = x_tm.reshape(-1, self.n_features) @ w_x
+        gates += b_x                                  # in place, as the LSTM's
         gates = gates.reshape(n_sequences, batch_size, 3 * H)
         h = np.empty((n_sequences, batch_size, H), self.dtype)
         rec_n = np.empty((n_sequences, batch_size, H), self.dtype)   # q_t, kept

@@ -4,6 +4,7 @@
     python benchmarks/breakdown.py --dtype float64 --rounds 7
     python benchmarks/breakdown.py --quick         # a seconds-long smoke run
     python benchmarks/breakdown.py --elementwise   # ns per element of tanh, exp, ... only
+    python benchmarks/breakdown.py --size 32,50,65,128 --cells lstm   # other sizes, cells
 
 For each cell (vanilla, LSTM, GRU) and size (batch_size, n_sequences, n_features, n_nodes),
 with dL/dh at every step (as bench_rnn.py times it):
@@ -17,6 +18,10 @@ with dL/dh at every step (as bench_rnn.py times it):
   overhead   the layer at batch_size 1, n_features 1, n_nodes 1 and the same T: per-step
              Python and NumPy call overhead, with (almost) no arithmetic;
   rest       ours - floor - overhead: the elementwise passes over memory (clipped at 0);
+  exp/tanh   of the rest, the transcendental calls alone, with the layer's shapes: per step,
+             the LSTM's exp over (batch_size, 4 n_nodes) and tanh over (batch_size, n_nodes),
+             the GRU's exp over (batch_size, 2 n_nodes) and tanh over (batch_size, n_nodes),
+             the vanilla layer's tanh over (batch_size, n_nodes), each into an out= buffer;
   PyTorch    its twin (torch_twins.torch_pass), with oneDNN (torch.backends.mkldnn) on, and
              off, and which kernel its forward ran (from torch.profiler).
 
@@ -73,6 +78,23 @@ def gemm_parts(w_x, w_h, x, h0):
     return recurrent, big
 
 
+def transcendental_part(cell, x, n_nodes):
+    """A function making only the layer's exp and tanh calls for one forward pass."""
+    batch_size, n_sequences, _ = x.shape
+    exp_width = {"vanilla": 0, "lstm": 4 * n_nodes, "gru": 2 * n_nodes}[cell]
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(n_sequences, batch_size, exp_width)).astype(x.dtype)
+    c = rng.normal(size=(n_sequences, batch_size, n_nodes)).astype(x.dtype)
+    a_out, c_out = np.empty_like(a[0]), np.empty_like(c[0])
+
+    def transcendentals():
+        for t in range(n_sequences):
+            if exp_width:
+                np.exp(a[t], out=a_out)
+            np.tanh(c[t], out=c_out)
+    return transcendentals
+
+
 def torch_kernel(torch, run):
     """The names of the RNN kernels PyTorch's profiler saw in one forward + backward."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -114,7 +136,8 @@ def breakdown_row(torch, cell, size, dtype, rounds):
                                                              layer_class=layer_class)
     tiny = numpy_pass(layer_class(*tiny_weights), tiny_x, tiny_h0, tiny_dh)
     recurrent, big = gemm_parts(weights[0], weights[1], x, h0)
-    fns = {"ours": ours, "rec": recurrent, "big": big, "overhead": tiny}
+    fns = {"ours": ours, "rec": recurrent, "big": big, "overhead": tiny,
+           "transcendentals": transcendental_part(cell, x, size[3])}
     kernel = "n/a"
     if torch is not None:
         theirs = torch_pass(torch, layer, x, h0, dh)
@@ -131,7 +154,8 @@ def breakdown_row(torch, cell, size, dtype, rounds):
     floor = med["rec"] + med["big"]
     row = {"cell": cell, "size": size, "ours": med["ours"], "rec": med["rec"], "big": med["big"],
            "floor": floor, "overhead": med["overhead"],
-           "rest": max(0.0, med["ours"] - floor - med["overhead"]), "kernel": kernel}
+           "rest": max(0.0, med["ours"] - floor - med["overhead"]),
+           "transcendentals": med["transcendentals"], "kernel": kernel}
     if torch is not None:
         ratios = np.array(times["ours"]) / np.array(times["torch"])
         row.update(torch=med["torch"], torch_off=med["torch_no_onednn"],
@@ -188,17 +212,29 @@ def elementwise_table(rows):
 
 def table(rows):
     head = ("| cell | size | ours ms | rec GEMMs | big GEMMs | floor | overhead | rest | "
-            "ours / floor | PyTorch ms (oneDNN on / off) | ours / PyTorch (range) | "
-            "floor / PyTorch |")
-    lines = [head, "|" + "---|" * 12]
+            "of it exp/tanh | ours / floor | PyTorch ms (oneDNN on / off) | "
+            "ours / PyTorch (range) | floor / PyTorch |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         torch_part = ("n/a | n/a | n/a" if "torch" not in r else
                       f"{r['torch']:.2f} / {r['torch_off']:.2f} | {r['ratio']:.2f}× "
                       f"({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {r['floor_ratio']:.2f}×")
         lines.append(f"| {r['cell']} | {r['size']} | {r['ours']:.2f} | {r['rec']:.2f} | "
                      f"{r['big']:.2f} | {r['floor']:.2f} | {r['overhead']:.2f} | "
-                     f"{r['rest']:.2f} | {r['ours'] / r['floor']:.2f}× | {torch_part} |")
+                     f"{r['rest']:.2f} | {r['transcendentals']:.2f} | "
+                     f"{r['ours'] / r['floor']:.2f}× | {torch_part} |")
     return "\n".join(lines)
+
+
+def parse_size(text, parser):
+    """'32,50,65,128' -> (32, 50, 65, 128); a clear error for anything else."""
+    try:
+        size = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        size = ()
+    if len(size) != 4 or min(size) < 1:
+        parser.error(f"--size takes four positive integers B,T,F,H; got {text!r}")
+    return size
 
 
 def main(argv=None):
@@ -207,6 +243,11 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
     parser.add_argument("--quick", action="store_true", help="one small size, 2 rounds")
+    parser.add_argument("--size", action="append", default=None, metavar="B,T,F,H",
+                        help="batch_size,n_sequences,n_features,n_nodes; repeatable; replaces "
+                             "the four benchmark sizes (the language model's: 32,50,65,128)")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS),
+                        help="which layers (default: all three)")
     parser.add_argument("--elementwise", action="store_true",
                         help="only the cost per element of tanh, exp, sigmoid and multiply")
     args = parser.parse_args(argv)
@@ -219,9 +260,12 @@ def main(argv=None):
         return 0
     dtype = np.dtype(args.dtype).type
     sizes, rounds = (QUICK_SIZES, 2) if args.quick else (SIZES, args.rounds)
+    if args.size:
+        sizes = [parse_size(text, parser) for text in args.size]
     print(f"# {args.dtype}, {rounds} interleaved rounds; NumPy {np.__version__} "
           f"({blas_description()}); {note}")
-    rows = [breakdown_row(torch, cell, size, dtype, rounds) for cell in CELLS for size in sizes]
+    rows = [breakdown_row(torch, cell, size, dtype, rounds)
+            for cell in args.cells for size in sizes]
     print(table(rows))
     kernels = sorted({(r["cell"], r["kernel"]) for r in rows})
     for cell, kernel in kernels:
