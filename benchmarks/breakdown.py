@@ -104,17 +104,19 @@ def torch_kernel(torch, run):
     return ", ".join(picked) or "no RNN kernel named"
 
 
-def interleaved(fns, rounds, least_ms=20.0):
+def interleaved(fns, rounds, least_ms=20.0, calls_per_round=None):
     """{name: list of ms per call over rounds}. Each function is first called enough times to
-    fill least_ms (k calls); then each round calls every function in turn, once untimed and
-    k times timed, so a round of a fast function is not one noisy microsecond reading."""
-    calls = {}
-    for name, fn in fns.items():
+    fill least_ms (k calls), or k = calls_per_round for every function when given; then each
+    round calls every function in turn, once untimed and k times timed, so a round of a fast
+    function is not one noisy microsecond reading."""
+    def calls_to_fill(fn):
         fn()
         start = time.perf_counter()
         fn()
         once = (time.perf_counter() - start) * 1e3
-        calls[name] = max(1, int(np.ceil(least_ms / max(once, 1e-3))))
+        return max(1, int(np.ceil(least_ms / max(once, 1e-3))))
+
+    calls = {name: calls_per_round or calls_to_fill(fn) for name, fn in fns.items()}
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -186,16 +188,9 @@ def elementwise_costs(torch, rounds, shape=(64, 512), calls=400):
                 t_args = (ta, ta) if name == "multiply" else (ta,)
                 fns[("torch", name)] = (lambda op=getattr(torch, torch_name), t_args=t_args,
                                         t_out=t_out: op(*t_args, out=t_out))
-        times = {key: [] for key in fns}
-        for _ in range(rounds):
-            for key, fn in fns.items():
-                fn()
-                start = time.perf_counter()
-                for _ in range(calls):
-                    fn()
-                times[key].append((time.perf_counter() - start) / calls / a.size * 1e9)
+        times = interleaved(fns, rounds, calls_per_round=calls)   # ms per call
         for name in operations:
-            rows.append((dtype, name, *(float(np.median(times[(lib, name)]))
+            rows.append((dtype, name, *(float(np.median(times[(lib, name)])) * 1e6 / a.size
                                         if (lib, name) in times else None
                                         for lib in ("numpy", "torch"))))
     return rows
