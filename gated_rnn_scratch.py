@@ -249,10 +249,10 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # $1 / (1 + e^{m})$ of each entry $m$, gives $\sigma(a^i), \sigma(a^f),
 # \sigma(2\tilde a), \sigma(a^o)$, and $\tanh \tilde a = 2\sigma(2\tilde a) - 1$
 # finishes the candidate (stored apart: the gate block keeps
-# $s = \sigma(2\tilde a)$ for the backward pass). Where $-a$ exceeds about 88.7 (float32; 709.8 in
-# float64), $e^{-a}$ overflows to infinity and $1/(1 + \infty) = 0$ is the
-# right limit, so NumPy's overflow warning for that one `exp` is silenced
-# (`np.errstate(over="ignore")`). Near 0 the candidate computed this way is
+# $s = \sigma(2\tilde a)$ for the backward pass). Where $-a$ exceeds about
+# 88.7 (float32; 709.8 in float64), $e^{-a}$ overflows to infinity and
+# $1/(1 + \infty) = 0$ is the right limit, so NumPy's overflow warning for
+# that one `exp` is silenced (`np.errstate(over="ignore")`). Near 0 the candidate computed this way is
 # accurate to a unit in the last place of 1 rather than of its own value:
 # harmless, and one reason the states below differ from the plain loops' by
 # up to about $10^{-15}$. The copies are made from the public weights at
