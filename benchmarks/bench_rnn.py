@@ -83,20 +83,34 @@ class TextbookClassifier(rs.ScratchSimpleRNNClassifier):
         return TextbookRNN(layer.w_x, layer.w_h, layer.b)
 
 
+SETTLE_SECONDS = 0.3
+
+
+def settle():
+    """Idle until the worker threads of the last library called have stopped spinning.
+
+    After a call, OpenBLAS's worker threads keep busy-waiting for more work for a while, and a
+    spinning thread takes a core from whatever runs next: on this project's 2-core machine
+    (2026-12-01) PyTorch's LSTM at the language model's shape took 28 ms right after one of
+    our passes and 14 ms after 0.2 s of idling (with OPENBLAS_THREAD_TIMEOUT=4, which makes
+    them sleep at once, the gap made no difference). A single warm-up call is not long
+    enough to absorb that at small sizes, so every timed turn starts with this pause."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def timed_rounds(fns, repeats, rounds=2):
     """Time each function of {name: fn}; returns {name: [[ms of each timed call] for
     each round]}.
 
-    In each of `rounds` rounds every function gets one untimed warm-up call,
-    then `repeats` timed calls in a row. Rounds guard against the load of a
-    shared machine drifting while one implementation is timed; the warm-up
-    after each switch absorbs the previous library's worker threads, which
-    keep spinning for a moment after their last call (PyTorch's OpenMP pool,
-    OpenBLAS's threads) and would otherwise steal a core from the next one.
+    In each of `rounds` rounds every function gets its turn: a pause (settle) so that the
+    previous library's worker threads have stopped spinning, one untimed warm-up call,
+    then `repeats` timed calls in a row. Rounds guard against the load of a shared machine
+    drifting while one implementation is timed.
     """
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            settle()
             fn()
             this_round = []
             for _ in range(repeats):

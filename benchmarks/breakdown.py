@@ -22,13 +22,22 @@ with dL/dh at every step (as bench_rnn.py times it):
              the LSTM's exp over (batch_size, 4 n_nodes) and tanh over (batch_size, n_nodes),
              the GRU's exp over (batch_size, 2 n_nodes) and tanh over (batch_size, n_nodes),
              the vanilla layer's tanh over (batch_size, n_nodes), each into an out= buffer;
+  bound      what this layer would take if everything but its products and its exp/tanh
+             were as cheap as NumPy can make it: floor + exp/tanh + the layer's other
+             elementwise work inside its loops, STEP_WORK calls per step, each at the cost of
+             the cheapest call (a multiply of (1, 1) arrays), and STEP_WORK passes per step
+             over a (batch_size, n_nodes) array, each at the cost per element of a multiply of
+             two contiguous arrays of that shape already in cache (less its call). No Python
+             overhead, and the passes outside the loops (the bias, the sums for db, 1 - h^2
+             before the vanilla loop, copies) are left out: the bound errs low;
   PyTorch    its twin (torch_twins.torch_pass), with oneDNN (torch.backends.mkldnn) on, and
              off, and which kernel its forward ran (from torch.profiler).
 
 Protocol, for a shared and noisy machine: every quantity of one row is timed in interleaved
-rounds (each round times each quantity after one untimed warm-up call, over enough calls to
-fill 20 ms), and the median over the rounds is reported, with the min-max range over the
-rounds of ours / PyTorch. Nothing is asserted.
+rounds (each round times each quantity after a pause that lets the last library's worker
+threads stop spinning and one untimed warm-up call, over enough calls to fill 20 ms), and
+the median over the rounds is reported, with the min-max range over the rounds of ours /
+PyTorch. Nothing is asserted.
 """
 import argparse
 import os
@@ -42,10 +51,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gated_rnn_scratch as gs  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
 from bench_rnn import (QUICK_SIZES, SIZES, assert_same, blas_description,  # noqa: E402
-                       load_torch, make_layer_case, numpy_pass)
+                       load_torch, make_layer_case, numpy_pass, settle)
 from torch_twins import torch_pass  # noqa: E402
 
 CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
+# The elementwise work each layer's loops do per step besides its products and exp/tanh (no
+# padding, dL/dh at every step): (NumPy calls, passes over a (batch_size, n_nodes) array; a
+# call over k gate blocks makes k passes). Counted from the lessons' code on 2026-12-01:
+#   vanilla  forward a_t += rec; backward d *= g_t, g_t += dh                    3 calls, 3
+#   lstm     forward a_t += rec (4 passes), + 1 (4), 1 / (4), c~ = 2 s - 1 (2 calls), c_t
+#            (3 calls), h_t: 9 calls, 18 passes; backward gamma (5 calls), the slopes
+#            (2 calls, 8 passes), the factors (5), delta (1 call, 4 passes), the cell's
+#            carry, + dh: 15 calls, 24 passes                                   24 calls, 42
+#   gru      forward rec += b_h (3 passes), r and z: += rec, + 1, 1 / (2 passes each),
+#            q_t kept, r q_t, n +=, h_t (3 calls): 10 calls, 15 passes; backward d_n (5),
+#            its two copies (3), the reset gate's (6) and the update gate's (7), g_h (3):
+#            24 calls, 24 passes                                                34 calls, 39
+STEP_WORK = {"vanilla": (3, 3), "lstm": (24, 42), "gru": (34, 39)}
 
 
 def gemm_parts(w_x, w_h, x, h0):
@@ -107,8 +129,9 @@ def torch_kernel(torch, run):
 def interleaved(fns, rounds, least_ms=20.0, calls_per_round=None):
     """{name: list of ms per call over rounds}. Each function is first called enough times to
     fill least_ms (k calls), or k = calls_per_round for every function when given; then each
-    round calls every function in turn, once untimed and k times timed, so a round of a fast
-    function is not one noisy microsecond reading."""
+    round gives every function its turn: a pause (bench_rnn.settle: the last library's worker
+    threads stop spinning), one untimed call and k timed calls, so a round of a fast function
+    is not one noisy microsecond reading."""
     def calls_to_fill(fn):
         fn()
         start = time.perf_counter()
@@ -120,6 +143,7 @@ def interleaved(fns, rounds, least_ms=20.0, calls_per_round=None):
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            settle()
             fn()
             start = time.perf_counter()
             for _ in range(calls[name]):
@@ -138,8 +162,12 @@ def breakdown_row(torch, cell, size, dtype, rounds):
                                                              layer_class=layer_class)
     tiny = numpy_pass(layer_class(*tiny_weights), tiny_x, tiny_h0, tiny_dh)
     recurrent, big = gemm_parts(weights[0], weights[1], x, h0)
+    one, one_out = np.ones((size[0], size[3]), dtype), np.empty((size[0], size[3]), dtype)
+    dot, dot_out = np.ones((1, 1), dtype), np.empty((1, 1), dtype)
     fns = {"ours": ours, "rec": recurrent, "big": big, "overhead": tiny,
-           "transcendentals": transcendental_part(cell, x, size[3])}
+           "transcendentals": transcendental_part(cell, x, size[3]),
+           "pass": lambda: np.multiply(one, one, out=one_out),
+           "pass_call": lambda: np.multiply(dot, dot, out=dot_out)}
     kernel = "n/a"
     if torch is not None:
         theirs = torch_pass(torch, layer, x, h0, dh)
@@ -154,15 +182,20 @@ def breakdown_row(torch, cell, size, dtype, rounds):
     times = interleaved(fns, rounds)
     med = {name: float(np.median(t)) for name, t in times.items()}
     floor = med["rec"] + med["big"]
+    calls, passes = STEP_WORK[cell]
+    one_pass = max(0.0, med["pass"] - med["pass_call"])   # ms, its elements alone
+    bound = (floor + med["transcendentals"]
+             + size[1] * (calls * med["pass_call"] + passes * one_pass))
     row = {"cell": cell, "size": size, "ours": med["ours"], "rec": med["rec"], "big": med["big"],
            "floor": floor, "overhead": med["overhead"],
            "rest": max(0.0, med["ours"] - floor - med["overhead"]),
-           "transcendentals": med["transcendentals"], "kernel": kernel}
+           "transcendentals": med["transcendentals"], "bound": bound, "kernel": kernel}
     if torch is not None:
         ratios = np.array(times["ours"]) / np.array(times["torch"])
         row.update(torch=med["torch"], torch_off=med["torch_no_onednn"],
                    ratio=float(np.median(ratios)), ratio_min=float(ratios.min()),
-                   ratio_max=float(ratios.max()), floor_ratio=floor / med["torch"])
+                   ratio_max=float(ratios.max()), floor_ratio=floor / med["torch"],
+                   bound_ratio=bound / med["torch"])
     return row
 
 
@@ -208,16 +241,18 @@ def elementwise_table(rows):
 def table(rows):
     head = ("| cell | size | ours ms | rec GEMMs | big GEMMs | floor | overhead | rest | "
             "of it exp/tanh | ours / floor | PyTorch ms (oneDNN on / off) | "
-            "ours / PyTorch (range) | floor / PyTorch |")
-    lines = [head, "|" + "---|" * 13]
+            "ours / PyTorch (range) | floor / PyTorch | bound | bound / PyTorch |")
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         torch_part = ("n/a | n/a | n/a" if "torch" not in r else
                       f"{r['torch']:.2f} / {r['torch_off']:.2f} | {r['ratio']:.2f}× "
                       f"({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {r['floor_ratio']:.2f}×")
+        bound_ratio = "n/a" if "torch" not in r else f"{r['bound_ratio']:.2f}×"
         lines.append(f"| {r['cell']} | {r['size']} | {r['ours']:.2f} | {r['rec']:.2f} | "
                      f"{r['big']:.2f} | {r['floor']:.2f} | {r['overhead']:.2f} | "
                      f"{r['rest']:.2f} | {r['transcendentals']:.2f} | "
-                     f"{r['ours'] / r['floor']:.2f}× | {torch_part} |")
+                     f"{r['ours'] / r['floor']:.2f}× | {torch_part} | {r['bound']:.2f} | "
+                     f"{bound_ratio} |")
     return "\n".join(lines)
 
 
