@@ -91,7 +91,7 @@ def settle():
 
     After a call, OpenBLAS's worker threads keep busy-waiting for more work for a while, and a
     spinning thread takes a core from whatever runs next: on this project's 2-core machine
-    (2026-12-01) PyTorch's LSTM at the language model's shape took 28 ms right after one of
+    (2026-12-01) PyTorch's LSTM at the language model's shape took 29 ms right after one of
     our passes and 14 ms after 0.2 s of idling (with OPENBLAS_THREAD_TIMEOUT=4, which makes
     them sleep at once, the gap made no difference). A single warm-up call is not long
     enough to absorb that at small sizes, so every timed turn starts with this pause."""
@@ -308,7 +308,7 @@ def main(argv=None):
     threads = os.cpu_count()
     torch, torch_note = load_torch(threads)
     print(f"# RNN benchmark: {threads} cores, NumPy {np.__version__} with {blas_description()}; {torch_note}")
-    print(f"min / median of 2 rounds x {repeats} timed calls, each round after a warm-up call; ratios are of "
+    print(f"min / median of 2 rounds x {repeats} timed calls, each turn after a {SETTLE_SECONDS} s pause and a warm-up call; ratios are of "
           "the minima, our time / theirs (< 1: ours is faster)\n")
 
     layer_rows, epoch_rows, mask_rows, gated_rows = [], [], [], []
