@@ -87,14 +87,16 @@ SETTLE_SECONDS = 0.3
 
 
 def settle():
-    """Idle until the worker threads of the last library called have stopped spinning.
+    """Sleep SETTLE_SECONDS, long enough on this machine for the last library's worker
+    threads to stop spinning (nothing checks that they have).
 
     After a call, OpenBLAS's worker threads keep busy-waiting for more work for a while, and a
     spinning thread takes a core from whatever runs next: on this project's 2-core machine
     (2026-12-01) PyTorch's LSTM at the language model's shape took 29 ms right after one of
-    our passes and 14 ms after 0.2 s of idling (with OPENBLAS_THREAD_TIMEOUT=4, which makes
-    them sleep at once, the gap made no difference). A single warm-up call is not long
-    enough to absorb that at small sizes, so every timed turn starts with this pause."""
+    our passes, 15 ms after 0.1 s of idling and 14 ms after 0.2 s; with
+    OPENBLAS_THREAD_TIMEOUT=4, which makes those threads sleep at once, the idling made no
+    difference. The old single warm-up call (one PyTorch pass, 14 to 29 ms there) did not
+    outlast the spinning, so every timed turn starts with this pause."""
     time.sleep(SETTLE_SECONDS)
 
 

@@ -27,9 +27,9 @@ with dL/dh at every step (as bench_rnn.py times it):
              elementwise work inside its loops, STEP_WORK calls per step, each at the cost of
              the cheapest call (a multiply of (1, 1) arrays), and STEP_WORK passes per step
              over a (batch_size, n_nodes) array, each at the cost per element of a multiply of
-             two contiguous arrays of that shape already in cache (less its call). No Python
-             overhead, and the passes outside the loops (the bias, the sums for db, 1 - h^2
-             before the vanilla loop, copies) are left out: the bound errs low;
+             a contiguous array of that shape, in cache, by itself (less its call). No other
+             interpreter work, and the passes outside the loops (the input-side bias, the sums
+             for db, 1 - h^2 before the vanilla loop, copies) are left out: the bound errs low;
   PyTorch    its twin (torch_twins.torch_pass), with oneDNN (torch.backends.mkldnn) on, and
              off, and which kernel its forward ran (from torch.profiler).
 
@@ -65,7 +65,8 @@ CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
 #            carry, + dh: 15 calls, 24 passes                                   24 calls, 42
 #   gru      forward rec += b_h (3 passes), r and z: += rec, + 1, 1 / (2 passes each),
 #            q_t kept, r q_t, n +=, h_t (3 calls): 10 calls, 15 passes; backward d_n (5),
-#            its two copies (3), the reset gate's (6) and the update gate's (7), g_h (3):
+#            its copy and d_n r with its copy (3), the reset gate's (6) and the update
+#            gate's (7), g_h (3):
 #            24 calls, 24 passes                                                34 calls, 39
 STEP_WORK = {"vanilla": (3, 3), "lstm": (24, 42), "gru": (34, 39)}
 
