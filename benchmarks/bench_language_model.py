@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gated_rnn_scratch as gs  # noqa: E402
 import language_model_scratch as lm  # noqa: E402
 import rnn_scratch as rs  # noqa: E402
-from bench_rnn import (SETTLE_SECONDS, blas_description, epoch_against_torch,  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, epoch_protocol,  # noqa: E402
                        fmt_ms, fmt_round_ratios, load_torch)
 from torch_twins import torch_chunk_loss, torch_gradients, torch_twin  # noqa: E402
 
@@ -111,10 +111,8 @@ def main(argv=None):
     torch, torch_note = load_torch(threads)
     print(f"# Language-model benchmark: {threads} cores, NumPy {np.__version__} with "
           f"{blas_description()}; {torch_note}")
-    print(f"one training epoch on {len(text):,} characters; {rounds} interleaved rounds of "
-          f"{repeats} timed epoch(s) each, each turn after a {SETTLE_SECONDS} s pause and a "
-          "warm-up epoch; ratio: ours / PyTorch's fastest epoch of each round, median and "
-          "range over the rounds (< 1: ours is faster)\n")
+    print(f"one training epoch on {len(text):,} characters; "
+          f"{epoch_protocol(rounds, repeats)}\n")
     rows = []
     for dtype in (np.float32, np.float64):
         for cell in lm.CELLS:

@@ -256,6 +256,13 @@ def epoch_against_torch(torch, ours, check, theirs, repeats, rounds=2):
     return min_and_median(times), difference, ratios
 
 
+def epoch_protocol(rounds, repeats):
+    """How epoch_against_torch times, said once for the scripts' headers."""
+    return (f"{rounds} interleaved rounds of {repeats} timed epoch(s) each, each turn after a "
+            f"{SETTLE_SECONDS} s pause and a warm-up epoch; ratio: ours / PyTorch's fastest "
+            "epoch of each round, median and range over the rounds (< 1: ours is faster)")
+
+
 def blas_description():
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]

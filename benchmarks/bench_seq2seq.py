@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import seq2seq_scratch as s2s  # noqa: E402
-from bench_rnn import (SETTLE_SECONDS, blas_description, epoch_against_torch,  # noqa: E402
+from bench_rnn import (blas_description, epoch_against_torch, epoch_protocol,  # noqa: E402
                        fmt_ms, fmt_round_ratios, load_torch)
 from torch_twins import torch_seq2seq  # noqa: E402
 
@@ -87,10 +87,8 @@ def main(argv=None):
     torch, torch_note = load_torch(threads)
     print(f"# Seq2seq benchmark: {threads} cores, NumPy {np.__version__} with "
           f"{blas_description()}; {torch_note}")
-    print(f"one training epoch on {len(sources):,} dates, float32; {rounds} interleaved rounds "
-          f"of {repeats} timed epoch(s) each, each turn after a {SETTLE_SECONDS} s pause and a "
-          "warm-up epoch; ratio: ours / PyTorch's fastest epoch of each round, median and "
-          "range over the rounds (< 1: ours is faster)\n")
+    print(f"one training epoch on {len(sources):,} dates, float32; "
+          f"{epoch_protocol(rounds, repeats)}\n")
     rows = []
     for attention in (True, False):
         t, check, ratios = epoch_against_torch(
