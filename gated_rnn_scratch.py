@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -96,6 +96,8 @@
 # overflow.
 
 # %%
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 import lesson_support as support
@@ -238,7 +240,7 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # them, and `hs` and `cs` read 0 at the padded steps.
 #
 # One trick concerns speed alone. NumPy's `tanh` is slow: in the table of
-# `benchmarks/README.md` ("One `exp` for the gates") it costs about
+# `benchmarks/README.md` ("Elementwise costs: why one exp for the gates") it costs about
 # twice as much per element as NumPy's `exp`, and more than ten multiplies,
 # and an LSTM step applies one of the two to every gate. So at every
 # `forward` the fast layer makes copies of its weights with the sigmoid
@@ -284,6 +286,21 @@ def negated_gate_columns(arrays, signs, n_nodes):
 
 
 # %%
+class LSTMCache(NamedTuple):
+    """What LSTM_BPTT's forward keeps for backward, time-major (slot t-1 is step t);
+    T = n_sequences, B = batch_size, H = n_nodes."""
+    x_tm: np.ndarray             # (T, B, n_features), the inputs
+    h0: np.ndarray               # (B, H), the initial output
+    c0: np.ndarray               # (B, H), the initial cell
+    gates: np.ndarray            # (T, B, 4H), blocks i_t, f_t, s_t = sigma(2 a~_t), o_t
+    c_tilde: np.ndarray          # (T, B, H), the candidates c~_t = 2 s_t - 1
+    c: np.ndarray                # (T, B, H), the cells c_t
+    tanh_c: np.ndarray           # (T, B, H), tanh(c_t)
+    h: np.ndarray                # (T, B, H), the outputs h_t
+    pad: Optional[np.ndarray]    # (T, B) bool, True at padded steps, or None
+
+
+# %%
 class LSTM_BPTT(RecurrentLayer):
     """An LSTM layer with hand-written BPTT. Gate order i, f, g, o (PyTorch's).
 
@@ -309,6 +326,24 @@ class LSTM_BPTT(RecurrentLayer):
         c0 = support.check_state(self, c0, "c0", len(x))
         pad = padding_mask(lengths, *x.shape[:2])
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+        self._cache = cache = self._run(x_tm, (h0, c0), pad)
+        self.final_state = (cache.h[-1], cache.c[-1])
+        H = self.n_nodes
+        batch_first = cache.gates.transpose(1, 0, 2)
+        self.gates = {k: batch_first[:, :, j * H:(j + 1) * H]
+                      for j, k in enumerate("ifgo")}
+        self.gates["g"] = cache.c_tilde.transpose(1, 0, 2)   # the gate block holds s_t
+        if pad is None:
+            self.cs = cache.c.transpose(1, 0, 2)
+            return cache.h[-1], cache.h.transpose(1, 0, 2)
+        self.cs = states_batch_first(cache.c, pad)
+        return cache.h[-1], states_batch_first(cache.h, pad)
+
+    def _run(self, x_tm, states, pad=None):
+        """The recurrence from states = (h0, c0) over the time-major x_tm (n_sequences,
+        batch_size, n_features), with the padding pad (n_sequences, batch_size) or None.
+        Returns its LSTMCache; keeps nothing."""
+        h0, c0 = states
         n_sequences, batch_size, _ = x_tm.shape
         H = self.n_nodes
         # Weights whose gate columns give -a^i, -a^f, -2 a~, -a^o (see above).
@@ -342,17 +377,7 @@ class LSTM_BPTT(RecurrentLayer):
                 np.copyto(c[t], c_prev, where=rows)
                 np.copyto(h[t], h_prev, where=rows)
             h_prev, c_prev = h[t], c[t]
-        self._cache = (x_tm, h0, c0, gates, c_tilde, c, tanh_c, h, pad)
-        self.final_state = (h[-1], c[-1])
-        batch_first = gates.transpose(1, 0, 2)
-        self.gates = {k: batch_first[:, :, j * H:(j + 1) * H]
-                      for j, k in enumerate("ifgo")}
-        self.gates["g"] = c_tilde.transpose(1, 0, 2)   # the gate block holds s_t
-        if pad is None:
-            self.cs = c.transpose(1, 0, 2)
-            return h[-1], h.transpose(1, 0, 2)
-        self.cs = states_batch_first(c, pad)
-        return h[-1], states_batch_first(h, pad)
+        return LSTMCache(x_tm, h0, c0, gates, c_tilde, c, tanh_c, h, pad)
 
 
 # %% [markdown]
@@ -367,14 +392,15 @@ class LSTM_BPTT(RecurrentLayer):
 
 # %%
 @add_to_class(LSTM_BPTT)
-def backward(self, dh, input_gradient=True, *, dc_T=None):
+def backward(self, dh, input_gradient=True, *, dc_T=None, cache=None):
     """BPTT through the LSTM. dh: (batch_size, n_nodes) for h_T only, or
     (batch_size, n_sequences, n_nodes) for every h_t; dc_T: (batch_size, n_nodes),
-    the gradient that reaches the final cell state from outside (None: zero).
+    the gradient that reaches the final cell state from outside (None: zero); cache:
+    an LSTMCache, or None (default): the last forward's.
     Returns dw_x, dw_h, db, dx, dh0, dc0 (sums over the batch)."""
-    x_tm, h0, c0, gates, c_tilde, c, tanh_c, h, pad = self._last_forward()
+    x_tm, h0, c0, gates, c_tilde, c, tanh_c, h, pad = cache = self._last_forward(cache)
     n_sequences, batch_size, H = h.shape
-    dh_T, dh_tm = self._direct_gradients(dh)
+    dh_T, dh_tm = self._direct_gradients(dh, cache)
     if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
         dh_T = dh_tm[-1]
@@ -606,6 +632,17 @@ def gru_backward_loop(x, h0, hs, dh, w_x, w_h, b_x, b_h, input_gradient=True):
 # $z_t$.
 
 # %%
+class GRUCache(NamedTuple):
+    """What GRU_BPTT's forward keeps for backward, time-major (slot t-1 is step t);
+    T = n_sequences, B = batch_size, H = n_nodes."""
+    x_tm: np.ndarray             # (T, B, n_features), the inputs
+    h0: np.ndarray               # (B, H), the initial state
+    gates: np.ndarray            # (T, B, 3H), blocks r_t, z_t, n_t
+    rec_n: np.ndarray            # (T, B, H), q_t = h_{t-1} W_h^n + b_h^n
+    h: np.ndarray                # (T, B, H), the states h_t
+    pad: Optional[np.ndarray]    # (T, B) bool, True at padded steps, or None
+
+
 class GRU_BPTT(RecurrentLayer):
     """A GRU layer (PyTorch's formulation) with hand-written BPTT. Gate order r, z, n.
 
@@ -629,6 +666,17 @@ class GRU_BPTT(RecurrentLayer):
         x, h0 = support.check_layer_input(self, x, h0)
         pad = padding_mask(lengths, *x.shape[:2])
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+        self._cache = cache = self._run(x_tm, (h0,), pad)
+        self.final_state = (cache.h[-1],)
+        hs = cache.h.transpose(1, 0, 2) if pad is None else states_batch_first(cache.h,
+                                                                               pad)
+        return cache.h[-1], hs
+
+    def _run(self, x_tm, states, pad=None):
+        """The recurrence from states = (h0,) over the time-major x_tm (n_sequences,
+        batch_size, n_features), with the padding pad (n_sequences, batch_size) or None.
+        Returns its GRUCache; keeps nothing."""
+        (h0,) = states
         n_sequences, batch_size, _ = x_tm.shape
         H = self.n_nodes
         # Weights whose r and z columns give -a^r, -a^z (as the LSTM's); n's unchanged.
@@ -659,10 +707,7 @@ class GRU_BPTT(RecurrentLayer):
             if ended is not None and ended[t]:        # ended sequences carry h
                 np.copyto(h[t], h_prev, where=pad[t][:, None])
             h_prev = h[t]
-        self._cache = (x_tm, h0, gates, rec_n, h, pad)
-        self.final_state = (h[-1],)
-        hs = h.transpose(1, 0, 2) if pad is None else states_batch_first(h, pad)
-        return h[-1], hs
+        return GRUCache(x_tm, h0, gates, rec_n, h, pad)
 
 
 # %% [markdown]
@@ -670,12 +715,13 @@ class GRU_BPTT(RecurrentLayer):
 
 # %%
 @add_to_class(GRU_BPTT)
-def backward(self, dh, input_gradient=True):
+def backward(self, dh, input_gradient=True, *, cache=None):
     """BPTT through the GRU. dh: (batch_size, n_nodes) for h_T only, or (batch_size,
-    n_sequences, n_nodes) for every h_t. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
-    x_tm, h0, gates, rec_n, h, pad = self._last_forward()
+    n_sequences, n_nodes) for every h_t; cache: a GRUCache, or None (default): the last
+    forward's. Returns dw_x, dw_h, db_x, db_h, dx, dh0."""
+    x_tm, h0, gates, rec_n, h, pad = cache = self._last_forward(cache)
     n_sequences, batch_size, H = h.shape
-    dh_T, dh_tm = self._direct_gradients(dh)
+    dh_T, dh_tm = self._direct_gradients(dh, cache)
     if pad is not None and dh_tm is not None:   # the gradient at padding is ignored
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
         dh_T = dh_tm[-1]

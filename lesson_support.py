@@ -23,8 +23,8 @@ __all__ = [
     "check_sequence_data", "check_sequences",
     "check_state", "check_direct_gradient", "check_strings", "check_string_pairs",
     "check_decoding", "finish_axes", "format_table",
-    "in_notebook", "label_indices", "lesson_options", "lesson_finished", "save_figure",
-    "stopwatch",
+    "in_notebook", "label_indices", "lesson_figure", "lesson_options", "lesson_finished",
+    "log_this_epoch", "save_figure", "slipped", "stopwatch",
 ]
 
 

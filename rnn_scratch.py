@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -122,6 +122,7 @@
 
 # %%
 import copy
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -217,7 +218,11 @@ class RecurrentLayer:
     A subclass lists its weights in parameter_names and its states in state_names (here
     ("h",); chapter 2's LSTM adds its cell, ("h", "c")). After forward, final_state
     holds the final value of each state, in that order, so that a caller can carry it
-    on.
+    on. The state contract, for every cell of the course: forward returns (h_T, hs) with
+    h_T the output's last value, final_state[0] is h_T where the state is the output,
+    further initial states are passed as <name>0 (the LSTM's c0) and their end
+    gradients to backward as d<name>_T (dc_T). What forward keeps for backward is a
+    named cache (a NamedTuple of the layer's own, with a field per state sequence).
     """
 
     parameter_names = ("w_x", "w_h", "b")
@@ -247,6 +252,15 @@ class RecurrentLayer:
 # keeps what a backward pass will need.
 
 # %%
+class RNNCache(NamedTuple):
+    """What SimpleRNN's forward keeps for backward, time-major (slot t-1 is step t)."""
+    x_tm: np.ndarray             # (n_sequences, batch_size, n_features), the inputs
+    h0: np.ndarray               # (batch_size, n_nodes), the initial state
+    h: np.ndarray                # (n_sequences, batch_size, n_nodes), h[t-1] = h_t
+    pad: Optional[np.ndarray]    # (n_sequences, batch_size) bool, True at padded steps
+                                 # (Problem 3b), or None: no padding
+
+
 class SimpleRNN(RecurrentLayer):
     """A vanilla RNN layer: h_t = tanh(x_t W_x + h_{t-1} W_h + b).
 
@@ -273,10 +287,16 @@ class SimpleRNN(RecurrentLayer):
         """
         x, h0 = support.check_layer_input(self, x, h0)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))   # time-major, once
-        h_tm = self._recurrence(x_tm, h0)
-        self._cache = (x_tm, h0, h_tm)         # what Problem 2's backward needs
+        self._cache = self._run(x_tm, (h0,))   # what Problem 2's backward needs
+        h_tm = self._cache.h
         self.final_state = (h_tm[-1],)
         return h_tm[-1], h_tm.transpose(1, 0, 2)
+
+    def _run(self, x_tm, states):
+        """The recurrence from states = (h0,) over the time-major x_tm (n_sequences,
+        batch_size, n_features), unpadded. Returns its RNNCache; keeps nothing."""
+        (h0,) = states
+        return RNNCache(x_tm, h0, self._recurrence(x_tm, h0), None)
 
     def _recurrence(self, x_tm, h0):
         """The recurrence on a time-major x_tm (n_sequences, batch_size, n_features).
@@ -549,7 +569,7 @@ class SimpleRNN_BPTT(SimpleRNN):
     """A SimpleRNN whose backward(dh) returns the exact gradients of a scalar loss L,
     given the loss's direct gradients dh = dL/dh. forward is SimpleRNN.forward."""
 
-    def backward(self, dh, input_gradient=True):
+    def backward(self, dh, input_gradient=True, *, cache=None):
         """Backpropagation through time.
 
         dh : (batch_size, n_nodes), dL/dh_T only (many-to-one), or
@@ -557,12 +577,13 @@ class SimpleRNN_BPTT(SimpleRNN):
             (many-to-many).
         input_gradient : False skips dx (None): a model whose inputs are data never
         needs it.
+        cache : an RNNCache to differentiate, or None (default): the last forward's.
         Returns a dict "dw_x" (n_features, n_nodes), "dw_h" (n_nodes, n_nodes), "db"
         (n_nodes,), "dx" (batch_size, n_sequences, n_features), "dh0" (batch_size,
         n_nodes), the parameters' gradients summed over the batch.
         """
-        x_tm, h0, h = self._last_forward()
-        dh_T, dh_tm = self._direct_gradients(dh)
+        x_tm, h0, h, _ = cache = self._last_forward(cache)
+        dh_T, dh_tm = self._direct_gradients(dh, cache)
         # tanh'(a) = 1 - h^2 for every step at once, outside the loop: it needs only the
         # stored states. The loop then turns it into delta in place.
         # (Python counts from 0: slot [t] of h, delta and dh_tm is math step t+1.)
@@ -586,13 +607,17 @@ class SimpleRNN_BPTT(SimpleRNN):
 
 # %% [markdown]
 # Three helpers that the backward pass uses, and that chapter 2's gated
-# layers will share: the last forward's states, the direct gradients laid
-# out time-major, and Step 3's sums over time as single products.
+# layers will share: the cache to differentiate (the last forward's, unless
+# one is given), the direct gradients laid out time-major, and Step 3's sums
+# over time as single products.
 
 # %%
 @add_to_class(RecurrentLayer)
-def _last_forward(self):
-    """What the last forward kept for backward; an error if there was none."""
+def _last_forward(self, cache=None):
+    """The cache to differentiate: `cache` if given, else what the last forward kept;
+    an error if there was none."""
+    if cache is not None:
+        return cache
     if self._cache is None:
         raise RuntimeError("backward() needs the states of a forward pass: "
                            "call forward(x) first.")
@@ -600,10 +625,11 @@ def _last_forward(self):
 
 
 @add_to_class(RecurrentLayer)
-def _direct_gradients(self, dh):
-    """dh checked against the last forward, as (dh_T (batch_size, n_nodes), dh_tm
-    (n_sequences, batch_size, n_nodes), or None for a many-to-one dh)."""
-    n_sequences, batch_size = self._last_forward()[0].shape[:2]
+def _direct_gradients(self, dh, cache=None):
+    """dh checked against the cache's sequence (default: the last forward's), as (dh_T
+    (batch_size, n_nodes), dh_tm (n_sequences, batch_size, n_nodes), or None for a
+    many-to-one dh)."""
+    n_sequences, batch_size = self._last_forward(cache).x_tm.shape[:2]
     dh = support.check_direct_gradient(self, dh, batch_size, n_sequences)
     if dh.ndim == 2:
         return dh, None
@@ -908,6 +934,111 @@ if __name__ == "__main__":
 # tanh$'$) reaches every gradient, because every one is built from
 # $\delta_t$. The mildest is the forgotten $h_0$: it changes only the first
 # step's term of $dW_h$.
+#
+# ### One step at a time, with the cache in your hand
+#
+# The layer keeps what its backward needs on itself: `forward` stores an
+# `RNNCache` (the time-major inputs, $h_0$, the states and the padding, each
+# field named), and `backward` reads it. That suits a whole sequence. Some
+# callers need one step at a time instead — chapter 4's decoder feeds each
+# step's output back in as the next step's input — and then one stored
+# cache is not enough: every step needs its own. So every layer of the
+# course also has the step functions of cs231n's `rnn_layers.py`, with the
+# cache returned to the caller rather than kept:
+#
+# * `step(x_t, state)` → `(state, cache)`: $x_t$ (batch_size, n_features)
+#   and `state`, a tuple with one array per `state_names` ($h_{t-1}$;
+#   chapter 2's LSTM adds $c_{t-1}$), give the state after the step and
+#   that step's cache;
+# * `step_backward(d_state, cache)` → `(dx_t, d_prev_state, grads)`: the
+#   gradients arriving at the step's state ($\partial L / \partial h_t$, and
+#   for the LSTM $\partial L / \partial c_t$) give $\partial L / \partial x_t$,
+#   the gradients for the previous state and the step's share of every
+#   weight's gradient, `"d" + name` as `backward` returns them.
+#
+# Both are written once, here, for every layer of the course, and neither
+# has arithmetic of its own: a step is the layer's own recurrence run for a
+# sequence of one step (`_run`, which `forward` calls too: it returns the
+# cache and keeps nothing), and its backward
+# is the layer's own `backward` given that step's cache (`backward(dh,
+# cache=...)`). So the step cannot drift from the sequence layer. The cell
+# after checks it: a sequence run as steps, and its gradients summed over
+# the steps, against `forward` and `backward` on the whole sequence.
+
+# %%
+@add_to_class(RecurrentLayer)
+def step(self, x_t, state):
+    """One step (cs231n's step_forward). x_t : (batch_size, n_features); state : a tuple
+    per state_names, each (batch_size, n_nodes), the states before the step. Returns
+    (the states after the step, as a tuple like state; the step's cache). The layer
+    keeps nothing, so one layer serves any number of steps, each with its own cache."""
+    x, h_prev = support.check_layer_input(self, x_t[:, None, :], state[0])
+    more = tuple(support.check_state(self, s, name + "0", len(x))
+                 for s, name in zip(state[1:], self.state_names[1:]))
+    cache = self._run(np.ascontiguousarray(x.transpose(1, 0, 2)), (h_prev,) + more)
+    return tuple(getattr(cache, name)[-1] for name in self.state_names), cache
+
+
+@add_to_class(RecurrentLayer)
+def step_backward(self, d_state, cache):
+    """The backward of one step (cs231n's step_backward). d_state : a tuple per
+    state_names, each (batch_size, n_nodes), dL/d(the states after the step); cache :
+    what step returned. Returns (dx_t (batch_size, n_features), the gradients for the
+    states before the step (a tuple like d_state), {"d" + name: this step's share of
+    each weight's gradient})."""
+    ends = {f"d{name}_T": d for name, d in zip(self.state_names[1:], d_state[1:])}
+    grads = self.backward(d_state[0], cache=cache, **ends)
+    dx_t = grads.pop("dx")[:, 0]
+    return dx_t, tuple(grads.pop(f"d{name}0") for name in self.state_names), grads
+
+
+def steps_against_sequence(layer, x, dh, state=None):
+    """Run layer over x (batch_size, n_sequences, n_features) one step at a time from
+    state (a tuple per state_names; None: zeros), then back with the direct gradients
+    dh (batch_size, n_sequences, n_nodes); and again as one forward and one backward.
+    Returns the largest |difference| (states, gradients) between the two."""
+    batch_size, n_sequences = x.shape[:2]
+    if state is None:
+        state = tuple(np.zeros((batch_size, layer.n_nodes)) for _ in layer.state_names)
+    extra = dict(zip((name + "0" for name in layer.state_names[1:]), state[1:]))
+    h_T, hs = layer.forward(x, state[0], **extra)
+    whole = layer.backward(dh)
+    s, caches, outputs = state, [], []
+    for t in range(n_sequences):
+        s, cache = layer.step(x[:, t], s)
+        caches.append(cache)
+        outputs.append(s[0])
+    d_state = tuple(np.zeros_like(part) for part in s)
+    sums, dx = {}, np.empty_like(x)
+    for t in reversed(range(n_sequences)):
+        d_state = (d_state[0] + dh[:, t],) + d_state[1:]   # the loss's direct part
+        dx[:, t], d_state, grads = layer.step_backward(d_state, caches[t])
+        for name, g in grads.items():
+            sums[name] = sums.get(name, 0) + g
+    sums["dx"] = dx
+    sums.update((f"d{name}0", d) for name, d in zip(layer.state_names, d_state))
+    states = max(np.max(np.abs(np.stack(outputs, axis=1) - hs)),
+                 np.max(np.abs(s[0] - h_T)))
+    return states, max(float(np.max(np.abs(sums[k] - whole[k]))) for k in whole)
+
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(ARGS.seed)
+    step_layer = SimpleRNN_BPTT(rng.normal(0, 0.5, (5, 9)), rng.normal(0, 0.5, (9, 9)),
+                                rng.normal(0, 0.1, 9))
+    states, gradients = steps_against_sequence(step_layer, rng.normal(size=(7, 11, 5)),
+                                               rng.normal(size=(7, 11, 9)),
+                                               (rng.normal(size=(7, 9)),))
+    print("SimpleRNN_BPTT run as 11 steps against forward and backward,")
+    print("batch (7, 11, 5), 9 nodes, largest |difference|:")
+    print(f"  states {states:.1e}, gradients {gradients:.1e}")
+
+# %% [markdown]
+# The states agree to the last bit here: each row of $x_t W_x$ came out the
+# same whether the product held one step's rows or all of them (a BLAS
+# library need not promise that). The gradients agree to rounding:
+# `backward` sums the weights' shares over time in one product, the steps
+# add them one by one, and the two orders round differently.
 #
 # ## Problem 3: a classifier that has to remember
 #
@@ -1719,14 +1850,14 @@ def forward(self, x, h0=None, *, lengths=None):
     sequence's own number of steps, the rest padding. h_T is then each sequence's state
     after its own last step, and hs reads 0 at the padded steps."""
     x, h0 = support.check_layer_input(self, x, h0)
-    self._pad = padding_mask(lengths, *x.shape[:2])
-    if self._pad is None:
+    pad = padding_mask(lengths, *x.shape[:2])
+    if pad is None:
         return unmasked_forward(self, x, h0)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-    h_tm = self._masked_recurrence(x_tm, h0, self._pad)
-    self._cache = (x_tm, h0, h_tm)
+    h_tm = self._masked_recurrence(x_tm, h0, pad)
+    self._cache = RNNCache(x_tm, h0, h_tm, pad)   # the padding too, for backward
     self.final_state = (h_tm[-1],)
-    return h_tm[-1], states_batch_first(h_tm, self._pad)
+    return h_tm[-1], states_batch_first(h_tm, pad)
 
 
 @add_to_class(SimpleRNN)
@@ -1754,14 +1885,13 @@ unmasked_backward = SimpleRNN_BPTT.backward
 
 
 @add_to_class(SimpleRNN_BPTT)
-def backward(self, dh, input_gradient=True):
+def backward(self, dh, input_gradient=True, *, cache=None):
     """Problem 2's backward, through padded steps too: delta_t = m_t g_t (1 - h_t^2) and
     g_{t-1} = m_{t-1} g-hat_{t-1} + delta_t W_h^T + (1 - m_t) g_t."""
-    x_tm, h0, h = self._last_forward()
-    if self._pad is None:
-        return unmasked_backward(self, dh, input_gradient)
-    pad = self._pad
-    dh_T, dh_tm = self._direct_gradients(dh)
+    x_tm, h0, h, pad = cache = self._last_forward(cache)
+    if pad is None:
+        return unmasked_backward(self, dh, input_gradient, cache=cache)
+    dh_T, dh_tm = self._direct_gradients(dh, cache)
     if dh_tm is not None:  # the loss's gradient at padding is ignored
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
         dh_T = dh_tm[-1]
@@ -2716,7 +2846,7 @@ if __name__ == "__main__":
 # helpers whose names start with `_` — stays inside this chapter.
 #
 # `EXERCISES` names what `tools/make_exercises.py` turns into an assignment
-# (the README's "Exercises for self-study"): the original three-part
+# ([`TEACHING.md`](TEACHING.md), "Exercises for self-study"): the original three-part
 # assignment and the pieces of Problem 3, plain versions first.
 
 # %%

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -83,6 +83,7 @@
 # %%
 import datetime
 import textwrap
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -500,14 +501,15 @@ if __name__ == "__main__":
 # is a sum over them.
 #
 # Chapter 3 ran chapter 2's layers over all steps in one `forward`. The decoder runs one
-# step per call instead — `forward` on a sequence of length 1, from the
-# state the previous step ended in (`final_state`) — because with attention
-# (section 5) each step's input depends on the previous step's state. Each
-# step keeps its own layer object, sharing the weight arrays, so each keeps
-# the cache its `backward` needs. Backward runs the steps in reverse: the
-# gradient of $s_t$ is what its output $z_t$ sends back plus what step
-# $t+1$'s `backward` returns as `dh0`; an LSTM's step $t+1$ also hands its
-# `dc0` to step $t$ as `dc_T`, the gradient arriving at step $t$'s final
+# step per call instead — the layer's `step(x_t, state)` (chapter 1,
+# Problem 2), from the state the previous step ended in — because with
+# attention (section 5) each step's input depends on the previous step's
+# state. One layer serves every step: `step` returns each step's cache
+# instead of keeping it, and the model keeps the list. Backward runs the
+# steps in reverse through `step_backward(d_state, cache)`: the gradient of
+# $s_t$ is what its output $z_t$ sends back plus what step $t+1$'s
+# `step_backward` returns for its previous state; an LSTM's step $t+1$ also
+# returns the gradient of its previous cell, which arrives at step $t$'s
 # cell. The code comes in section 6 (`_encode`, `_decoder_step`,
 # `_backward`), where the model puts the pieces together.
 #
@@ -847,7 +849,6 @@ def _init_weights(self, rng):
         self.att_v = init_output_layer(n_nodes, 1, rng, dtype)[0][:, 0].copy()
     self.w_y, self.b_y = init_output_layer(d_s + d_context, len(self.target_vocab_) - 1,
                                            rng, dtype)
-    self._steps = []                  # the decoder's per-step layers (section 4)
 
 
 # %% [markdown]
@@ -903,109 +904,127 @@ def _target_batch(self, targets, name="targets"):
 # drift apart.
 
 # %%
+class Encoded(NamedTuple):
+    """A batch of sources after the encoder and the bridge (S: the longest source)."""
+    memory: np.ndarray           # (batch_size, S, d_h), the top layer's states h_j
+    final: np.ndarray            # (batch_size, d_h), its final states, into the bridge
+    state: tuple                 # the decoder's first state: one array (batch_size,
+                                 # d_s) per decoder.state_names, s_0 (and a zero cell)
+    keys: Optional[np.ndarray]   # (batch_size, S, d_a), memory W_k; None: no attention
+    pad: Optional[np.ndarray]    # (batch_size, S) bool, True at padding; None: none
+
+
+class DecoderStep(NamedTuple):
+    """One decoder step's results, and what its backward needs."""
+    state: tuple                 # the state after the step, as decoder.state_names
+    out: np.ndarray              # (batch_size, d_s [+ d_h]): [s_t ; c_t], the output
+                                 # layer's input
+    alpha: Optional[np.ndarray]  # (batch_size, S), attention's weights, or None
+    layer_cache: tuple           # the decoder layer's cache of this step (its step())
+    attention_cache: Optional[tuple]   # attend's cache, or None: no attention
+
+
+class Seq2SeqCache(NamedTuple):
+    """What the teacher-forced forward keeps for _backward (U: target steps)."""
+    src_idx: np.ndarray          # (batch_size, S) ints, the sources
+    src_lengths: np.ndarray      # (batch_size,) ints
+    y_in: np.ndarray             # (batch_size, U) ints, the decoder's inputs
+    encoded: Encoded             # the encoder's and the bridge's outputs
+    out_tm: np.ndarray           # (U, batch_size, d_s [+ d_h]): its input, every step
+    steps: list                  # U DecoderStep, one per step
+
+
 @add_to_class(ScratchSeq2Seq)
 def _encode(self, src_idx, lengths):
-    """Section 3's encoder and the bridge on a batch. Returns memory (batch_size, S,
-    d_h), final (batch_size, d_h), the decoder's first state (a tuple per
-    decoder.state_names) and what attention needs: keys (memory W_k, or None) and the
-    source padding (batch_size, S) bool, or None."""
+    """Section 3's encoder and the bridge on a batch of index arrays src_idx
+    (batch_size, S) and lengths (batch_size,). Returns an Encoded."""
     memory, final = encoder_forward(self.encoder, self.src_embedding[src_idx], lengths)
     s0 = np.tanh(final @ self.bridge_w + self.bridge_b)
     state = (s0,) + tuple(np.zeros_like(s0) for _ in self.decoder.state_names[1:])
     keys = memory @ self.att_w_k if self.attention else None
     pad = ~real_positions(memory.shape[1], lengths).T       # (batch_size, S)
-    return memory, final, state, keys, (pad if pad.any() else None)
+    return Encoded(memory, final, state, keys, (pad if pad.any() else None))
 
 
 @add_to_class(ScratchSeq2Seq)
-def _decoder_step(self, layer, state, y_prev, memory, keys, pad):
-    """One decoder step: attention from the previous state (if on), then the layer on
-    [F_{y_{t-1}} ; c_t] for one step from `state`.
+def _decoder_step(self, state, y_prev, encoded):
+    """One decoder step: attention from the previous state (if on), then the decoder
+    layer's step on [F_{y_{t-1}} ; c_t] from `state`.
 
-    layer : a decoder layer (its cache serves this step's backward); y_prev :
-    (batch_size,) ints. Returns (new state tuple, the output layer's input (batch_size,
-    d_s [+ d_h]), alpha (batch_size, S) or None, attention cache or None)."""
+    state : a tuple per decoder.state_names, each (batch_size, d_s); y_prev :
+    (batch_size,) ints; encoded : the source's Encoded. Returns a DecoderStep."""
     x = self.tgt_embedding[y_prev]
     if not self.attention:
-        layer.forward(x[:, None, :], *state)
-        return layer.final_state, layer.final_state[0], None, None
-    context, alpha, cache = attend(state[0], memory, keys, pad, self.att_w_q,
-                                   self.att_v)
-    layer.forward(np.concatenate([x, context], axis=1)[:, None, :], *state)
-    return (layer.final_state, np.concatenate([layer.final_state[0], context], axis=1),
-            alpha, cache)
-
-
-@add_to_class(ScratchSeq2Seq)
-def _step_layer(self, t):
-    """Step t's decoder layer: a layer object of its own, holding the decoder's weight
-    arrays themselves (not copies), so that it keeps its own cache for backward."""
-    while len(self._steps) <= t:
-        self._steps.append(type(self.decoder)(**self.decoder.parameters()))
-    return self._steps[t]
+        state, layer_cache = self.decoder.step(x, state)
+        return DecoderStep(state, state[0], None, layer_cache, None)
+    context, alpha, cache = attend(state[0], encoded.memory, encoded.keys, encoded.pad,
+                                   self.att_w_q, self.att_v)
+    state, layer_cache = self.decoder.step(np.concatenate([x, context], axis=1), state)
+    return DecoderStep(state, np.concatenate([state[0], context], axis=1), alpha,
+                       layer_cache, cache)
 
 
 @add_to_class(ScratchSeq2Seq)
 def _forward(self, src_idx, src_lengths, y_in):
     """Teacher-forced forward on a batch. Returns z_tm (U, batch_size, V_y - 1) and the
-    cache _backward needs."""
-    memory, final, state, keys, pad = self._encode(src_idx, src_lengths)
-    s0, outputs, caches = state[0], [], []
+    Seq2SeqCache _backward needs."""
+    encoded = self._encode(src_idx, src_lengths)
+    state, steps = encoded.state, []
     for t in range(y_in.shape[1]):
-        state, out, _, cache = self._decoder_step(
-            self._step_layer(t), state, y_in[:, t], memory, keys, pad)
-        outputs.append(out)
-        caches.append(cache)
-    out_tm = np.stack(outputs)
+        steps.append(self._decoder_step(state, y_in[:, t], encoded))
+        state = steps[-1].state
+    out_tm = np.stack([step.out for step in steps])
     z_tm = output_layer(out_tm, self.w_y, self.b_y)
-    return z_tm, (src_idx, src_lengths, y_in, memory, final, s0, out_tm, caches)
+    return z_tm, Seq2SeqCache(src_idx, src_lengths, y_in, encoded, out_tm, steps)
 
 
 # %% [markdown]
 # Backward, in the reverse order of the forward: the output layer over all
 # steps at once; then the decoder steps from the last to the first, each
-# step's `backward` receiving what its output and the step after it send to
-# its state (and, for an LSTM, the step after's `dc0` as its `dc_T`), and
-# attention's backward adding its share to $\partial L/\partial s_{t-1}$, to
-# the keys and to the memory; then the bridge, the keys' one product, the
-# encoder and the two embeddings.
+# step's `step_backward` receiving what its output and the step after it
+# send to its state (for an LSTM, to its cell too), and attention's backward
+# adding its share to $\partial L/\partial s_{t-1}$, to the keys and to the
+# memory; then the bridge, the keys' one product, the encoder and the two
+# embeddings.
 
 # %%
 @add_to_class(ScratchSeq2Seq)
 def _backward(self, dz_tm, cache):
-    """Every parameter's gradient, given dL/dz_tm, under parameters()' names."""
-    src_idx, src_lengths, y_in, memory, final, s0, out_tm, caches = cache
+    """Every parameter's gradient, given dL/dz_tm and the forward's Seq2SeqCache,
+    under parameters()' names."""
+    memory, final, (s0, *_), _, _ = cache.encoded
+    y_in, out_tm = cache.y_in, cache.out_tm
     grads = {}
     grads["w_y"], grads["b_y"], d_out_tm = output_layer_backward(out_tm, dz_tm,
                                                                  self.w_y)
     d_s_size, d_e = s0.shape[1], self.embedding_dim
     dec = {name: np.zeros_like(p) for name, p in self.decoder.parameters().items()}
     d_emb_tm = np.empty(y_in.shape[::-1] + (d_e,), dtype=s0.dtype)
-    d_state, dc_next = np.zeros_like(s0), None
+    # dL/d(the state after step t), one array per decoder.state_names; none after U
+    d_state = tuple(np.zeros_like(s0) for _ in self.decoder.state_names)
     if self.attention:
         d_memory, d_keys = np.zeros_like(memory), 0
         grads["att_w_q"], grads["att_v"] = np.zeros_like(self.att_w_q), 0
     for t in reversed(range(len(out_tm))):
         # slot t is math step t+1: its output's share, plus what step t+2 sent
-        d_state = d_state + d_out_tm[t][:, :d_s_size]
-        extra = {} if dc_next is None else {"dc_T": dc_next}
-        g = self._step_layer(t).backward(d_state, **extra)
+        d_state = (d_state[0] + d_out_tm[t][:, :d_s_size],) + d_state[1:]
+        step = cache.steps[t]
+        dx_t, d_state, g = self.decoder.step_backward(d_state, step.layer_cache)
         for name in dec:
             dec[name] += g["d" + name]
-        d_emb_tm[t] = g["dx"][:, 0, :d_e]
-        d_state, dc_next = g["dh0"], g.get("dc0")
+        d_emb_tm[t] = dx_t[:, :d_e]
         if self.attention:                               # c_t fed both z_t and s_t
-            d_context = d_out_tm[t][:, d_s_size:] + g["dx"][:, 0, d_e:]
-            ds_prev, dk, dm, dw_q, dv = attend_backward(d_context, caches[t], memory,
-                                                        self.att_w_q, self.att_v)
-            d_state = d_state + ds_prev
+            d_context = d_out_tm[t][:, d_s_size:] + dx_t[:, d_e:]
+            ds_prev, dk, dm, dw_q, dv = attend_backward(
+                d_context, step.attention_cache, memory, self.att_w_q, self.att_v)
+            d_state = (d_state[0] + ds_prev,) + d_state[1:]
             d_keys, d_memory = d_keys + dk, d_memory + dm
             grads["att_w_q"] += dw_q
             grads["att_v"] = grads["att_v"] + dv
     grads["tgt_embedding"] = embedding_backward(y_in.T, d_emb_tm,
                                                 len(self.target_vocab_))
     grads.update({f"dec_{name}": g for name, g in dec.items()})
-    d_pre = d_state * (1 - s0 * s0)                      # through s_0 = tanh(...)
+    d_pre = d_state[0] * (1 - s0 * s0)                   # through s_0 = tanh(...)
     grads["bridge_w"], grads["bridge_b"] = final.T @ d_pre, d_pre.sum(axis=0)
     d_final = d_pre @ self.bridge_w.T
     if not self.attention:
@@ -1015,9 +1034,10 @@ def _backward(self, dz_tm, cache):
         grads["att_w_k"] = (memory.reshape(-1, d_h).T
                             @ d_keys.reshape(-1, d_keys.shape[-1]))
         d_memory += d_keys @ self.att_w_k.T
-    enc, dx = encoder_backward(self.encoder, d_memory, d_final, src_lengths)
+    enc, dx = encoder_backward(self.encoder, d_memory, d_final, cache.src_lengths)
     grads.update(encoder_gradients(self.encoder, enc))
-    grads["src_embedding"] = embedding_backward(src_idx, dx, len(self.source_vocab_))
+    grads["src_embedding"] = embedding_backward(cache.src_idx, dx,
+                                                len(self.source_vocab_))
     return {name: grads[name] for name in self.parameters()}
 
 
@@ -1133,15 +1153,14 @@ def _greedy(self, src_idx, lengths, max_length):
     batches of similar length. Returns the list of output strings."""
     outputs = [None] * len(lengths)
     order = np.argsort(lengths, kind="stable")
-    eos, layer = len(self.target_vocab_) - 2, self._step_layer(0)
+    eos = len(self.target_vocab_) - 2
     for start in range(0, len(order), 256):
         rows = order[start:start + 256]
-        memory, _, state, keys, pad = self._encode(src_idx[rows, :lengths[rows].max()],
-                                                   lengths[rows])
-        y = np.full(len(rows), eos + 1)                  # <bos>
+        encoded = self._encode(src_idx[rows, :lengths[rows].max()], lengths[rows])
+        state, y = encoded.state, np.full(len(rows), eos + 1)       # <bos>
         symbols = np.empty((len(rows), max_length), dtype=np.int64)
         for t in range(max_length):
-            state, out, _, _ = self._decoder_step(layer, state, y, memory, keys, pad)
+            state, out = self._decoder_step(state, y, encoded)[:2]
             y = symbols[:, t] = np.argmax(out @ self.w_y + self.b_y, axis=1)
             if np.all(np.any(symbols[:, :t + 1] == eos, axis=1)):
                 break
@@ -1230,13 +1249,13 @@ def attention_weights(self, source, target):
     for name, value in (("source", source), ("target", target)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string; got {value!r}.")
-    memory, _, state, keys, pad = self._encode(*self._source_batch([source]))
+    encoded = self._encode(*self._source_batch([source]))
     y_in = self._target_batch([target])[0][0]
-    rows = []
+    state, rows = encoded.state, []
     for y_prev in y_in:
-        state, _, alpha, _ = self._decoder_step(
-            self._step_layer(0), state, y_prev[None], memory, keys, pad)
-        rows.append(alpha[0])
+        step = self._decoder_step(state, y_prev[None], encoded)
+        state = step.state
+        rows.append(step.alpha[0])
     return np.array(rows)
 
 
@@ -1380,15 +1399,15 @@ def beam_search(self, source, beam_width, max_length, length_penalty=0.0):
     support.check_fitted(self, "target_vocab_", "fit(sources, targets) first")
     source = support.check_strings([source], "sources")[0]
     support.check_decoding(beam_width, max_length, length_penalty)
-    eos, layer = len(self.target_vocab_) - 2, self._step_layer(0)
-    memory, _, state, keys, pad = self._encode(*self._source_batch([source]))
-    alive, finished = [((), 0.0)], []        # (symbols so far, sum of log p)
+    eos = len(self.target_vocab_) - 2
+    encoded = self._encode(*self._source_batch([source]))
+    state, alive, finished = encoded.state, [((), 0.0)], []   # (symbols, sum of log p)
     for t in range(max_length):
         # the k live hypotheses run as one batch of k rows; the source's memory (one
         # row) broadcasts against them
         previous = np.array([symbols[-1] if symbols else eos + 1
                              for symbols, _ in alive])
-        state, out, _, _ = self._decoder_step(layer, state, previous, memory, keys, pad)
+        state, out = self._decoder_step(state, previous, encoded)[:2]
         log_p = log_softmax(out @ self.w_y + self.b_y).astype(np.float64)
         # extend every live hypothesis by every symbol, best first: those ending in
         # <eos> join finished, the beam_width best others become alive (state

@@ -3,8 +3,9 @@ modules.
 
 PyTorch is never a requirement: the tests that use these are skipped without it (each
 says so), and the benchmarks compare with PyTorch only where it imports. Tests and
-benchmarks both import this one module. Every function takes the imported torch module
-as its first argument, so that importing this file does not import torch.
+benchmarks both import this one module. Importing it does not import torch: every function
+that builds or runs torch modules takes the imported torch module as its first argument
+(torch_gradients only reads the .grad of modules already built).
 """
 import numpy as np
 
@@ -88,6 +89,10 @@ def torch_gradients(cell, layer, linear):
 
 
 def torch_chunk_loss(torch, layer, linear, tdtype, n_vocab, x_idx, y_idx, state):
+    """The language model's mean cross-entropy on one chunk, through the torch layer
+    (torch_layer) and linear output (torch_twin) in dtype tdtype: x_idx, y_idx (n_streams,
+    n_steps) ints over n_vocab symbols, state the torch state carried in (None: zeros).
+    Returns (loss, the state after the chunk)."""
     x = torch.nn.functional.one_hot(torch.from_numpy(x_idx), n_vocab).to(tdtype)
     out, new_state = layer(x) if state is None else layer(x, state)
     loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, n_vocab),

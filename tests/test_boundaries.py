@@ -66,12 +66,33 @@ def test_nothing_outside_a_class_reaches_a_private_name(path):
         f"  {os.path.relpath(path, ROOT)}:{line}: {text}" for line, text in reaches)
 
 
+def names_used_from_support(tree):
+    """(name, line) of every `support.name` and `from lesson_support import name` in tree."""
+    used = [(node.attr, node.lineno) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id == "support"]
+    return used + [(alias.name, node.lineno) for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) and node.module == "lesson_support"
+                   for alias in node.names]
+
+
+@pytest.mark.parametrize("path", EVERY_FILE, ids=lambda p: os.path.relpath(p, ROOT))
+def test_what_a_file_uses_of_the_support_module_is_in_its_all(path):
+    exported = importlib.import_module("lesson_support").__all__
+    missing = [f"{name} (line {line})" for name, line in names_used_from_support(parse(path))
+               if name not in exported]
+    assert not missing, f"{os.path.relpath(path, ROOT)} uses names lesson_support.__all__ lacks: {missing}"
+
+
 def test_the_boundary_checks_can_fail():
     tree = ast.parse("from rnn_scratch import _n_features, SimpleRNN\nx = model._params()\n"
                      "y = self._cache\nz = super()._init_layer(1)\n")
     assert [name for _, name, _ in imports_from_chapters(tree)] == ["_n_features", "SimpleRNN"]
     assert "_n_features" not in importlib.import_module("rnn_scratch").__all__
     assert [text for _, text in private_reaches(tree)] == ["model._params"]
+    used = names_used_from_support(ast.parse("import lesson_support as support\n"
+                                             "support.nonexistent(1)\n"
+                                             "from lesson_support import format_table\n"))
+    assert [name for name, _ in used] == ["nonexistent", "format_table"]
 
 
 def test_importing_a_later_chapter_changes_no_earlier_one(tmp_path):

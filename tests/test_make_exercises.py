@@ -374,11 +374,6 @@ def test_reference_attention_gradients_agree_with_central_differences(references
                                   ("d_memory", "memory"), ("dw_q", "w_q"), ("dv", "v")])
 
 
-def test_exercises_are_named_by_their_chapters():
-    for chapter in CHAPTERS:
-        assert importlib.import_module(chapter).EXERCISES == mx.exercises(chapter)
-
-
 def test_every_exercise_says_what_its_hidden_checks_add():
     assert set(mx.HIDDEN_ABOUT) == set(mx.CHECKS)
     intro = mx.source_notebook("seq2seq_scratch").cells[0].source

@@ -132,7 +132,8 @@ GENERATED_TEXT_CELLS = {"language_model_scratch": ("best_model.sample(",)}
 ROUNDING_CELLS = {
     "rnn_scratch": ("compare_forward_with_plain_loop(ARGS.seed)", "run_problem_2(seed=ARGS.seed)",
                     "check_classifier_gradients(ARGS.seed)", "check_masked_layer(ARGS.seed)",
-                    "ragged_models = run_problem_3b(", "bptt_slip_gallery(ARGS.seed)"),
+                    "ragged_models = run_problem_3b(", "bptt_slip_gallery(ARGS.seed)",
+                    "steps_against_sequence(step_layer"),
     "gated_rnn_scratch": ("compare_lstm_with_plain_loops(ARGS.seed)",
                           "compare_gru_with_plain_loops(ARGS.seed)",
                           "check_gated_gradients(ARGS.seed)"),
@@ -157,9 +158,22 @@ def as_number(token):
     return float(token[:-1]) / 100 if token.endswith("%") else float(token)
 
 
+# "5.6e-10 (dw_h)": which gradient's error is largest is itself rounding when the error is; on
+# another BLAS kernel the same cell printed "4.9e-10 (dc0)". In rounding cells the name that
+# follows a rounding-level number is not compared.
+WHICH = re.compile(r"(?P<number>" + NUMBER.pattern + r")\s*\((?P<name>\w+)\)")
+
+
+def without_rounding_names(line):
+    return WHICH.sub(lambda m: (m["number"] + " (·)" if as_number(m["number"]) < ROUNDING_LEVEL
+                                else m[0]), line)
+
+
 def compare_printed_text(fresh, committed, cpu_dependent, rounding_level=False):
     """A list of the lines on which fresh and committed differ beyond what the rules allow."""
     problems = []
+    if rounding_level:
+        fresh, committed = without_rounding_names(fresh), without_rounding_names(committed)
     fresh_lines, committed_lines = fresh.splitlines(), committed.splitlines()
     if len(fresh_lines) != len(committed_lines):
         return [f"{len(committed_lines)} lines committed, {len(fresh_lines)} printed now"]
@@ -184,6 +198,10 @@ def test_compare_printed_text_catches_a_stale_number_and_allows_rounding_noise()
     # outside the marked cells a tiny number is a measurement like any other
     assert compare_printed_text("ratio 5.70e-19", "ratio 5.71e-19", False) != []
     assert compare_printed_text("loss 0.0124", "loss 0.0123", False) != []
+    # which gradient is worst may change with the kernel, when its error is rounding
+    assert compare_printed_text("LSTM  4.9e-10 (dc0)", "LSTM  5.6e-10 (dw_h)", False, True) == []
+    assert compare_printed_text("LSTM  4.9e-10 (dc0)", "LSTM  5.6e-10 (dw_h)", False) != []
+    assert compare_printed_text("LSTM  0.5 (dc0)", "LSTM  0.5 (dw_h)", False, True) != []
     assert compare_printed_text("accuracy 0.84  True", "accuracy 0.27  True", True) == []
     assert compare_printed_text("accuracy 0.84  True", "accuracy 0.27  False", True) != []
     assert compare_printed_text("LSTM  0.23  1, 15, 1", "LSTM  0.99   1, 6, 1", True) == []

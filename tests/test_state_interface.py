@@ -154,3 +154,62 @@ def test_gradient_over_time_is_the_plain_loops_input_gradient(model_class):
     else:
         dx = plain[1](X, None, *states, dz @ w_y.T, *params[:2])["dx"]
     np.testing.assert_allclose(curve, np.linalg.norm(dx, axis=2).mean(axis=0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_sequence_run_as_steps_equals_forward_and_backward(cell, random_layer):
+    # The step API (cs231n's step_forward / step_backward): one layer, the caches in the caller's
+    # hands. Run step by step from (h0[, c0]) and back with the direct gradients of every h_t
+    # (and a gradient at c_T), the states, dx, the initial states' gradients and the weights'
+    # gradients summed over the steps must be the sequence layer's.
+    layer, x, h0, rng = random_layer(cell, SHAPE, seed=5)
+    dh = rng.normal(size=SHAPE[:2] + SHAPE[3:])
+    more = {"c0": rng.normal(size=h0.shape)} if cell == "lstm" else {}
+    ends = {"dc_T": rng.normal(size=h0.shape)} if cell == "lstm" else {}
+    h_T, hs = layer.forward(x, h0, **more)
+    final = layer.final_state
+    whole = layer.backward(dh, **ends)
+    state, caches = (h0, *more.values()), []
+    for t in range(SHAPE[1]):
+        state, cache = layer.step(x[:, t], state)
+        caches.append(cache)
+        np.testing.assert_allclose(state[0], hs[:, t], rtol=1e-12, atol=1e-14)
+    for got, expected in zip(state, final):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+    d_state = (np.zeros_like(h0), *ends.values())
+    sums, dx = {}, np.zeros_like(x)
+    for t in reversed(range(SHAPE[1])):
+        d_state = (d_state[0] + dh[:, t],) + d_state[1:]
+        dx[:, t], d_state, grads = layer.step_backward(d_state, caches[t])
+        assert len(d_state) == len(layer.state_names)
+        assert sorted(grads) == sorted("d" + name for name in layer.parameters())
+        for name, g in grads.items():
+            sums[name] = sums.get(name, 0) + g
+    for name in layer.parameters():
+        np.testing.assert_allclose(sums["d" + name], whole["d" + name], rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
+    np.testing.assert_allclose(dx, whole["dx"], rtol=1e-10, atol=1e-12)
+    for name, d in zip(layer.state_names, d_state):
+        np.testing.assert_allclose(d, whole[f"d{name}0"], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_step_keeps_nothing_on_the_layer(cell, random_layer):
+    # One layer serves many steps: a step between a forward and its backward changes nothing.
+    layer, x, h0, rng = random_layer(cell, SHAPE, seed=6)
+    dh = rng.normal(size=SHAPE[:2] + SHAPE[3:])
+    layer.forward(x, h0)
+    expected = layer.backward(dh)
+    layer.forward(x, h0)
+    final = layer.final_state
+    layer.step(rng.normal(size=(2, SHAPE[2])),
+               tuple(rng.normal(size=(2, SHAPE[3])) for _ in layer.state_names))
+    assert all(a is b for a, b in zip(layer.final_state, final))
+    for name, g in layer.backward(dh).items():
+        np.testing.assert_array_equal(g, expected[name], err_msg=name)
+
+
+def test_a_step_names_what_it_expected_when_given_a_wrong_state(random_layer):
+    layer, x, h0, rng = random_layer("lstm", SHAPE, seed=7)
+    with pytest.raises(ValueError, match="c0"):
+        layer.step(x[:, 0], (h0, np.zeros((SHAPE[0], SHAPE[3] + 1))))

@@ -225,21 +225,22 @@ grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w
 grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
                           case["w_h"])""")),
     "SimpleRNN_BPTT.backward": dict(points=4, after="recurrent_products", visible="""\
-# many-to-one; the layer is given the reference states, so your forward plays no part
+# many-to-one; backward is given the reference states as its cache, so your forward
+# plays no part
 case = checks.refs("rnn_backward_loop.m2o")
 layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
-layer._cache = (case["x"].transpose(1, 0, 2).copy(), case["h0"],
-                case["hs"].transpose(1, 0, 2).copy())
-grads = layer.backward(case["dh"])
+given = RNNCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
+                 h=case["hs"].transpose(1, 0, 2).copy(), pad=None)
+grads = layer.backward(case["dh"], cache=given)
 for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
     checks.close(name, grads[name], case[name], 1e-8,
                  slips=checks.slips("rnn_backward_loop.m2o", name))
 """, hidden="""\
 case = checks.refs("rnn_backward_loop.m2m")
 layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
-layer._cache = (case["x"].transpose(1, 0, 2).copy(), case["h0"],
-                case["hs"].transpose(1, 0, 2).copy())
-grads = layer.backward(case["dh"])
+given = RNNCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
+                 h=case["hs"].transpose(1, 0, 2).copy(), pad=None)
+grads = layer.backward(case["dh"], cache=given)
 for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
     checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8,
                  slips=checks.slips("rnn_backward_loop.m2m", name))
