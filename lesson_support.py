@@ -16,8 +16,12 @@ import time
 
 import numpy as np
 
+# The course's chapters, in order: each NAME.py (the lesson, a module) paired with NAME.ipynb.
+# Every tool and test reads this list; a new chapter is one entry here.
+CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")
+
 __all__ = [
-    "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",
+    "CHAPTERS", "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",
     "check_hyperparameters", "check_labels", "check_layer_input", "check_layer_weights",
     "check_lengths", "check_positive_integer", "check_positive_number",
     "check_sequence_data", "check_sequences",
@@ -289,27 +293,33 @@ def check_layer_weights(w_x, w_h, biases, n_blocks, layer):
 
 
 def check_state(layer, state, name, batch_size):
-    """An initial state such as h0 or c0: (batch_size, n_nodes) in the layer's dtype;
-    zeros when None."""
+    """An initial state such as h0 or c0, or a state's end gradient such as dc_T (the
+    state contract's names: <state>0 and d<state>_T), in the shape the layer gives that
+    state, layer.state_shape(<state>, batch_size), and the layer's dtype; zeros when
+    None."""
+    key = name[1:-2] if name.startswith("d") and name.endswith("_T") else name[:-1]
+    shape = layer.state_shape(key, batch_size)
     if state is None:
-        return np.zeros((batch_size, layer.n_nodes), dtype=layer.dtype)
+        return np.zeros(shape, dtype=layer.dtype)
     state = as_float_array(state, name).astype(layer.dtype, copy=False)
-    if state.shape != (batch_size, layer.n_nodes):
-        raise ValueError(f"{name} must have shape (batch_size, n_nodes) = "
-                         f"({batch_size}, {layer.n_nodes}); got {state.shape}.")
+    if state.shape != shape:
+        size = ("(batch_size, n_nodes)" if shape == (batch_size, layer.n_nodes)
+                else f"{key}'s shape")
+        raise ValueError(f"{name} must have shape {size} = {shape}; got {state.shape}.")
     return state
 
 
 def check_layer_input(layer, x, h0):
-    """x (batch_size, n_sequences, n_features) and h0 for layer.forward. Returns x in
-    the layer's dtype and h0 (zeros when None)."""
+    """x (batch_size, n_sequences, n_features) and the first initial state h0 (named
+    after layer.state_names[0]) for layer.forward. Returns x in the layer's dtype and h0
+    (zeros when None)."""
     x = as_float_array(x, "x").astype(layer.dtype, copy=False)
     if x.ndim != 3 or x.shape[2] != layer.n_features:
         raise ValueError("x must be 3-D (batch_size, n_sequences, n_features) with "
                          f"n_features = {layer.n_features}; got shape {x.shape}.")
     if 0 in x.shape:
         raise ValueError(f"x is empty: got shape {x.shape}.")
-    return x, check_state(layer, h0, "h0", x.shape[0])
+    return x, check_state(layer, h0, layer.state_names[0] + "0", x.shape[0])
 
 
 def check_lengths(lengths, batch_size, n_sequences):

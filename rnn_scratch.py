@@ -122,7 +122,8 @@
 
 # %%
 import copy
-from typing import NamedTuple, Optional
+import functools
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -222,11 +223,20 @@ class RecurrentLayer:
     h_T the output's last value, final_state[0] is h_T where the state is the output,
     further initial states are passed as <name>0 (the LSTM's c0) and their end
     gradients to backward as d<name>_T (dc_T). What forward keeps for backward is a
-    named cache (a NamedTuple of the layer's own, with a field per state sequence).
+    named cache (a NamedTuple of the layer's own), time-major, with a field h for the
+    outputs and a field for each state's sequence (named as in state_names).
     """
 
     parameter_names = ("w_x", "w_h", "b")
     state_names = ("h",)
+    state_is_output = True   # the first state is the output h_t (final_state[0] is h_T)
+    n_blocks = 1             # blocks of n_nodes columns in w_x, w_h and the biases
+
+    def state_shape(self, name, batch_size):
+        """The shape of the state `name` (one of state_names) for a batch:
+        (batch_size, n_nodes) for every state here; a layer whose states differ says
+        so."""
+        return (batch_size, self.n_nodes)
 
     def parameters(self):
         """The layer's weights by name; backward returns their gradients as "d" +
@@ -751,7 +761,8 @@ def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
     """Compare layer.backward(dh) with central differences of L = sum(h * dh).
 
     layer : SimpleRNN_BPTT in float64 (or any layer with forward, backward, parameters)
-    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes)
+    x : (batch_size, n_sequences, n_features); h0 : (batch_size, n_nodes), the first
+        initial state (named after layer.state_names[0]: h0 here)
     dh : (batch_size, n_nodes) or (batch_size, n_sequences, n_nodes)
     forward_options : passed to forward; the further initial states among them (an
     initial
@@ -762,7 +773,7 @@ def check_rnn_gradients(layer, x, h0, dh, eps=1e-6, **forward_options):
     if layer.dtype != np.float64:
         raise ValueError("gradient checks need float64 weights (see the text above); "
                          f"got {layer.dtype}.")
-    inputs = {"x": x, "h0": h0}
+    inputs = {"x": x, layer.state_names[0] + "0": h0}
     inputs.update({name + "0": forward_options.pop(name + "0")
                    for name in layer.state_names[1:] if name + "0" in forward_options})
     # copies
@@ -949,7 +960,7 @@ if __name__ == "__main__":
 # * `step(x_t, state)` → `(state, cache)`: $x_t$ (batch_size, n_features)
 #   and `state`, a tuple with one array per `state_names` ($h_{t-1}$;
 #   chapter 2's LSTM adds $c_{t-1}$), give the state after the step and
-#   that step's cache;
+#   that step's cache, whose `h[-1]` is the step's output $h_t$;
 # * `step_backward(d_state, cache)` → `(dx_t, d_prev_state, grads)`: the
 #   gradients arriving at the step's state ($\partial L / \partial h_t$, and
 #   for the LSTM $\partial L / \partial c_t$) give $\partial L / \partial x_t$,
@@ -969,7 +980,8 @@ if __name__ == "__main__":
 @add_to_class(RecurrentLayer)
 def step(self, x_t, state):
     """One step (cs231n's step_forward). x_t : (batch_size, n_features); state : a tuple
-    per state_names, each (batch_size, n_nodes), the states before the step. Returns
+    per state_names, each in its state's shape (state_shape), the states before the
+    step. Returns
     (the states after the step, as a tuple like state; the step's cache). The layer
     keeps nothing, so one layer serves any number of steps, each with its own cache."""
     x, h_prev = support.check_layer_input(self, x_t[:, None, :], state[0])
@@ -980,14 +992,23 @@ def step(self, x_t, state):
 
 
 @add_to_class(RecurrentLayer)
-def step_backward(self, d_state, cache):
+def step_backward(self, d_state, cache, dh_t=None):
     """The backward of one step (cs231n's step_backward). d_state : a tuple per
-    state_names, each (batch_size, n_nodes), dL/d(the states after the step); cache :
-    what step returned. Returns (dx_t (batch_size, n_features), the gradients for the
-    states before the step (a tuple like d_state), {"d" + name: this step's share of
-    each weight's gradient})."""
-    ends = {f"d{name}_T": d for name, d in zip(self.state_names[1:], d_state[1:])}
-    grads = self.backward(d_state[0], cache=cache, **ends)
+    state_names, each in its state's shape, dL/d(the states after the step); cache :
+    what step returned; dh_t : (batch_size, n_nodes), a direct gradient at the step's
+    output, or None (zero): where the first state is the output (state_is_output) it
+    simply adds to d_state[0]. Returns (dx_t (batch_size, n_features), the gradients
+    for the states before the step (a tuple like d_state), {"d" + name: this step's
+    share of each weight's gradient})."""
+    first = 1 if self.state_is_output else 0   # the states backward takes as d<name>_T
+    ends = {f"d{name}_T": d
+            for name, d in zip(self.state_names[first:], d_state[first:])}
+    if self.state_is_output:
+        dh = d_state[0] if dh_t is None else d_state[0] + dh_t
+    else:
+        dh = np.zeros((cache.x_tm.shape[1], self.n_nodes), self.dtype)
+        dh = dh if dh_t is None else dh + dh_t
+    grads = self.backward(dh, cache=cache, **ends)
     dx_t = grads.pop("dx")[:, 0]
     return dx_t, tuple(grads.pop(f"d{name}0") for name in self.state_names), grads
 
@@ -999,7 +1020,8 @@ def steps_against_sequence(layer, x, dh, state=None):
     Returns the largest |difference| (states, gradients) between the two."""
     batch_size, n_sequences = x.shape[:2]
     if state is None:
-        state = tuple(np.zeros((batch_size, layer.n_nodes)) for _ in layer.state_names)
+        state = tuple(np.zeros(layer.state_shape(name, batch_size))
+                      for name in layer.state_names)
     extra = dict(zip((name + "0" for name in layer.state_names[1:]), state[1:]))
     h_T, hs = layer.forward(x, state[0], **extra)
     whole = layer.backward(dh)
@@ -1007,18 +1029,17 @@ def steps_against_sequence(layer, x, dh, state=None):
     for t in range(n_sequences):
         s, cache = layer.step(x[:, t], s)
         caches.append(cache)
-        outputs.append(s[0])
+        outputs.append(cache.h[-1])              # the step's output h_t
     d_state = tuple(np.zeros_like(part) for part in s)
     sums, dx = {}, np.empty_like(x)
-    for t in reversed(range(n_sequences)):
-        d_state = (d_state[0] + dh[:, t],) + d_state[1:]   # the loss's direct part
-        dx[:, t], d_state, grads = layer.step_backward(d_state, caches[t])
+    for t in reversed(range(n_sequences)):   # dh_t: the loss's direct part
+        dx[:, t], d_state, grads = layer.step_backward(d_state, caches[t], dh[:, t])
         for name, g in grads.items():
             sums[name] = sums.get(name, 0) + g
     sums["dx"] = dx
     sums.update((f"d{name}0", d) for name, d in zip(layer.state_names, d_state))
     states = max(np.max(np.abs(np.stack(outputs, axis=1) - hs)),
-                 np.max(np.abs(s[0] - h_T)))
+                 np.max(np.abs(outputs[-1] - h_T)))
     return states, max(float(np.max(np.abs(sums[k] - whole[k]))) for k in whole)
 
 
@@ -2845,6 +2866,62 @@ if __name__ == "__main__":
 # chapter's public interface (`__all__`). Everything else — the demos, the
 # helpers whose names start with `_` — stays inside this chapter.
 #
+# Which cells exist is said in one place, `CELLS`: a mapping from a cell's
+# key to a `Cell`, what any model of the course needs to know of it — its
+# class, how to build it at the models' starting weights, its name in
+# tables, the name of its PyTorch twin in `torch_twins.py`, how to draw one
+# with random weights for a check, and (from the class) whether its first
+# state is its output. Nothing in it assumes a $W_h$ or a state of shape (batch_size,
+# n_nodes): a layer gives its own `n_nodes` and `state_shape`. `make_layer`
+# builds a layer by key. Chapter 2 adds its cells with
+# `CELLS = {**rnn_scratch.CELLS, ...}` in its own module, so this one
+# never changes; every model takes `cells=` to use another registry (None:
+# its own chapter's).
+
+# %%
+class Cell(NamedTuple):
+    """What the course knows of one recurrent cell, under its key in a CELLS mapping."""
+    cls: type                 # the layer class, a RecurrentLayer
+    build: Callable           # build(n_features, n_nodes, rng, dtype, **options): a
+                              # layer at the models' starting weights, drawn from rng
+    name: str                 # its name in tables and plots
+    twin: Optional[str]       # its PyTorch twin's function in torch_twins.py, or None
+    random: Callable          # random(n_features, n_nodes, rng, dtype): a layer with
+                              # random weights, for checks and tests
+
+    @property
+    def state_is_output(self):
+        """final_state[0] is h_T (a decoder's state must be): said by the class."""
+        return self.cls.state_is_output
+
+
+def random_layer(cls, n_features, n_nodes, rng, dtype=np.float64, scale=0.6,
+                 bias_scale=0.2):
+    """A layer of cls (w_x, w_h, then biases, in cls.n_blocks blocks of n_nodes columns)
+    with weights N(0, scale^2) and biases N(0, bias_scale^2), drawn from rng in the
+    order of cls.parameter_names."""
+    width = cls.n_blocks * n_nodes
+    weights = [rng.normal(0, scale, (n_features, width)),
+               rng.normal(0, scale, (n_nodes, width)),
+               *(rng.normal(0, bias_scale, width) for _ in cls.parameter_names[2:])]
+    return cls(*(w.astype(dtype) for w in weights))
+
+
+CELLS = {"rnn": Cell(SimpleRNN_BPTT, init_simple_rnn, "vanilla", "torch_rnn",
+                     functools.partial(random_layer, SimpleRNN_BPTT))}
+
+
+def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, *, cells=None,
+               **options):
+    """A layer of the cell `cell` (a key of cells; None: this chapter's CELLS) at its
+    starting weights: cells[cell].build(n_features, n_nodes, rng, dtype, **options)."""
+    cells = CELLS if cells is None else cells
+    if cell not in cells:
+        raise ValueError(f"cell must be one of {list(cells)}; got {cell!r}.")
+    return cells[cell].build(n_features, n_nodes, rng, dtype, **options)
+
+
+# %% [markdown]
 # `EXERCISES` names what `tools/make_exercises.py` turns into an assignment
 # ([`TEACHING.md`](TEACHING.md), "Exercises for self-study"): the original three-part
 # assignment and the pieces of Problem 3, plain versions first.
@@ -2856,9 +2933,30 @@ EXERCISES = (
     "adam_updates", "training_step",
 )
 
+# How tests/test_notebook.py compares a fresh run of this notebook with the
+# committed one: the figure it first saves, and cells found by a line of their
+# source: "cpu_dependent", whose numbers depend on the CPU's BLAS kernels
+# (chapter 1, 4.5) and are not compared (their text and yes/no lines are);
+# "rounding", whose numbers below 1e-6 need only stay there.
+NOTEBOOK_CHECKS = {
+    "first_plot": "training_loss_curve.png",
+    "cpu_dependent": (
+        "length_results = accuracy_vs_length()",   # 4.2: accuracy against length
+        "reach = gradient_reach(length_results)",  # 4.2: the trained 60-step model
+        "small_results = accuracy_vs_length(",     # 4.2: the small-start sweep
+        "clip_models = clipping_experiment()",     # 4.4: SGD at the edge of stability
+    ),
+    "rounding": (
+        "compare_forward_with_plain_loop(ARGS.seed)", "run_problem_2(seed=ARGS.seed)",
+        "bptt_slip_gallery(ARGS.seed)", "steps_against_sequence(step_layer",
+        "check_classifier_gradients(ARGS.seed)", "check_masked_layer(ARGS.seed)",
+        "ragged_models = run_problem_3b(",
+    ),
+}
+
 __all__ = [
     # Problems 1-2: the layers, the plain loops, and the gradient checks
-    "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "rnn_forward_loop",
+    "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "RNNCache", "rnn_forward_loop",
     "rnn_backward_loop", "direct_gradients_per_step",
     "input_products", "recurrent_products", "numerical_gradient", "rel_error",
     "check_gradients", "check_rnn_gradients",
@@ -2872,6 +2970,8 @@ __all__ = [
     # Problem 4: the measurements chapter 2 repeats for gated cells
     "accuracy_vs_length", "summarize_by_length", "plot_seed_dots",
     "style_accuracy_axes", "plot_accuracy_vs_length", "initial_model", "key_variants",
+    # the cells: one registry, extended by later chapters
+    "Cell", "CELLS", "make_layer", "random_layer",
 ]
 
 if __name__ == "__main__":

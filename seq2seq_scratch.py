@@ -87,13 +87,13 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+import gated_rnn_scratch
 import lesson_support as support
-from gated_rnn_scratch import CELL_NAMES, make_layer
 from language_model_scratch import (one_hot, output_layer, output_layer_backward,
                                     real_positions, sequence_cross_entropy_and_gradient)
 from lesson_support import add_to_class, format_table, save_figure
 from rnn_scratch import (adam_state, check_gradients, init_output_layer, log_softmax,
-                         numerical_gradient, rel_error, training_step)
+                         make_layer, numerical_gradient, rel_error, training_step)
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
@@ -412,12 +412,21 @@ def encoder_backward(layers, d_memory, d_final, lengths):
 # layers, and one direction and one layer.
 
 # %%
-def random_encoder(cell, bidirectional, n_layers, d_e=3, n_nodes=4, seed=0):
-    """An encoder (the list encoder_forward takes) of float64 layers from make_layer,
-    for the checks."""
+# Chapter 2's cells whose first state is their output (Cell.state_is_output): the
+# decoder's state s_t must be what attention queries and the output layer reads.
+CELLS = {key: cell for key, cell in gated_rnn_scratch.CELLS.items()
+         if cell.state_is_output}
+
+
+def random_encoder(cell, bidirectional, n_layers, d_e=3, n_nodes=4, seed=0, *,
+                   cells=None):
+    """An encoder (the list encoder_forward takes) of float64 layers from make_layer
+    (cells: None, this chapter's CELLS), for the checks."""
     rng = np.random.default_rng(seed)
     n_dirs = 2 if bidirectional else 1
-    return [[make_layer(cell, d_e if k == 0 else n_dirs * n_nodes, n_nodes, rng)
+    cells = CELLS if cells is None else cells
+    return [[make_layer(cell, d_e if k == 0 else n_dirs * n_nodes, n_nodes, rng,
+                        cells=cells)
              for _ in range(n_dirs)] for k in range(n_layers)]
 
 
@@ -468,7 +477,7 @@ def check_encoder(cell="gru", bidirectional=True, n_layers=2, seed=0):
 if __name__ == "__main__":
     print("Section 3: the encoder, checked on a padded batch (lengths 5, 2, 4)")
     rows, passed = [], True
-    for cell in CELL_NAMES:
+    for cell in CELLS:
         for bidirectional, n_layers in ((True, 2), (False, 1)):
             worst, errors = check_encoder(cell, bidirectional, n_layers, ARGS.seed)
             rows.append([cell, "both" if bidirectional else "forward", str(n_layers),
@@ -767,7 +776,8 @@ class ScratchSeq2Seq:
     ----------
     n_nodes : int, default 64: each encoder direction's size, and the attention size
     embedding_dim : int, default 32: d_e, both embeddings
-    cell : {"rnn", "gru", "lstm"}, default "gru": every layer's cell (make_layer)
+    cell : a key of cells, default "gru": every layer's cell (make_layer); "rnn", "lstm"
+        and "gru" here
     attention : bool, default True
     bidirectional : bool, default True: the encoder reads both ways; the decoder's size
         is then 2 * n_nodes, else n_nodes
@@ -777,6 +787,8 @@ class ScratchSeq2Seq:
     clip_norm : float or None, default 1.0
     dtype : np.float32 (default) or np.float64
     random_state : int or None; verbose : bool or int (as the language model's)
+    cells : a CELLS mapping (keyword only), or None (default): this chapter's CELLS;
+        only cells whose first state is their output (Cell.state_is_output)
 
     Attributes after fit: source_vocab_, target_vocab_ (sorted target characters, then
     "<eos>", then "<bos>"), loss_history (each epoch's mean training loss, nats per
@@ -788,13 +800,14 @@ class ScratchSeq2Seq:
     def __init__(self, n_nodes=64, embedding_dim=32, cell="gru", attention=True,
                  bidirectional=True, n_layers=1, batch_size=64, epochs=10,
                  learning_rate=0.005, optimizer="adam", clip_norm=1.0, dtype=np.float32,
-                 random_state=None, verbose=False):
+                 random_state=None, verbose=False, *, cells=None):
         self.n_nodes, self.embedding_dim, self.cell = n_nodes, embedding_dim, cell
         self.attention, self.bidirectional = attention, bidirectional
         self.n_layers, self.batch_size, self.epochs = n_layers, batch_size, epochs
         self.learning_rate = learning_rate
         self.optimizer, self.clip_norm, self.dtype = optimizer, clip_norm, dtype
         self.random_state, self.verbose = random_state, verbose
+        self.cells = cells
 
     def parameters(self):
         """Every trainable array by name (the arrays themselves)."""
@@ -823,8 +836,11 @@ def _check_settings(self):
     """Every hyperparameter, before anything changes."""
     sizes = ("n_nodes", "embedding_dim", "n_layers", "epochs", "batch_size")
     support.check_hyperparameters(self, sizes)
-    if self.cell not in CELL_NAMES:
-        raise ValueError(f"cell must be one of {list(CELL_NAMES)}; got {self.cell!r}.")
+    cells = CELLS if self.cells is None else self.cells
+    usable = [key for key, cell in cells.items() if cell.state_is_output]
+    if self.cell not in usable:
+        raise ValueError(f"cell must be one of {usable} (a cell whose first state is "
+                         f"its output); got {self.cell!r}.")
     for name in ("attention", "bidirectional"):
         if not isinstance(getattr(self, name), (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False; "
@@ -837,12 +853,14 @@ def _init_weights(self, rng):
     dtype, d_e, n_nodes = np.dtype(self.dtype), self.embedding_dim, self.n_nodes
     d_h = d_s = self.n_dirs * n_nodes
     self.src_embedding = rng.normal(size=(len(self.source_vocab_), d_e)).astype(dtype)
-    self.encoder = [[make_layer(self.cell, d_e if k == 0 else d_h, n_nodes, rng, dtype)
+    cells = CELLS if self.cells is None else self.cells
+    self.encoder = [[make_layer(self.cell, d_e if k == 0 else d_h, n_nodes, rng, dtype,
+                                cells=cells)
                      for _ in range(self.n_dirs)] for k in range(self.n_layers)]
     self.bridge_w, self.bridge_b = init_output_layer(d_h, d_s, rng, dtype)
     self.tgt_embedding = rng.normal(size=(len(self.target_vocab_), d_e)).astype(dtype)
     d_context = d_h if self.attention else 0
-    self.decoder = make_layer(self.cell, d_e + d_context, d_s, rng, dtype)
+    self.decoder = make_layer(self.cell, d_e + d_context, d_s, rng, dtype, cells=cells)
     if self.attention:
         self.att_w_q = init_output_layer(d_s, n_nodes, rng, dtype)[0]
         self.att_w_k = init_output_layer(d_h, n_nodes, rng, dtype)[0]
@@ -1306,7 +1324,7 @@ def check_model_gradients(cell, attention, bidirectional, n_layers, seed=0):
     return max(errors.values()), smallest, abs(loss + log_p.sum() / n_tokens)
 
 
-MODEL_CHECKS = [(cell, True, True, 2) for cell in CELL_NAMES] + [
+MODEL_CHECKS = [(cell, True, True, 2) for cell in CELLS] + [
     ("gru", False, True, 1), ("lstm", True, False, 1), ("rnn", False, False, 2)]
 
 if __name__ == "__main__":
@@ -1829,12 +1847,31 @@ if __name__ == "__main__":
 # %%
 EXERCISES = ("attend_backward", "beam_search_step")
 
+# How tests/test_notebook.py compares a fresh run of this notebook with the
+# committed one: the figure it first saves, and cells found by a line of their
+# source: "cpu_dependent", whose numbers depend on the CPU's BLAS kernels
+# (chapter 1, 4.5) and are not compared (their text and yes/no lines are);
+# "rounding", whose numbers below 1e-6 need only stay there.
+NOTEBOOK_CHECKS = {
+    "first_plot": "seq2seq_bottleneck.png",
+    "cpu_dependent": (
+        "model = ScratchSeq2Seq(epochs=ARGS.epochs",   # 6: training with attention
+        "no_attention = ScratchSeq2Seq(",              # 8: training without it
+        "beam_rows, beams = [], {}",                   # 8: decoding that model
+        "shown = first_of_each_format(",               # 8: the trained model's
+                                                       # attention
+        "variant_rows = encoder_variants(",            # 8: training four encoders
+    ),
+    "rounding": ("check_embedding(ARGS.seed)", "check_encoder(cell, bidirectional",
+                 "check_attention(ARGS.seed)", "check_model_gradients(cell, attention"),
+}
+
 __all__ = [
     "DATE_FORMATS", "make_date_data", "date_splits", "embedding_backward_loop",
     "embedding_backward", "reverse_within_lengths", "encoder_forward",
     "encoder_backward",
     "attention_loop", "masked_softmax", "attend", "attend_backward",
-    "length_pooled_batches", "ScratchSeq2Seq",
+    "length_pooled_batches", "CELLS", "ScratchSeq2Seq",
 ]
 
 if __name__ == "__main__":

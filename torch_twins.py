@@ -10,18 +10,44 @@ that builds or runs torch modules takes the imported torch module as its first a
 import numpy as np
 
 import gated_rnn_scratch as gs
-import rnn_scratch as rs
 
 
-def torch_layer(torch, layer):
-    """torch.nn.RNN, LSTM or GRU (matching the layer's class, batch_first, in its dtype)
-    holding the layer's weights. Returns (module, the names of our biases: ["b"] or
+def torch_layer(torch, layer, *, cells=None):
+    """The PyTorch twin of layer: the function of this module that its cell's entry in
+    cells names (Cell.twin; cells None: chapter 2's CELLS), called with the layer. The
+    entry is the one whose class is the layer's, or derives from it (chapter 2's
+    LSTM_BPTT is FastLSTM's base). Returns (module, the names of our biases: ["b"] or
     ["b_x", "b_h"])."""
-    cell = {rs.SimpleRNN_BPTT: "RNN", gs.LSTM_BPTT: "LSTM",
-            gs.GRU_BPTT: "GRU"}[type(layer)]
+    cells = gs.CELLS if cells is None else cells
+    twins = [cell.twin for cell in cells.values() if issubclass(cell.cls, type(layer))]
+    if not twins or twins[0] is None:
+        raise ValueError(f"{type(layer).__name__} has no PyTorch twin in torch_twins "
+                         f"(its cell's twin is {twins[0] if twins else 'not registered'}).")
+    return globals()[twins[0]](torch, layer)
+
+
+def torch_rnn(torch, layer):
+    """torch.nn.RNN holding a SimpleRNN_BPTT's weights (see torch_module)."""
+    return torch_module(torch, layer, "RNN")
+
+
+def torch_lstm(torch, layer):
+    """torch.nn.LSTM holding an LSTM_BPTT's weights (see torch_module)."""
+    return torch_module(torch, layer, "LSTM")
+
+
+def torch_gru(torch, layer):
+    """torch.nn.GRU holding a GRU_BPTT's weights (see torch_module)."""
+    return torch_module(torch, layer, "GRU")
+
+
+def torch_module(torch, layer, kind):
+    """torch.nn.<kind> (RNN, LSTM or GRU; batch_first, in the layer's dtype) holding the
+    layer's weights. Returns (module, the names of our biases: ["b"] or ["b_x",
+    "b_h"])."""
     params = layer.parameters()  # w_x, w_h, then one bias (b) or two (b_x, b_h)
     bias_names = list(params)[2:]
-    module = getattr(torch.nn, cell)(layer.n_features, layer.n_nodes, batch_first=True)
+    module = getattr(torch.nn, kind)(layer.n_features, layer.n_nodes, batch_first=True)
     module = module.to(getattr(torch, np.dtype(layer.dtype).name))
     with torch.no_grad():
         module.weight_ih_l0.copy_(torch.from_numpy(layer.w_x.T.copy()))

@@ -48,7 +48,7 @@ def torch_epoch(torch, text, cell, dtype):
         index = {ch: i for i, ch in enumerate(vocab)}
         idx = np.array([index[ch] for ch in text], dtype=np.int64)
         rng, n_nodes = np.random.default_rng(0), settings["n_nodes"]
-        rnn = gs.make_layer(cell, len(vocab), n_nodes, rng, dtype)
+        rnn = rs.make_layer(cell, len(vocab), n_nodes, rng, dtype, cells=lm.CELLS)
         w_y, b_y = rs.init_output_layer(n_nodes, len(vocab), rng, dtype)
         layer, linear, tdtype = torch_twin(torch, rnn, w_y, b_y)
         params = list(layer.parameters()) + list(linear.parameters())

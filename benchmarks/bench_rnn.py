@@ -152,9 +152,10 @@ def gemm_peak_gflops(dtype, n=2048, repeats=5):
 
 
 def make_layer_case(size, dtype, seed=0, layer_class=rs.SimpleRNN_BPTT):
-    """Random weights for layer_class (one block of columns for the vanilla layer, 4 for the LSTM,
-    3 for the GRU), an input x, h0 and dL/dh for every step. Returns (weights, x, h0, dh)."""
-    n_blocks, n_biases = {rs.SimpleRNN_BPTT: (1, 1), gs.LSTM_BPTT: (4, 1), gs.GRU_BPTT: (3, 2)}[layer_class]
+    """Random weights for layer_class (layer_class.n_blocks blocks of columns: 1 for the vanilla
+    layer, 4 for the LSTM, 3 for the GRU), an input x, h0 and dL/dh for every step. Returns
+    (weights, x, h0, dh)."""
+    n_blocks, n_biases = layer_class.n_blocks, len(layer_class.parameter_names) - 2
     batch_size, n_sequences, n_features, n_nodes = size
     rng = np.random.default_rng(seed)
     w_x = (rng.normal(size=(n_features, n_blocks * n_nodes)) / np.sqrt(n_features)).astype(dtype)
@@ -354,7 +355,7 @@ def main(argv=None):
                 f"| {np.dtype(dtype).name} | {size} | {m['none'][0]:.2f} | {fmt_ms(m['full'], 2)} | "
                 f"{fmt_ratio(m['full'], m['none'])} | {fmt_ms(m['ragged'], 2)} | {fmt_ratio(m['ragged'], m['none'])} | "
                 f"{fmt_ms(m['half'], 2)} | {fmt_ratio(m['half'], m['none'])} |")
-            for cell, layer_class in (("LSTM", gs.LSTM_BPTT), ("GRU", gs.GRU_BPTT)):
+            for cell, layer_class in (("LSTM", gs.CELLS["lstm"].cls), ("GRU", gs.CELLS["gru"].cls)):
                 gated_weights, gx, gh0, gdh = make_layer_case(size, dtype, layer_class=layer_class)
                 fns = {"ours": numpy_pass(layer_class(*gated_weights), gx, gh0, gdh)}
                 if torch is not None:

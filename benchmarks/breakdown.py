@@ -54,11 +54,11 @@ from bench_rnn import (QUICK_SIZES, SIZES, assert_same, blas_description,  # noq
                        load_torch, make_layer_case, numpy_pass, settle)
 from torch_twins import torch_pass  # noqa: E402
 
-CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
+CELLS = gs.CELLS   # the course's registry: --cells takes its keys (rnn, lstm, gru)
 # The elementwise work each layer's loops do per step besides its products and exp/tanh (no
 # padding, dL/dh at every step): (NumPy calls, passes over a (batch_size, n_nodes) array; a
 # call over k gate blocks makes k passes). Counted from the lessons' code on 2026-12-01:
-#   vanilla  forward a_t += rec; backward d *= g_t, g_t += dh                    3 calls, 3
+#   rnn      forward a_t += rec; backward d *= g_t, g_t += dh                    3 calls, 3
 #   lstm     forward a_t += rec (4 passes), + 1 (4), 1 / (4), c~ = 2 s - 1 (2 calls), c_t
 #            (3 calls), h_t: 9 calls, 18 passes; backward gamma (5 calls), the slopes
 #            (2 calls, 8 passes), the factors (5), delta (1 call, 4 passes), the cell's
@@ -68,7 +68,7 @@ CELLS = {"vanilla": rs.SimpleRNN_BPTT, "lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}
 #            its copy and d_n r with its copy (3), the reset gate's (6) and the update
 #            gate's (7), g_h (3):
 #            24 calls, 24 passes                                                34 calls, 39
-STEP_WORK = {"vanilla": (3, 3), "lstm": (24, 42), "gru": (34, 39)}
+STEP_WORK = {"rnn": (3, 3), "lstm": (24, 42), "gru": (34, 39)}
 
 
 def gemm_parts(w_x, w_h, x, h0):
@@ -104,7 +104,7 @@ def gemm_parts(w_x, w_h, x, h0):
 def transcendental_part(cell, x, n_nodes):
     """A function making only the layer's exp and tanh calls for one forward pass."""
     batch_size, n_sequences, _ = x.shape
-    exp_width = {"vanilla": 0, "lstm": 4 * n_nodes, "gru": 2 * n_nodes}[cell]
+    exp_width = {"rnn": 0, "lstm": 4 * n_nodes, "gru": 2 * n_nodes}[cell]
     rng = np.random.default_rng(1)
     a = rng.normal(size=(n_sequences, batch_size, exp_width)).astype(x.dtype)
     c = rng.normal(size=(n_sequences, batch_size, n_nodes)).astype(x.dtype)
@@ -154,7 +154,7 @@ def interleaved(fns, rounds, least_ms=20.0, calls_per_round=None):
 
 
 def breakdown_row(torch, cell, size, dtype, rounds):
-    layer_class = CELLS[cell]
+    layer_class = CELLS[cell].cls
     weights, x, h0, dh = make_layer_case(size, dtype, layer_class=layer_class)
     layer = layer_class(*weights)
     ours = numpy_pass(layer, x, h0, dh)
@@ -249,7 +249,7 @@ def table(rows):
                       f"{r['torch']:.2f} / {r['torch_off']:.2f} | {r['ratio']:.2f}× "
                       f"({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {r['floor_ratio']:.2f}×")
         bound_ratio = "n/a" if "torch" not in r else f"{r['bound_ratio']:.2f}×"
-        lines.append(f"| {r['cell']} | {r['size']} | {r['ours']:.2f} | {r['rec']:.2f} | "
+        lines.append(f"| {CELLS[r['cell']].name} | {r['size']} | {r['ours']:.2f} | {r['rec']:.2f} | "
                      f"{r['big']:.2f} | {r['floor']:.2f} | {r['overhead']:.2f} | "
                      f"{r['rest']:.2f} | {r['transcendentals']:.2f} | "
                      f"{r['ours'] / r['floor']:.2f}× | {torch_part} | {r['bound']:.2f} | "

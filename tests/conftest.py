@@ -17,7 +17,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gated_rnn_scratch  # noqa: E402
-import rnn_scratch  # noqa: E402
+from toy_cell import TOY  # noqa: E402
+
+# The cells the parametrised tests run on: every cell of the course (chapter 2's registry),
+# and a toy cell registered here alone (toy_cell.py): no w_h, a state of shape
+# (batch_size, n_nodes, 2) that is not its output. Adding a cell to a chapter's CELLS adds it
+# to these tests.
+TEST_CELLS = {**gated_rnn_scratch.CELLS, "toy": TOY}
 
 # The slow end-to-end runs — every notebook re-executed in a fresh kernel, and whole chapters run
 # as scripts — take minutes more than the rest of the suite together, so they run only when asked
@@ -28,26 +34,21 @@ whole_chapter_run = pytest.mark.skipif(
     not RUN_NOTEBOOKS, reason="a whole chapter run as a script (a minute or more) is off: run "
     "RUN_NOTEBOOKS=1 python -m pytest to include it (CI always does)")
 
-LAYERS = {"rnn": (rnn_scratch.SimpleRNN_BPTT, 1, 1), "lstm": (gated_rnn_scratch.LSTM_BPTT, 4, 1),
-          "gru": (gated_rnn_scratch.GRU_BPTT, 3, 2)}   # class, blocks of columns, biases
 
+def build_random_layer(cell, shape, seed=0, dtype=np.float64, *, cells=None):
+    """A layer of the cell keyed `cell` with random weights (its registry entry's random:
+    weights N(0, 0.6^2) and biases N(0, 0.2^2) for the course's cells), and a batch for it.
 
-def build_random_layer(cell, shape, seed=0, dtype=np.float64):
-    """A layer of cell "rnn", "lstm" or "gru" with random weights, and a batch for it.
-
-    shape : (batch_size, n_sequences, n_features, n_nodes). Weights N(0, 0.6^2), biases
-    N(0, 0.2^2); x N(0, 1) and h0 N(0, 0.5^2), all from np.random.default_rng(seed).
-    Returns (layer, x, h0, rng), rng ready for further draws (dh, c0, ...).
+    shape : (batch_size, n_sequences, n_features, n_nodes); cells : a CELLS mapping, or None
+    (chapter 2's with the toy cell of toy_cell.py). x N(0, 1) and the first initial state
+    N(0, 0.5^2), in the layer's state shape, all from np.random.default_rng(seed) after the
+    weights. Returns (layer, x, h0, rng), rng ready for further draws (dh, c0, ...).
     """
     batch_size, n_sequences, n_features, n_nodes = shape
-    layer_class, blocks, n_biases = LAYERS[cell]
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(0, 0.6, (n_features, blocks * n_nodes)),
-               rng.normal(0, 0.6, (n_nodes, blocks * n_nodes)),
-               *(rng.normal(0, 0.2, blocks * n_nodes) for _ in range(n_biases))]
-    layer = layer_class(*(w.astype(dtype) for w in weights))
+    layer = (TEST_CELLS if cells is None else cells)[cell].random(n_features, n_nodes, rng, dtype)
     x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
-    h0 = rng.normal(0, 0.5, (batch_size, n_nodes)).astype(dtype)
+    h0 = rng.normal(0, 0.5, layer.state_shape(layer.state_names[0], batch_size)).astype(dtype)
     return layer, x, h0, rng
 
 

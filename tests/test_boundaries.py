@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from lesson_support import CHAPTERS   # the one list of chapters
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")
 EVERY_FILE = sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "tests", "*.py"))
                     + glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
                     + glob.glob(os.path.join(ROOT, "tools", "*.py")))
@@ -97,26 +98,25 @@ def test_the_boundary_checks_can_fail():
 
 def test_importing_a_later_chapter_changes_no_earlier_one(tmp_path):
     # A class may grow across the cells of its own chapter (add_to_class), never across
-    # chapters: importing chapters 2 to 4 leaves the earlier chapters' classes as they were.
+    # chapters: importing a later chapter leaves every earlier chapter's classes, and its
+    # module-level dicts (such as its registry of cells, CELLS), as they were.
     import subprocess
     import sys
 
-    code = ("import inspect, rnn_scratch\n"
-            "def snapshot(*modules):\n"
-            "    return {(m.__name__, n, k): v for m in modules for n, c in vars(m).items()\n"
-            "            if inspect.isclass(c) and c.__module__ == m.__name__\n"
-            "            for k, v in vars(c).items()}\n"
-            "chapter_1 = snapshot(rnn_scratch)\n"
-            "import gated_rnn_scratch\n"
-            "chapters_1_2 = snapshot(rnn_scratch, gated_rnn_scratch)\n"
-            "import language_model_scratch\n"
-            "chapters_1_3 = snapshot(rnn_scratch, gated_rnn_scratch, language_model_scratch)\n"
-            "import seq2seq_scratch\n"
-            "same = (snapshot(rnn_scratch) == chapter_1\n"
-            "        and snapshot(rnn_scratch, gated_rnn_scratch) == chapters_1_2\n"
-            "        and snapshot(rnn_scratch, gated_rnn_scratch, language_model_scratch)\n"
-            "            == chapters_1_3)\n"
-            "print(same, len(chapters_1_2))\n")
+    code = ("import importlib, inspect\n"
+            f"chapters = {list(CHAPTERS)!r}\n"
+            "def snapshot(names):\n"
+            "    found = {}\n"
+            "    for m in map(importlib.import_module, names):\n"
+            "        for n, v in vars(m).items():\n"
+            "            if inspect.isclass(v) and v.__module__ == m.__name__:\n"
+            "                found.update({(m.__name__, n, k): a for k, a in vars(v).items()})\n"
+            "            elif isinstance(v, dict) and not n.startswith('__'):\n"
+            "                found[m.__name__, n] = [(k, id(a)) for k, a in v.items()]\n"
+            "    return found\n"
+            "taken = [snapshot(chapters[:i + 1]) for i in range(len(chapters))]\n"
+            "same = all(snapshot(chapters[:i + 1]) == taken[i] for i in range(len(chapters)))\n"
+            "print(same, len(taken[1]))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": ROOT,
                                             "PYTHONDONTWRITEBYTECODE": "1"})

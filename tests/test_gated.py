@@ -181,7 +181,8 @@ def test_lstm_classifier_starts_with_forget_bias_one_and_orthogonal_gate_blocks(
 def test_gated_classifier_has_chapter_1_api_and_errors(model_class):
     X, y = rs.make_temporal_order_data(20, 8, rng=1)
     model = model_class(n_nodes=4, epochs=2, random_state=0).fit(X, y, X, y)
-    assert type(model.rnn) is {"lstm": gs.LSTM_BPTT, "gru": gs.GRU_BPTT}[model_class.cell]
+    assert type(model.rnn) is gs.CELLS[model.cell].cls
+    assert type(model.rnn) is {"lstm": gs.FastLSTM, "gru": gs.FastGRU}[model.cell]
     assert model.predict_proba(X).shape == (20, len(model.classes_))
     assert len(model.loss_history) == len(model.val_accuracy_history) == 2
     with pytest.raises(support.NotFittedError):
@@ -197,12 +198,12 @@ def test_a_gated_cell_learns_a_length_where_the_vanilla_rnn_does_not():
     X_val, y_val = rs.make_temporal_order_data(300, 60, rng=2000)
     settings = dict(epochs=6, dtype=np.float32, random_state=0, stop_at_accuracy=0.95)
     lstm = gs.ScratchLSTMClassifier(**settings).fit(X, y, X_val, y_val)
-    vanilla = gs.EarlyStoppingClassifier(**settings).fit(X, y, X_val, y_val)
+    vanilla = gs.ScratchRNNClassifier(**settings).fit(X, y, X_val, y_val)
     assert lstm.val_accuracy_history[-1] >= 0.95, lstm.val_accuracy_history
     assert max(vanilla.val_accuracy_history) <= 0.35, vanilla.val_accuracy_history
 
 
-@pytest.mark.parametrize("model_class", [gs.EarlyStoppingClassifier, gs.ScratchGRUClassifier])
+@pytest.mark.parametrize("model_class", [gs.ScratchRNNClassifier, gs.ScratchGRUClassifier])
 def test_stop_at_accuracy_stops_after_the_epoch_that_reaches_it(model_class):
     X, y = rs.make_temporal_order_data(400, 10, rng=3)
     model = model_class(n_nodes=8, epochs=30, random_state=0, stop_at_accuracy=0.9).fit(X, y, X, y)
@@ -218,7 +219,7 @@ def test_stop_at_accuracy_without_validation_data_is_an_error_not_ignored():
     with pytest.raises(ValueError, match="stop_at_accuracy needs validation data"):
         gs.ScratchLSTMClassifier(n_nodes=4, epochs=2, stop_at_accuracy=0.9).fit(X, y)
     with pytest.raises(ValueError, match="stop_at_accuracy must be a positive number"):
-        gs.EarlyStoppingClassifier(stop_at_accuracy=-1).fit(X, y, X, y)
+        gs.ScratchRNNClassifier(stop_at_accuracy=-1).fit(X, y, X, y)
 
 
 def test_chapter_1_classifier_has_no_chapter_2_parameter():
@@ -236,3 +237,30 @@ def test_importing_chapter_2_has_no_side_effects(tmp_path):
                             env=dict(os.environ, PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "False\n" and result.stderr == "" and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("fast, plain", [("FastLSTM", "LSTM_BPTT"), ("FastGRU", "GRU_BPTT")])
+def test_the_fast_layers_compute_what_the_plain_vectorised_layers_compute(fast, plain, padded,
+                                                                          random_layer):
+    # Section 3b's one-exp layers against section 1-2's layers, which read like the equations:
+    # the same states, gates and gradients to rounding, with the LSTM's c0 and dc_T.
+    cell = "lstm" if "LSTM" in fast else "gru"
+    layer, x, h0, states, dh, lengths = case(random_layer, cell, (4, 6, 3, 5), 11, True, padded)
+    ends = {"dc_T": np.ones_like(h0)} if cell == "lstm" else {}
+    weights = layer.parameters().values()
+    fast_layer, plain_layer = getattr(gs, fast)(*weights), getattr(gs, plain)(*weights)
+    assert type(fast_layer) is not type(plain_layer) and isinstance(fast_layer, type(plain_layer))
+    results = []
+    for each in (fast_layer, plain_layer):
+        h_T, hs = each.forward(x, h0, lengths=lengths, **states)
+        results.append((h_T, hs, each.final_state, each.backward(dh, **ends),
+                        getattr(each, "gates", {})))
+    (f_T, f_hs, f_final, f_grads, f_gates), (p_T, p_hs, p_final, p_grads, p_gates) = results
+    np.testing.assert_allclose(f_hs, p_hs, rtol=1e-12, atol=1e-13)
+    for a, b in zip(f_final, p_final):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    for name in p_grads:
+        np.testing.assert_allclose(f_grads[name], p_grads[name], rtol=1e-11, atol=1e-12, err_msg=name)
+    for name in p_gates:
+        np.testing.assert_allclose(f_gates[name], p_gates[name], rtol=1e-12, atol=1e-13, err_msg=name)

@@ -3,6 +3,7 @@ RUN_NOTEBOOKS=1), committed with real outputs; and its markdown and code render 
 import copy
 import difflib
 import html
+import importlib
 import json
 import os
 import re
@@ -21,9 +22,6 @@ from conftest import RUN_NOTEBOOKS  # noqa: E402
 
 FIX = "python tools/sync_notebook.py"
 CELL_TIMEOUT = 600  # seconds for any one cell; a whole chapter takes a minute or two
-FIRST_PLOT = {"rnn_scratch": "training_loss_curve.png", "gated_rnn_scratch": "gated_accuracy_vs_length.png",
-              "language_model_scratch": "reber_next_symbol.png",
-              "seq2seq_scratch": "seq2seq_bottleneck.png"}
 
 
 def paths(name):
@@ -83,66 +81,28 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel(lesson, fresh_run):
     nb, workdir = fresh_run
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    assert (workdir / "plots" / FIRST_PLOT[lesson]).is_file()  # plots went to the temporary folder
+    assert (workdir / "plots" / checks_of(lesson, "first_plot")).is_file()  # plots went to the temporary folder
     # and every figure saved is also shown on the page
     shown = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                 for o in c.outputs)
     assert shown == len(list((workdir / "plots").glob("*.png"))), shown
 
 
-# Cells whose printed numbers depend on the CPU's BLAS kernels (the lesson's section "Why your
-# numbers may differ from these" explains why): training runs near the edge of what they can learn.
-# They are found by a line of their source. Their numbers are not compared; their text is, and so
-# are the yes/no lines they print, which state the claims of the prose in a form that held on
-# every kernel tried (OpenBLAS SkylakeX, Haswell and Prescott).
-CPU_DEPENDENT_CELLS = {
-    "rnn_scratch": (
-        "length_results = accuracy_vs_length()",      # 4.2: accuracy against length
-        "reach = gradient_reach(length_results)",     # 4.2: the trained 60-step model's gradient
-        "small_results = accuracy_vs_length(",         # 4.2: the small-start sweep
-        "clip_models = clipping_experiment()",         # 4.4: SGD at the edge of stability
-    ),
-    "gated_rnn_scratch": (
-        "sweep = gated_sweep(",                        # 5: training at 20, 50 and 100 steps
-        "curves[row[\"cell\"], weights] =",             # 6: gradients of the trained models
-        "zero_bias = accuracy_vs_length(",             # 7: training without the forget bias
-        "lstm_50 = [",                                 # 8: the trained LSTM's cell
-    ),
-    "language_model_scratch": (
-        "reber_models, reber_rows, reber_test = reber_experiment(",   # 4: training on the grammar
-        "text = stdlib_docstrings()",                  # 5: the text depends on the Python version
-        "text_results = text_experiment(",             # 5: training on the text
-        "trunc_rows = truncation_experiment(",         # 6: training with other chunk lengths
-    ),
-    "seq2seq_scratch": (
-        "model = ScratchSeq2Seq(epochs=ARGS.epochs",    # 6: training with attention
-        "no_attention = ScratchSeq2Seq(",               # 8: training without it
-        "beam_rows, beams = [], {}",                    # 8: decoding that model
-        "shown = first_of_each_format(",                # 8: the trained model's attention
-        "variant_rows = encoder_variants(",             # 8: training four encoders
-    ),
-}
-# Cells that print text the model generated: with other kernels every symbol may differ, so only
-# their header lines ("--- temperature 0.2:") are compared.
-GENERATED_TEXT_CELLS = {"language_model_scratch": ("best_model.sample(",)}
-# Cells that print rounding-level numbers: gradient-check errors and fast-against-plain
-# differences, whose last digits depend on the BLAS kernel's order of summation. In these cells
-# a number below ROUNDING_LEVEL need only stay below it; everywhere else (4.1's tiny gradient
-# norms, for instance) every printed number must match.
-ROUNDING_CELLS = {
-    "rnn_scratch": ("compare_forward_with_plain_loop(ARGS.seed)", "run_problem_2(seed=ARGS.seed)",
-                    "check_classifier_gradients(ARGS.seed)", "check_masked_layer(ARGS.seed)",
-                    "ragged_models = run_problem_3b(", "bptt_slip_gallery(ARGS.seed)",
-                    "steps_against_sequence(step_layer"),
-    "gated_rnn_scratch": ("compare_lstm_with_plain_loops(ARGS.seed)",
-                          "compare_gru_with_plain_loops(ARGS.seed)",
-                          "check_gated_gradients(ARGS.seed)"),
-    "language_model_scratch": ("compare_output_layer_with_loop(ARGS.seed)",
-                               "check_language_model_gradients(ARGS.seed)",
-                               "truncation_checks(ARGS.seed)"),
-    "seq2seq_scratch": ("check_embedding(ARGS.seed)", "check_encoder(cell, bidirectional",
-                        "check_attention(ARGS.seed)", "check_model_gradients(cell, attention"),
-}
+# What each chapter says of its own notebook (its NOTEBOOK_CHECKS): the figure it first saves;
+# the cells whose printed numbers depend on the CPU's BLAS kernels (chapter 1's "Why your numbers
+# may differ from these"), training runs near the edge of what they can learn, whose numbers are
+# not compared (their text is, and so are the yes/no lines they print, which state the claims of
+# the prose in a form that held on every kernel tried: OpenBLAS SkylakeX, Haswell and Prescott);
+# cells printing generated text, of which only the header lines ("--- temperature 0.2:") are
+# compared; and cells printing rounding-level numbers (gradient-check errors, fast-against-plain
+# differences), where a number below ROUNDING_LEVEL need only stay below it. Everywhere else
+# (chapter 1's 4.1 tiny gradient norms, for instance) every printed number must match. Cells are
+# found by a line of their source.
+def checks_of(lesson, kind):
+    """The chapter's NOTEBOOK_CHECKS[kind] (() where it has none)."""
+    return importlib.import_module(lesson).NOTEBOOK_CHECKS.get(kind, ())
+
+
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?")
 TIMING = re.compile(r"\d+(?:\.\d+)? s\b")       # "in 1.2 s": wall-clock time, never compared
 ROUNDING_LEVEL = 1e-6  # gradient-check errors and fast-vs-plain differences: rounding, machine-specific
@@ -220,11 +180,11 @@ def test_committed_notebook_prints_what_a_fresh_run_prints(lesson, committed, fr
         assert old_kinds == fresh_kinds, (
             f"cell {i} gives outputs {sorted(fresh_kinds)} when run, but the committed notebook holds "
             f"{sorted(old_kinds)}: run {FIX}\n{old.source[:300]}")
-        cpu_dependent = any(marker in old.source for marker in CPU_DEPENDENT_CELLS[lesson])
+        cpu_dependent = any(marker in old.source for marker in checks_of(lesson, "cpu_dependent"))
         fresh_text, old_text = printed_text(fresh), printed_text(old)
-        if any(marker in old.source for marker in GENERATED_TEXT_CELLS.get(lesson, ())):
+        if any(marker in old.source for marker in checks_of(lesson, "generated_text")):
             fresh_text, old_text = (headers_only(t) for t in (fresh_text, old_text))
-        rounding = any(marker in old.source for marker in ROUNDING_CELLS[lesson])
+        rounding = any(marker in old.source for marker in checks_of(lesson, "rounding"))
         problems = compare_printed_text(fresh_text, old_text, cpu_dependent, rounding)
         assert not problems, (f"cell {i} prints other text than the committed notebook holds "
                               f"(run {FIX}):\n" + "\n".join(problems[:10]) + f"\n--- cell source:\n{old.source[:300]}")
@@ -236,9 +196,11 @@ def headers_only(text):
 
 
 def test_every_cpu_dependent_cell_is_still_in_the_lesson(lesson, committed):
-    sources = [c.source for c in committed.cells if c.cell_type == "code"]
-    for marker in (CPU_DEPENDENT_CELLS[lesson] + GENERATED_TEXT_CELLS.get(lesson, ())
-                   + ROUNDING_CELLS[lesson]):
+    # (the cell that lists the markers holds them too; it is not one of them)
+    sources = [c.source for c in committed.cells
+               if c.cell_type == "code" and "NOTEBOOK_CHECKS = {" not in c.source]
+    for marker in (checks_of(lesson, "cpu_dependent") + checks_of(lesson, "generated_text")
+                   + checks_of(lesson, "rounding")):
         assert sum(marker in s for s in sources) == 1, f"no single cell holds {marker!r}"
 
 

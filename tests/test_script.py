@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import whole_chapter_run
+from lesson_support import CHAPTERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "rnn_scratch.py")
@@ -55,8 +56,7 @@ def test_problem_3_prints_one_line_per_epoch_only_when_verbose(verbose, capsys, 
     assert len(lines) == (2 if verbose else 0)
 
 
-@pytest.mark.parametrize("chapter", ["rnn_scratch", "gated_rnn_scratch", "language_model_scratch",
-                                     "seq2seq_scratch"])
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_importing_has_no_side_effects(tmp_path, chapter):
     code = f"import sys, {chapter}; print('matplotlib' in sys.modules)"
     result = run(["-c", code], cwd=tmp_path)

@@ -19,7 +19,9 @@ from jupytext.cli import jupytext as jupytext_cli
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LESSONS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")   # the chapters, in order: each NAME.py + NAME.ipynb
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from lesson_support import CHAPTERS as LESSONS  # noqa: E402  (the chapters, in order)
 KEPT_METADATA = ("jupytext", "kernelspec")
 
 
