@@ -42,7 +42,7 @@
 #    `FastLSTM` and `FastGRU`, the same layers with one `exp` for their
 #    gates, which the models use because they are faster.
 # 4. **Classifiers** — the two cells join chapter 1's registry of cells
-#    (`CELLS`), and chapter 1's classifier takes any of the three:
+#    (`CELLS`), and chapter 1's classifier, extended, takes any of the three:
 #    `ScratchRNNClassifier(cell=...)`, with the presets `ScratchLSTMClassifier`
 #    and `ScratchGRUClassifier`.
 # 5. **The result** — accuracy against sequence length up to 100 steps
@@ -251,11 +251,12 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
 # holds the activations $i, f, \tilde c, o$ of every step (batch-first);
 # and `backward(dh, dc_T=...)` also takes a gradient arriving at the final
 # cell state from outside, so the layer can be run a piece at a time with
-# its state carried, forward and backward. Three small methods hold the
+# its state carried, forward and backward. Four small methods hold the
 # arithmetic of the gates — the weights the loop multiplies by
-# (`_gate_weights`), the activation of the gates (`_activate`) and their
+# (`_gate_weights`), where the candidate $\tilde c_t$ is kept
+# (`_candidates`), the activation of the gates (`_activate`) and their
 # gradients (`_gate_deltas`) — so that section 3b can replace just those
-# with faster arithmetic.
+# with faster arithmetic; the few lines that exist for 3b's sake say so.
 
 # %%
 class LSTMCache(NamedTuple):
@@ -265,9 +266,9 @@ class LSTMCache(NamedTuple):
     h0: np.ndarray               # (B, H), the initial output
     c0: np.ndarray               # (B, H), the initial cell
     gates: np.ndarray            # (T, B, 4H), the activated gates i_t, f_t, c~_t, o_t
-                                 # (FastLSTM: s_t = sigma(2 a~_t) in place of c~_t)
-    c_tilde: np.ndarray          # (T, B, H), the candidates c~_t (LSTM_BPTT: a view
-                                 # of the gates' third block)
+                                 # (section 3b's layer keeps another form of c~_t here)
+    c_tilde: np.ndarray          # (T, B, H), the candidates c~_t (here a view of the
+                                 # gates' third block; 3b's layer keeps them apart)
     c: np.ndarray                # (T, B, H), the cells c_t
     tanh_c: np.ndarray           # (T, B, H), tanh(c_t)
     h: np.ndarray                # (T, B, H), the outputs h_t
@@ -307,7 +308,7 @@ class LSTM_BPTT(RecurrentLayer):
         batch_first = cache.gates.transpose(1, 0, 2)
         self.gates = {k: batch_first[:, :, j * H:(j + 1) * H]
                       for j, k in enumerate("ifgo")}
-        self.gates["g"] = cache.c_tilde.transpose(1, 0, 2)
+        self.gates["g"] = cache.c_tilde.transpose(1, 0, 2)   # the same here; for 3b
         if pad is None:
             self.cs = cache.c.transpose(1, 0, 2)
             return cache.h[-1], cache.h.transpose(1, 0, 2)
@@ -352,7 +353,7 @@ class LSTM_BPTT(RecurrentLayer):
 
 
 # %% [markdown]
-# The three methods with the gates' arithmetic, exactly the equations:
+# The four methods with the gates' arithmetic, exactly the equations:
 # the loop multiplies by the layer's own weights; the gates are activated
 # by $\sigma$ and tanh, the candidate staying in its block of `gates`; and
 # the backward pass's four $\delta$ are the four equations of
@@ -383,11 +384,12 @@ def _activate(self, a_t, c_tilde_t):
 
 
 @add_to_class(LSTM_BPTT)
-def _gate_deltas(self, d_t, a_t, gamma, g_h, c_tilde_t, c_prev, tanh_c_t, work):
-    """delta_t = dL/da_t into d_t (batch_size, 4H), from step t's activated gates a_t,
-    gamma_t, g_t, c~_t, c_{t-1} and tanh(c_t); work: a scratch array like d_t."""
+def _gate_deltas(self, d_t, acts, gamma, g_h, c_tilde_t, c_prev, tanh_c_t, work):
+    """delta_t = dL/da_t into d_t (batch_size, 4H), from step t's gates acts (the
+    activations [i | f | c~ | o]), gamma_t, g_t, c~_t, c_{t-1} and tanh(c_t); work: a
+    scratch array like d_t (unused here; 3b's faster form needs it)."""
     H = self.n_nodes
-    i, f, o = a_t[:, :H], a_t[:, H:2 * H], a_t[:, 3 * H:]
+    i, f, o = acts[:, :H], acts[:, H:2 * H], acts[:, 3 * H:]
     d_t[:, :H] = gamma * c_tilde_t * i * (1 - i)             # gamma c~ sigma'
     d_t[:, H:2 * H] = gamma * c_prev * f * (1 - f)           # gamma c_{t-1} sigma'
     d_t[:, 2 * H:3 * H] = gamma * i * (1 - c_tilde_t ** 2)   # gamma i tanh'
@@ -413,17 +415,17 @@ def backward(self, dh, input_gradient=True, *, dc_T=None, cache=None):
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
         dh_T = dh_tm[-1]
     d_a = np.empty_like(gates)  # dL/da_t, all four blocks, every step
-    work = np.empty((batch_size, 4 * H), self.dtype)      # scratch for _gate_deltas
+    work = np.empty((batch_size, 4 * H), self.dtype)   # scratch for 3b's _gate_deltas
     g_h = dh_T.copy()                             # g_T = g-hat_T
     along_cell = (np.zeros((batch_size, H), self.dtype) if dc_T is None else
                   support.check_state(self, dc_T, "dc_T", batch_size).copy())
     for t in reversed(range(n_sequences)):
-        a_t, d_t = gates[t], d_a[t]               # a_t: step t's activated gates
-        f, o = a_t[:, H:2 * H], a_t[:, 3 * H:]
+        acts, d_t = gates[t], d_a[t]              # step t's activated gates
+        f, o = acts[:, H:2 * H], acts[:, 3 * H:]
         c_prev = c[t - 1] if t > 0 else c0
         # gamma_t = dL/dc_t: through h_t, plus what came along the cell from t+1
         gamma = g_h * o * (1 - tanh_c[t] ** 2) + along_cell
-        self._gate_deltas(d_t, a_t, gamma, g_h, c_tilde[t], c_prev, tanh_c[t], work)
+        self._gate_deltas(d_t, acts, gamma, g_h, c_tilde[t], c_prev, tanh_c[t], work)
         if pad is not None and pad[t].any():  # ended sequences: both pass straight
             rows = pad[t][:, None]
             d_t[pad[t]] = 0
@@ -850,16 +852,18 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## 3b. Making them fast: one `exp` for the gates (you may skip this)
 #
-# The layers above are correct and plain; this section makes them faster
-# without changing what they compute, and every model of the course uses
-# the result (`FastLSTM`, `FastGRU`) because it is faster. Nothing later
-# depends on how it works.
+# `LSTM_BPTT` and `GRU_BPTT` above are correct and read like their
+# equations; this section makes them faster without changing what they
+# compute, as subclasses, `FastLSTM` and `FastGRU`, which every model of the
+# course uses because they are faster. Nothing later depends on how they
+# work.
 #
 # NumPy's `tanh` is slow: in the table of `benchmarks/README.md`
 # ("Elementwise costs: why one exp for the gates") it costs about twice as
 # much per element as NumPy's `exp`, and more than ten multiplies, and an
-# LSTM step applies one of the two to every gate. So at every `forward` the
-# fast layer makes copies of its weights with the sigmoid gates' columns
+# LSTM step applies one of the two to every gate. So at every `_run` (every
+# `forward`, and every `step`) `FastLSTM` makes copies of its weights with
+# the sigmoid gates' columns
 # multiplied by $-1$ and the candidate's by $-2$ (`scaled_gate_columns`).
 # Scaling by $-1$ or $-2$ is exact in floating point and commutes with
 # every rounding of the products and sums, so the loop holds exactly
@@ -910,8 +914,9 @@ def scaled_gate_columns(arrays, scales, n_nodes):
 
 
 class FastLSTM(LSTM_BPTT):
-    """LSTM_BPTT with one exp for its four gates and the four slopes in one pass (see
-    the text): the same numbers to rounding, faster. The models' LSTM."""
+    """LSTM_BPTT with one exp for its four gates and its four slopes in two calls over
+    the whole block (see the text): the same numbers to rounding, faster. The models'
+    LSTM."""
 
     def _gate_weights(self):
         # Weights whose gate columns give -a^i, -a^f, -2 a~, -a^o (see above).
@@ -927,13 +932,13 @@ class FastLSTM(LSTM_BPTT):
         np.multiply(a_t[:, 2 * self.n_nodes:3 * self.n_nodes], 2, out=c_tilde_t)
         c_tilde_t -= 1                                # c~_t = tanh a~ = 2 s_t - 1
 
-    def _gate_deltas(self, d_t, a_t, gamma, g_h, c_tilde_t, c_prev, tanh_c_t, work):
+    def _gate_deltas(self, d_t, acts, gamma, g_h, c_tilde_t, c_prev, tanh_c_t, work):
         H = self.n_nodes
-        np.subtract(1, a_t, out=d_t)
-        d_t *= a_t                                # the four slopes s (1 - s)
+        np.subtract(1, acts, out=d_t)
+        d_t *= acts                               # the four slopes s (1 - s)
         np.multiply(gamma, c_tilde_t, out=work[:, :H])        # input:  gamma c~
         np.multiply(gamma, c_prev, out=work[:, H:2 * H])      # forget: gamma c_{t-1}
-        np.multiply(gamma, 4 * a_t[:, :H], out=work[:, 2 * H:3 * H])  # 4 gamma i
+        np.multiply(gamma, 4 * acts[:, :H], out=work[:, 2 * H:3 * H])  # 4 gamma i
         np.multiply(g_h, tanh_c_t, out=work[:, 3 * H:])       # output: g tanh(c)
         d_t *= work                               # delta_t = dL/da_t
 
@@ -969,12 +974,13 @@ if __name__ == "__main__":
 #
 # `ScratchRNNClassifier` is chapter 1's classifier with the layer of any
 # cell inside, chosen by key (`cell="lstm"`): the training loop, the
-# optimizers, clipping, the lengths and the learned $h_0$ are all inherited,
-# and only the layer's starting weights are new — `init_lstm` and
+# optimizers, clipping, the lengths and the learned $h_0$ are all inherited.
+# Two things are new: the layer's starting weights — `init_lstm` and
 # `init_gru`, which this chapter's `CELLS` adds to chapter 1's registry
-# (chapter 1, "What this chapter gives the next"). It also stops early, on
-# validation accuracy; `ScratchLSTMClassifier` and `ScratchGRUClassifier`
-# are the same class with the cell set. $W_x$ is scaled normal; $W_h$ is one
+# (chapter 1, "What this chapter gives the next") — and, when asked
+# (`stop_at_accuracy`), stopping early on validation accuracy.
+# `ScratchLSTMClassifier` and `ScratchGRUClassifier` are the same class
+# with the cell set. $W_x$ is scaled normal; $W_h$ is one
 # orthogonal block per gate, so each gate's recurrent product starts neither
 # shrinking nor stretching; biases start at zero — except the LSTM's forget
 # gate, which starts at **1** (Gers, Schmidhuber & Cummins, 2000;
@@ -1036,7 +1042,7 @@ class ScratchRNNClassifier(ScratchSimpleRNNClassifier):
         forget_bias, default 1.0)
     stop_at_accuracy : float or None, default None. Stop after the first epoch whose
         validation accuracy reaches it; it needs validation data.
-    With cell "rnn" this is chapter 1's vanilla classifier, stopping early.
+    With cell "rnn" this is chapter 1's vanilla classifier (stopping early if asked).
     """
 
     def __init__(self, *args, cell="rnn", cells=None, cell_options=None,

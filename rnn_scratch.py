@@ -951,9 +951,11 @@ if __name__ == "__main__":
 # The layer keeps what its backward needs on itself: `forward` stores an
 # `RNNCache` (the time-major inputs, $h_0$, the states and the padding, each
 # field named), and `backward` reads it. That suits a whole sequence. Some
-# callers need one step at a time instead — chapter 4's decoder feeds each
-# step's output back in as the next step's input — and then one stored
-# cache is not enough: every step needs its own. So every layer of the
+# callers need one step at a time instead — chapter 4's decoder with
+# attention cannot form a step's input before the previous step's state is
+# known, and when it decodes it feeds each step's output back in as the next
+# step's input — and then one stored cache is not enough: every step needs
+# its own. So every layer of the
 # course also has the step functions of cs231n's `rnn_layers.py`, with the
 # cache returned to the caller rather than kept:
 #
@@ -961,11 +963,13 @@ if __name__ == "__main__":
 #   and `state`, a tuple with one array per `state_names` ($h_{t-1}$;
 #   chapter 2's LSTM adds $c_{t-1}$), give the state after the step and
 #   that step's cache, whose `h[-1]` is the step's output $h_t$;
-# * `step_backward(d_state, cache)` → `(dx_t, d_prev_state, grads)`: the
-#   gradients arriving at the step's state ($\partial L / \partial h_t$, and
-#   for the LSTM $\partial L / \partial c_t$) give $\partial L / \partial x_t$,
-#   the gradients for the previous state and the step's share of every
-#   weight's gradient, `"d" + name` as `backward` returns them.
+# * `step_backward(d_state, cache, dh_t=None)` → `(dx_t, d_prev_state,
+#   grads)`: the gradients arriving at the step's state from the steps after
+#   it ($\partial L / \partial h_t$, and for the LSTM $\partial L /
+#   \partial c_t$), plus `dh_t`, the loss's direct gradient at the step's
+#   output, give $\partial L / \partial x_t$, the gradients for the previous
+#   state and the step's share of every weight's gradient, `"d" + name` as
+#   `backward` returns them.
 #
 # Both are written once, here, for every layer of the course, and neither
 # has arithmetic of its own: a step is the layer's own recurrence run for a
@@ -981,9 +985,9 @@ if __name__ == "__main__":
 def step(self, x_t, state):
     """One step (cs231n's step_forward). x_t : (batch_size, n_features); state : a tuple
     per state_names, each in its state's shape (state_shape), the states before the
-    step. Returns
-    (the states after the step, as a tuple like state; the step's cache). The layer
-    keeps nothing, so one layer serves any number of steps, each with its own cache."""
+    step. Returns (the states after the step, as a tuple like state; the step's cache,
+    whose h[-1] is the step's output). The layer keeps nothing, so one layer serves any
+    number of steps, each with its own cache."""
     x, h_prev = support.check_layer_input(self, x_t[:, None, :], state[0])
     more = tuple(support.check_state(self, s, name + "0", len(x))
                  for s, name in zip(state[1:], self.state_names[1:]))
@@ -2864,7 +2868,9 @@ if __name__ == "__main__":
 # Chapter 2 builds gated layers on this chapter's bookkeeping and reuses its
 # training and measurements; it imports only the names listed here, the
 # chapter's public interface (`__all__`). Everything else — the demos, the
-# helpers whose names start with `_` — stays inside this chapter.
+# helpers whose names start with `_` — stays inside this chapter (a later
+# chapter's layer may use and override the methods it inherits, such as
+# `_run`, which `step` calls).
 #
 # Which cells exist is said in one place, `CELLS`: a mapping from a cell's
 # key to a `Cell`, what any model of the course needs to know of it — its
@@ -2875,8 +2881,8 @@ if __name__ == "__main__":
 # n_nodes): a layer gives its own `n_nodes` and `state_shape`. `make_layer`
 # builds a layer by key. Chapter 2 adds its cells with
 # `CELLS = {**rnn_scratch.CELLS, ...}` in its own module, so this one
-# never changes; every model takes `cells=` to use another registry (None:
-# its own chapter's).
+# never changes; every model from chapter 2 on takes a cell by key and
+# `cells=` to use another registry (None: its own chapter's).
 
 # %%
 class Cell(NamedTuple):

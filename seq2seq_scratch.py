@@ -935,10 +935,11 @@ class Encoded(NamedTuple):
 class DecoderStep(NamedTuple):
     """One decoder step's results, and what its backward needs."""
     state: tuple                 # the state after the step, as decoder.state_names
-    out: np.ndarray              # (batch_size, d_s [+ d_h]): [s_t ; c_t], the output
-                                 # layer's input
+    out: np.ndarray              # (batch_size, d_s [+ d_h]): [s_t ; c_t], c_t the
+                                 # attention's context: the output layer's input
     alpha: Optional[np.ndarray]  # (batch_size, S), attention's weights, or None
-    layer_cache: tuple           # the decoder layer's cache of this step (its step())
+    layer_cache: tuple           # the decoder layer's cache of this step, from its
+                                 # step(): an RNNCache, GRUCache or LSTMCache
     attention_cache: Optional[tuple]   # attend's cache, or None: no attention
 
 
@@ -948,7 +949,8 @@ class Seq2SeqCache(NamedTuple):
     src_lengths: np.ndarray      # (batch_size,) ints
     y_in: np.ndarray             # (batch_size, U) ints, the decoder's inputs
     encoded: Encoded             # the encoder's and the bridge's outputs
-    out_tm: np.ndarray           # (U, batch_size, d_s [+ d_h]): its input, every step
+    out_tm: np.ndarray           # (U, batch_size, d_s [+ d_h]): the output layer's
+                                 # input at every step
     steps: list                  # U DecoderStep, one per step
 
 
@@ -967,7 +969,7 @@ def _encode(self, src_idx, lengths):
 @add_to_class(ScratchSeq2Seq)
 def _decoder_step(self, state, y_prev, encoded):
     """One decoder step: attention from the previous state (if on), then the decoder
-    layer's step on [F_{y_{t-1}} ; c_t] from `state`.
+    layer's step on [F_{y_{t-1}} ; c_t] (c_t the context) from `state`.
 
     state : a tuple per decoder.state_names, each (batch_size, d_s); y_prev :
     (batch_size,) ints; encoded : the source's Encoded. Returns a DecoderStep."""

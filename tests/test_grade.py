@@ -23,30 +23,9 @@ pytestmark = pytest.mark.skipif(
     not RUN_NOTEBOOKS, reason="grading the exercise notebooks (fresh kernels, a few minutes) is "
     "off: run RUN_NOTEBOOKS=1 python -m pytest to include it (CI always does)")
 
-# One slip per exercise: the text `right` of the solution, and what replaces it.
-SLIPS = {
-    "rnn_forward_loop": ("a_t = x[:, t] @ w_x + h @ w_h + b", "a_t = x[:, t] @ w_x + h @ w_h"),
-    "SimpleRNN._recurrence": ("a_t += rec", "a_t -= rec"),
-    "rnn_backward_loop": ("(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"),
-    # the direct gradient of step t-1 never added: only the many-to-many hidden test sees it
-    "SimpleRNN_BPTT.backward": ("if dh_tm is not None and t > 0:\n            g_t += "
-                                "dh_tm[t - 1]  # ...", "if False:\n            g_t += "
-                                "dh_tm[t - 1]  # ..."),
-    "cross_entropy_and_gradient": ("dz /= len(y_idx)", "dz /= 1"),
-    "clip_by_global_norm": ("g *= clip_norm / norm", "g *= norm / clip_norm"),
-    "adam_updates": ("(m / (1 - beta1**k))", "m"),
-    "training_step": ("if not (np.isfinite(loss)", "if not (True"),
-    "lstm_forward_loop": ("c = f_t * c + i_t * c_tilde", "c = c + i_t * c_tilde"),
-    "lstm_backward_loop": ("along_cell = gamma_t * f_t", "along_cell = gamma_t"),
-    "gru_forward_loop": ("h = (1 - z_t) * n_t + z_t * h", "h = z_t * n_t + (1 - z_t) * h"),
-    "gru_backward_loop": ("from_next = g_t * z_t + delta_h @ w_h.T",
-                          "from_next = delta_h @ w_h.T"),
-    "output_layer_loop": ("dz_t /= n_real", "dz_t /= batch_size"),
-    "sample_temperature": (".astype(np.float64) / temperature", ".astype(np.float64) * temperature"),
-    "attend_backward": ("alpha * (d_alpha - np.sum(alpha * d_alpha, axis=1, keepdims=True))",
-                        "alpha * d_alpha"),
-    "beam_search_step": ("np.argsort(-total, axis=None", "np.argsort(total, axis=None"),
-}
+# One slip per exercise, beside its check in tools/exercise_cells.py: the text `right` of the
+# solution, and what replaces it.
+SLIPS = {name: check.slip for name, check in mx.CHECKS.items()}
 CHAPTER_OF = {name: chapter for chapter in mx.LESSONS for name in mx.exercises(chapter)}
 
 
@@ -124,7 +103,7 @@ def test_one_broken_exercise_costs_its_points_and_no_others(written, name):
     if name == "rnn_backward_loop":     # the message names the slip it recognises
         message = [r["message"] for r in result["exercises"] if r["id"] == name][0]
         assert "tanh' taken as 1 - h instead of 1 - h**2" in message, message
-    assert sum(got.values()) == result["max_total"] - mx.CHECKS[name]["points"]
+    assert sum(got.values()) == result["max_total"] - mx.CHECKS[name].points
 
 
 @pytest.mark.parametrize("trouble, words", [

@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import exercise_checks as checks  # noqa: E402
 import make_exercises as mx  # noqa: E402
+import rnn_scratch as rs  # noqa: E402
 from rnn_scratch import numerical_gradient  # noqa: E402  (central differences)
 
 CHAPTERS = list(mx.LESSONS)
@@ -141,7 +142,7 @@ def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
     assert list(checks_found) == ["check_" + mx.exercise_id(n) for n in mx.exercises(chapter)]
     for grade_id, (index, points) in checks_found.items():
         cell = source.cells[index]
-        assert points == mx.CHECKS[cell.source.split("Check ")[1].split(" (")[0]]["points"]
+        assert points == mx.CHECKS[cell.source.split("Check ")[1].split(" (")[0]].points
         assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["solution"]
         assert mx.BEGIN_HIDDEN in cell.source and mx.END_HIDDEN in cell.source
     assert source.metadata["kernelspec"]["name"] == "python3"
@@ -328,10 +329,24 @@ def test_reference_loss_clip_and_update_rules_follow_their_formulas(references):
             m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
             step = 0.1 * (m / (1 - beta1 ** k)) / (np.sqrt(v / (1 - beta2 ** k)) + 1e-8)
             np.testing.assert_allclose(values[f"adam.{key}"][k - 1], step, rtol=1e-12)
-    np.testing.assert_array_equal(values["training_step.w_sgd"],
-                                  values["training_step.w"] - 0.1 * values["training_step.g"])
-    np.testing.assert_array_equal(values["training_step.w_adam"], values["training_step.w"]
-                                  - values["training_step.adam_update"])
+
+
+def test_reference_training_steps_are_what_the_lesson_s_training_step_does(references,
+                                                                         monkeypatch):
+    # The check grades training_step with adam_updates (and clip_by_global_norm) stood in for;
+    # the references must be what the lesson's own training_step leaves, the same way.
+    import types
+    values = references["rnn_scratch"]
+    model = types.SimpleNamespace(clip_norm=None, optimizer="sgd", learning_rate=0.1)
+    params = {"w": values["training_step.w"].copy()}
+    rs.training_step(model, params, {"w": values["training_step.g"].copy()}, None, 1.0, 1)
+    np.testing.assert_array_equal(params["w"], values["training_step.w_sgd"])
+    monkeypatch.setattr(rs, "adam_updates", lambda grads, state, learning_rate, **options:
+                        {"w": values["training_step.adam_update"].copy()})
+    model = types.SimpleNamespace(clip_norm=1.0, optimizer="adam", learning_rate=0.01)
+    params = {"w": values["training_step.w"].copy()}
+    rs.training_step(model, params, {"w": values["training_step.g"].copy()}, {}, 1.0, 1)
+    np.testing.assert_array_equal(params["w"], values["training_step.w_adam"])
 
 
 @pytest.mark.parametrize("label", ["full", "padded"])
@@ -375,9 +390,9 @@ def test_reference_attention_gradients_agree_with_central_differences(references
 
 
 def test_every_exercise_says_what_its_hidden_checks_add():
-    assert set(mx.HIDDEN_ABOUT) == set(mx.CHECKS)
     intro = mx.source_notebook("seq2seq_scratch").cells[0].source
-    assert mx.HIDDEN_ABOUT["beam_search_step"] in intro
+    for name in mx.exercises("seq2seq_scratch"):
+        assert mx.CHECKS[name].hidden_adds in intro, name
 
 
 def test_a_check_that_stops_keeps_the_failures_it_had_found():
@@ -386,3 +401,52 @@ def test_a_check_that_stops_keeps_the_failures_it_had_found():
         with checks.exercise("demo"):
             checks.close("dw", np.ones(2), np.zeros(2), 1e-8)
             {}["missing"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_generated_check_cell_compiles(chapter):
+    # A typo in a check surfaces here, in the default suite, not only when notebooks are graded.
+    for name in mx.exercises(chapter):
+        source = mx.check_cell_source(name)
+        compile(source, f"<check of {name}>", "exec")
+        compile(mx.clear_hidden_tests(source)[0], f"<released check of {name}>", "exec")
+        visible, hidden = mx.check_code(name)
+        assert visible.strip() and hidden.strip(), name
+
+
+def test_a_check_without_its_hidden_marker_is_refused():
+    import exercise_cells as ec
+
+    def no_marker():
+        checks.equal("one", 1, 1)
+    ec.CHECKS["demo"] = ec.ExerciseCheck("demo", 1, "demo", "", ("a", "b"), no_marker)
+    try:
+        with pytest.raises(ValueError, match="hidden checks"):
+            ec.check_code("demo")
+    finally:
+        del ec.CHECKS["demo"]
+
+
+def test_the_grader_refuses_a_notebook_made_by_another_version_of_the_checks():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import grade
+    nb = mx.source_notebook("gated_rnn_scratch")
+    version = nb.metadata["rnn_exercises"]["grading_version"]
+    assert len(version) == 12 and version == mx.grading_version("gated_rnn_scratch")
+    grade.with_hidden_tests(nb)                                # the same version: accepted
+    nb.metadata["rnn_exercises"]["grading_version"] = "0123456789ab"
+    with pytest.raises(SystemExit, match=f"grading version 0123456789ab .* version {version}"):
+        grade.with_hidden_tests(nb)
+    del nb.metadata["rnn_exercises"]["grading_version"]
+    with pytest.raises(SystemExit, match="made before versions were stamped"):
+        grade.with_hidden_tests(nb)
+
+
+def test_the_grading_version_follows_the_checks_and_the_reference_names(monkeypatch):
+    version = mx.grading_version("rnn_scratch")
+    monkeypatch.setattr(mx, "check_cell_source", lambda name: "another check")
+    assert mx.grading_version("rnn_scratch") != version
+    monkeypatch.undo()
+    values = mx.reference_values("rnn_scratch")
+    monkeypatch.setattr(mx, "reference_values", lambda chapter: {**values, "new.key": 1.0})
+    assert mx.grading_version("rnn_scratch") != version

@@ -32,11 +32,21 @@ def with_hidden_tests(nb):
     """nb with every check cell's source replaced by the source notebook's cell of the same
     grade_id (hidden tests included), as nbgrader autograde restores locked test cells.
     Returns (notebook, {grade_id: (cell index, points)})."""
-    chapter = nb.metadata.get("rnn_exercises", {}).get("chapter")
+    stamp = nb.metadata.get("rnn_exercises", {})
+    chapter = stamp.get("chapter")
     if chapter not in make_exercises.LESSONS:
         raise SystemExit(f"grade.py: this notebook was not written by make_exercises.py (its "
                          f"metadata names no chapter; expected one of "
                          f"{list(make_exercises.LESSONS)}).")
+    ours = make_exercises.grading_version(chapter)
+    if stamp.get("grading_version") != ours:
+        raise SystemExit(
+            f"grade.py: this notebook was made for grading version "
+            f"{stamp.get('grading_version') or '(none: made before versions were stamped)'} "
+            f"of {chapter}, and this course's checks and reference values are version {ours}. "
+            "Its hidden checks and the reference_values.npz beside it may not fit: grade it "
+            "with the course version it was made from, or hand out a notebook made by this "
+            "version (python tools/make_exercises.py).")
     source = make_exercises.source_notebook(chapter)
     reference = {c.metadata["nbgrader"]["grade_id"]: c
                  for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")}

@@ -26,6 +26,7 @@ copy of every solution; this tool only marks it.
 import argparse
 import ast
 import copy
+import hashlib
 import importlib
 import os
 import re
@@ -40,6 +41,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+from exercise_cells import CHECKS, check_code  # noqa: E402
 from lesson_support import slipped  # noqa: E402
 from sync_notebook import LESSONS  # noqa: E402
 
@@ -184,304 +186,22 @@ LEFT_OUT_NOTE = ("*(A code cell of the lesson is left out here: it computes what
 
 
 # -- the check cells ------------------------------------------------------------------------------
-# Per exercise: its points, the cell after which its check goes (default: the one defining it),
-# the visible check and the hidden one. Every check reads reference values through
-# exercise_checks (`checks`); tests/test_make_exercises.py verifies each of them independently.
-BACKWARD_RNN = """\
-case = checks.refs("rnn_backward_loop.{case}")
-{call}
-for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
-    checks.close(name, grads[name], case[name], 1e-8,
-                 slips=checks.slips("rnn_backward_loop.{case}", name))
-"""
-CHECKS = {
-    "rnn_forward_loop": dict(points=2, after="run_problem_1", visible="""\
-# Problem 1's example: the assignment gives its h_T.
-h_T, hs = rnn_forward_loop(PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B)
-checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
-checks.close("hs[:, -1] (the last state again)", hs[:, -1], checks.ref("problem1.h_T"), 1e-7)
-checks.equal("hs.shape", hs.shape, (1, 3, 4))
-""", hidden="""\
-case = checks.refs("rnn_forward.case")
-h_T, hs = rnn_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"], case["h0"])
-checks.close("hs (batch 3, 5 steps, h0 given)", hs, case["hs"], 1e-10)
-checks.close("h_T (batch 3, 5 steps)", h_T, case["hs"][:, -1], 1e-10)
-"""),
-    "SimpleRNN._recurrence": dict(points=2, visible="""\
-# Problem 1's example through the fast layer: SimpleRNN.forward calls your _recurrence.
-h_T, hs = SimpleRNN(PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B).forward(PROBLEM1_X)
-checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
-checks.equal("hs.shape", hs.shape, (1, 3, 4))
-""", hidden="""\
-case = checks.refs("rnn_forward.case")
-layer = SimpleRNN(case["w_x"], case["w_h"], case["b"])
-h_T, hs = layer.forward(case["x"], case["h0"])
-checks.close("hs (batch 3, 5 steps, h0 given)", hs, case["hs"], 1e-10)
-"""),
-    "rnn_backward_loop": dict(points=4, visible=BACKWARD_RNN.format(case="m2o", call="""\
-# many-to-one: dh is dL/dh_T only; hs come from the reference, not from your forward
-grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
-                          case["w_h"])"""), hidden=BACKWARD_RNN.format(case="m2m", call="""\
-grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
-                          case["w_h"])""")),
-    "SimpleRNN_BPTT.backward": dict(points=4, after="recurrent_products", visible="""\
-# many-to-one; backward is given the reference states as its cache, so your forward
-# plays no part
-case = checks.refs("rnn_backward_loop.m2o")
-layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
-given = RNNCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
-                 h=case["hs"].transpose(1, 0, 2).copy(), pad=None)
-grads = layer.backward(case["dh"], cache=given)
-for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
-    checks.close(name, grads[name], case[name], 1e-8,
-                 slips=checks.slips("rnn_backward_loop.m2o", name))
-""", hidden="""\
-case = checks.refs("rnn_backward_loop.m2m")
-layer = SimpleRNN_BPTT(case["w_x"], case["w_h"], case["b"])
-given = RNNCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
-                 h=case["hs"].transpose(1, 0, 2).copy(), pad=None)
-grads = layer.backward(case["dh"], cache=given)
-for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
-    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8,
-                 slips=checks.slips("rnn_backward_loop.m2m", name))
-"""),
-    "cross_entropy_and_gradient": dict(points=2, visible="""\
-case = checks.refs("cross_entropy.small")
-loss, dz = cross_entropy_and_gradient(case["z"], case["y"])
-checks.close("loss", loss, case["loss"], 1e-10)
-checks.close("dz", dz, case["dz"], 1e-10,
-             slips={"the mean's 1/batch_size left out of dz": case["dz"] * len(case["y"])})
-""", hidden="""\
-case = checks.refs("cross_entropy.large_logits")     # logits near 1000: exp would overflow
-loss, dz = cross_entropy_and_gradient(case["z"], case["y"])
-checks.close("loss (logits near 1000)", loss, case["loss"], 1e-10)
-checks.close("dz (logits near 1000)", dz, case["dz"], 1e-10)
-"""),
-    "clip_by_global_norm": dict(points=2, visible="""\
-case = checks.refs("clip")
-grads = {"a": case["a"].copy(), "b": case["b"].copy()}
-norm = clip_by_global_norm(grads, 1.0)
-checks.close("the returned norm (before clipping)", norm, case["norm"], 1e-12)
-checks.close("grads['a'] after clipping to 1", grads["a"], case["a_clipped"], 1e-12)
-checks.close("grads['b'] after clipping to 1", grads["b"], case["b_clipped"], 1e-12)
-""", hidden="""\
-grads = {"a": case["a"].copy(), "b": case["b"].copy()}
-clip_by_global_norm(grads, None)
-checks.close("grads['a'] with clip_norm None (unchanged)", grads["a"], case["a"], 0)
-grads = {"a": case["a"].copy(), "b": case["b"].copy()}
-clip_by_global_norm(grads, 100.0)
-checks.close("grads['b'] under a larger clip_norm (unchanged)", grads["b"], case["b"], 0)
-"""),
-    "adam_updates": dict(points=2, visible="""\
-case = checks.refs("adam")
-state = {"k": 0, "m": {"w": np.zeros(4)}, "v": {"w": np.zeros(4)}}
-for k in range(3):
-    updates = adam_updates({"w": case["g"][k]}, state, 0.1)
-    checks.close(f"update {k + 1}", updates["w"], case["updates"][k], 1e-10)
-checks.equal("state['k'] after three updates", state["k"], 3)
-""", hidden="""\
-state = {"k": 0, "m": {"w": np.zeros(4)}, "v": {"w": np.zeros(4)}}
-for k in range(3):
-    updates = adam_updates({"w": case["g"][k]}, state, 0.1, beta1=0.5, beta2=0.9)
-    checks.close(f"update {k + 1} (beta1 0.5, beta2 0.9)", updates["w"],
-                 case["updates_other_betas"][k], 1e-10)
-"""),
-    "training_step": dict(points=2, visible="""\
-# clip_by_global_norm (and, in the hidden part, adam_updates) is replaced here by a
-# stand-in that returns the reference's values, so this check grades training_step alone.
-import types
-case = checks.refs("training_step")
-calls = []
-def clip_stand_in(grads, clip_norm):
-    calls.append(clip_norm)
-    return 7.5
-model = types.SimpleNamespace(clip_norm=None, optimizer="sgd", learning_rate=0.1)
-params = {"w": case["w"].copy()}
-with checks.standing_in(globals(), clip_by_global_norm=clip_stand_in):
-    norm = training_step(model, params, {"w": case["g"].copy()}, None, 1.0, 1)
-    checks.equal("the clip_norm passed to clip_by_global_norm", calls, [None])
-    checks.equal("the returned norm", norm, 7.5)
-    checks.close("params['w'] after one SGD step", params["w"], case["w_sgd"], 1e-12)
-    try:
-        training_step(model, params, {"w": case["g"].copy()}, None, float("nan"), 2)
-        raised = False
-    except FloatingPointError:
-        raised = True
-    checks.equal("whether a NaN loss raises FloatingPointError", raised, True)
-    checks.close("params['w'] after a NaN loss (unchanged)", params["w"], case["w_sgd"], 0)
-""", hidden="""\
-def adam_stand_in(grads, state, learning_rate, **options):
-    return {"w": case["adam_update"].copy()}
-model = types.SimpleNamespace(clip_norm=1.0, optimizer="adam", learning_rate=0.01)
-params = {"w": case["w"].copy()}
-with checks.standing_in(globals(), clip_by_global_norm=clip_stand_in,
-                        adam_updates=adam_stand_in):
-    training_step(model, params, {"w": case["g"].copy()}, {}, 1.0, 1)
-    checks.close("params['w'] after one Adam step", params["w"], case["w_adam"], 1e-12)
-    checks.equal("the clip_norm passed to clip_by_global_norm", calls[-1], 1.0)
-"""),
-    "lstm_forward_loop": dict(points=2, visible="""\
-case = checks.refs("lstm.m2o")
-h_T, hs, cs = lstm_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"], case["h0"],
-                                case["c0"])
-checks.close("hs", hs, case["hs"], 1e-10)
-checks.close("cs", cs, case["cs"], 1e-10)
-checks.close("h_T", h_T, case["hs"][:, -1], 1e-10)
-""", hidden="""\
-case = checks.refs("lstm.m2m")           # other sizes, and h0 = c0 = None (zeros)
-h_T, hs, cs = lstm_forward_loop(case["x"], case["w_x"], case["w_h"], case["b"])
-checks.close("hs (h0 = c0 = None)", hs, case["hs"], 1e-10)
-checks.close("cs (h0 = c0 = None)", cs, case["cs"], 1e-10)
-"""),
-    "lstm_backward_loop": dict(points=4, visible="""\
-# many-to-one; hs and cs come from the reference, not from your forward
-case = checks.refs("lstm.m2o")
-grads = lstm_backward_loop(case["x"], case["h0"], case["c0"], case["hs"], case["cs"],
-                           case["dh"], case["w_x"], case["w_h"], case["b"])
-for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
-    checks.close(name, grads[name], case[name], 1e-8)
-""", hidden="""\
-case = checks.refs("lstm.m2m")
-grads = lstm_backward_loop(case["x"], None, None, case["hs"], case["cs"], case["dh"],
-                           case["w_x"], case["w_h"], case["b"])
-for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
-    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
-"""),
-    "gru_forward_loop": dict(points=2, visible="""\
-case = checks.refs("gru.m2o")
-h_T, hs = gru_forward_loop(case["x"], case["w_x"], case["w_h"], case["b_x"], case["b_h"],
-                           case["h0"])
-checks.close("hs", hs, case["hs"], 1e-10)
-checks.close("h_T", h_T, case["hs"][:, -1], 1e-10)
-""", hidden="""\
-case = checks.refs("gru.m2m")            # other sizes, and h0 = None (zeros)
-h_T, hs = gru_forward_loop(case["x"], case["w_x"], case["w_h"], case["b_x"], case["b_h"])
-checks.close("hs (h0 = None)", hs, case["hs"], 1e-10)
-"""),
-    "gru_backward_loop": dict(points=4, visible="""\
-# many-to-one; hs come from the reference, not from your forward
-case = checks.refs("gru.m2o")
-grads = gru_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
-                          case["w_h"], case["b_x"], case["b_h"])
-for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
-    checks.close(name, grads[name], case[name], 1e-8)
-""", hidden="""\
-case = checks.refs("gru.m2m")
-grads = gru_backward_loop(case["x"], None, case["hs"], case["dh"], case["w_x"],
-                          case["w_h"], case["b_x"], case["b_h"])
-for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
-    checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
-"""),
-    "output_layer_loop": dict(points=3, visible="""\
-case = checks.refs("output_layer.full")
-loss, dw_y, db_y, dh = output_layer_loop(case["hs"], case["y"], case["w_y"], case["b_y"])
-checks.close("loss", loss, case["loss"], 1e-10)
-for name, value in (("dw_y", dw_y), ("db_y", db_y), ("dh", dh)):
-    checks.close(name, value, case[name], 1e-8,
-                 slips={"the mean's 1/N left out": case[name] * case["hs"].shape[0]
-                        * case["hs"].shape[1]})
-""", hidden="""\
-case = checks.refs("output_layer.padded")      # lengths 5, 2 and 4: padding is no prediction
-loss, dw_y, db_y, dh = output_layer_loop(case["hs"], case["y"], case["w_y"], case["b_y"],
-                                         case["lengths"])
-checks.close("loss (padded)", loss, case["loss"], 1e-10)
-for name, value in (("dw_y", dw_y), ("db_y", db_y), ("dh", dh)):
-    checks.close(name + " (padded)", value, case[name], 1e-8)
-"""),
-    "sample_temperature": dict(points=2, visible="""\
-# A small model with random weights. sample draws by the inverse CDF with the generator's
-# first number, so each seed's symbol is known in advance (checks.expected_draw).
-lm = ScratchRNNLanguageModel(n_nodes=6, bptt_steps=4, batch_size=2, epochs=1,
-                             random_state=0)
-lm.fit("abcab cabba cbcab " * 3)
-weights = np.random.default_rng(0)
-for p in lm.parameters().values():
-    p[...] = weights.normal(0, 1.5, p.shape)
-for seed in range(40):
-    checks.equal(f"the symbol drawn at temperature 0.5 with random_state={seed}",
-                 lm.sample(1, prime="abca", temperature=0.5, random_state=seed)[-1],
-                 checks.expected_draw(lm, "abca", 0.5, seed))
-""", hidden="""\
-for temperature in (2.0, 1.0):
-    for seed in range(40):
-        checks.equal(f"the symbol drawn at temperature {temperature}, random_state={seed}",
-                     lm.sample(1, prime="cab", temperature=temperature, random_state=seed)[-1],
-                     checks.expected_draw(lm, "cab", temperature, seed))
-"""),
-    "attend_backward": dict(points=4, visible="""\
-case = checks.refs("attend.full")
-context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], None,
-                               case["w_q"], case["v"])
-grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
-checks.equal("the number of values returned", len(grads), 5)
-for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
-    checks.close(name, value, case[name], 1e-8)
-""", hidden="""\
-case = checks.refs("attend.padded")        # sources of lengths 4, 2 and 3
-context, alpha, cache = attend(case["s_prev"], case["memory"], case["keys"], case["pad"],
-                               case["w_q"], case["v"])
-grads = attend_backward(case["d_context"], cache, case["memory"], case["w_q"], case["v"])
-checks.equal("the number of values returned (padded)", len(grads), 5)
-for name, value in zip(("ds_prev", "d_keys", "d_memory", "dw_q", "dv"), grads):
-    checks.close(name + " (padded)", value, case[name], 1e-8)
-"""),
-    "beam_search_step": dict(points=4, after="exhaustive_search", visible="""\
-# The lesson's own checks of section 7, on the tiny model (no attention, so that a
-# model is trained without attend_backward): width 1 is greedy decoding, and a beam
-# wide enough to keep every hypothesis finds what the brute force finds.
-tiny = tiny_model(attention=False)
-checks.equal("the output of width 1", tiny.beam_search("bbaca", 1, 4)[0][1],
-             tiny.predict(["bbaca"], beam_width=1, max_length=4)[0])
-every = tiny.exhaustive_search("bbaca", 4)
-beam = tiny.beam_search("bbaca", 2 ** 4, 4)
-checks.equal("the best output of width 16", beam[0][1], every[0][1])
-checks.close("its score", beam[0][0], every[0][0], 1e-10)
-""", hidden="""\
-tiny = tiny_model(cell="lstm", attention=False, seed=1)
-for source in ("ab c", "ca"):
-    checks.equal(f"the output of width 1 for {source!r}", tiny.beam_search(source, 1, 4)[0][1],
-                 tiny.predict([source], beam_width=1, max_length=4)[0])
-    every = tiny.exhaustive_search(source, 4, 1.0)
-    beam = tiny.beam_search(source, 2 ** 4, 4, 1.0)
-    checks.equal(f"the best output of width 16, length_penalty 1, for {source!r}",
-                 beam[0][1], every[0][1])
-    checks.close("its score", beam[0][0], every[0][0], 1e-10)
-    scores = [score for score, _, _ in beam]
-    checks.equal("the hypotheses ranked best first", scores, sorted(scores, reverse=True))
-"""),
-}
-
-
-# What each exercise's hidden tests add to its visible check (the notebook's first cell says it).
-HIDDEN_ABOUT = {
-    "rnn_forward_loop": "a batch of 3, 5 steps, h0 given",
-    "SimpleRNN._recurrence": "a batch of 3, 5 steps, h0 given",
-    "rnn_backward_loop": "many-to-many, other sizes",
-    "SimpleRNN_BPTT.backward": "many-to-many, other sizes",
-    "cross_entropy_and_gradient": "logits near 1000",
-    "clip_by_global_norm": "clip_norm None; a norm below clip_norm",
-    "adam_updates": "other betas",
-    "training_step": "the Adam path",
-    "lstm_forward_loop": "other sizes; h0 = c0 = None",
-    "lstm_backward_loop": "many-to-many, other sizes, h0 = c0 = None",
-    "gru_forward_loop": "other sizes; h0 = None",
-    "gru_backward_loop": "many-to-many, other sizes, h0 = None",
-    "output_layer_loop": "padding (lengths 5, 2, 4)",
-    "sample_temperature": "temperatures 2 and 1, another prime",
-    "attend_backward": "padding (lengths 4, 2, 3)",
-    "beam_search_step": "an LSTM model, length_penalty 1, two more sources",
-}
+# Each exercise's check is a function in tools/exercise_cells.py, with its points, where its cell
+# goes, what its hidden tests add and the slip the grader's tests make. Every check reads reference
+# values through exercise_checks (`checks`); tests/test_make_exercises.py verifies each of them
+# independently.
 
 
 def check_cell_source(name):
-    """The source of exercise `name`'s autograded check cell."""
-    spec = CHECKS[name]
+    """The source of exercise `name`'s autograded check cell: its check's code
+    (exercise_cells.check_code), the hidden part between nbgrader's markers."""
+    visible, hidden = check_code(name)
     indent = lambda text: textwrap.indent(text, "    ")  # noqa: E731
-    return (f"# Check {name} ({spec['points']} points). Run it after writing {name}.\n"
+    return (f"# Check {name} ({CHECKS[name].points} points). Run it after writing {name}.\n"
             "import numpy as np\n"
             "import exercise_checks as checks\n\n"
-            f"with checks.exercise({name!r}):\n" + indent(spec["visible"])
-            + f"    {BEGIN_HIDDEN}\n" + indent(spec["hidden"]) + f"    {END_HIDDEN}")
+            f"with checks.exercise({name!r}):\n" + indent(visible)
+            + f"    {BEGIN_HIDDEN}\n" + indent(hidden) + f"    {END_HIDDEN}")
 
 
 def nbgrader_metadata(grade_id, solution=False, grade=False, points=0):
@@ -495,9 +215,9 @@ def nbgrader_metadata(grade_id, solution=False, grade=False, points=0):
 
 def intro_cell(chapter, names):
     """The markdown cell that opens an exercise notebook."""
-    rows = "\n".join(f"| `{name}` | {CHECKS[name]['points']} | {HIDDEN_ABOUT[name]} |"
+    rows = "\n".join(f"| `{name}` | {CHECKS[name].points} | {CHECKS[name].hidden_adds} |"
                      for name in names)
-    total = sum(CHECKS[name]["points"] for name in names)
+    total = sum(CHECKS[name].points for name in names)
     return nbformat.v4.new_markdown_cell(f"""\
 # `{chapter}` as an assignment
 
@@ -582,7 +302,8 @@ def source_notebook(chapter, names=None):
     names = exercises(chapter) if names is None else tuple(names)
     unchecked = [name for name in names if name not in CHECKS]
     if unchecked:
-        raise ValueError(f"{chapter}: exercises without a check in CHECKS: {unchecked}")
+        raise ValueError(f"{chapter}: exercises without a check in tools/exercise_cells.py: "
+                         f"{unchecked}")
     lesson = jupytext.read(os.path.join(ROOT, f"{chapter}.py"))
     found = {name: 0 for name in names}
     cells, waiting = [intro_cell(chapter, names)], {}
@@ -611,12 +332,12 @@ def source_notebook(chapter, names=None):
                 cells.append(solution_cell(piece, name) if name
                              else nbformat.v4.new_code_cell(piece))
         for name in names:
-            if defines(cell.source, CHECKS[name].get("after", name)):
+            if defines(cell.source, CHECKS[name].after):
                 if name in waiting:              # a method: just before its check
                     cells.append(waiting.pop(name))
                 check = nbformat.v4.new_code_cell(check_cell_source(name))
                 check.metadata["nbgrader"] = nbgrader_metadata(
-                    "check_" + exercise_id(name), grade=True, points=CHECKS[name]["points"])
+                    "check_" + exercise_id(name), grade=True, points=CHECKS[name].points)
                 cells.append(check)
     missing = [name for name, n in found.items() if n != 1]
     if missing or waiting:
@@ -624,8 +345,23 @@ def source_notebook(chapter, names=None):
                          f"{missing or list(waiting)}")
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata["rnn_exercises"] = {"chapter": chapter}
+    nb.metadata["rnn_exercises"] = {"chapter": chapter,
+                                    "grading_version": grading_version(chapter, names)}
     return nb
+
+
+def grading_version(chapter, names=None):
+    """What grading a chapter's notebook depends on, as 12 hex digits: a hash of its check
+    cells' text (hidden tests included) and of the names and shapes of the reference values
+    they read. Values themselves are left out: their last bits may differ between machines,
+    and the checks' tolerances allow for that."""
+    names = exercises(chapter) if names is None else tuple(names)
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(check_cell_source(name).encode())
+    for key, value in sorted(reference_values(chapter).items()):
+        digest.update(f"{key}:{np.shape(value)}:{np.asarray(value).dtype};".encode())
+    return digest.hexdigest()[:12]
 
 
 def release_notebook(source_nb):
@@ -841,7 +577,7 @@ def main(argv=None):
         write_chapter(chapter, args.out)
         names = exercises(chapter)
         print(f"{chapter}: {len(names)} exercises, "
-              f"{sum(CHECKS[n]['points'] for n in names)} points -> "
+              f"{sum(CHECKS[n].points for n in names)} points -> "
               f"{os.path.join(args.out, '{source,release}', chapter)}")
     return 0
 
