@@ -107,7 +107,7 @@ import numpy as np
 
 import lesson_support as support
 import rnn_scratch
-from rnn_scratch import (Cell, RecurrentLayer, ScratchSimpleRNNClassifier,
+from rnn_scratch import (Cell, RecurrentLayer, ScratchMaskedRNNClassifier,
                          accuracy_vs_length, check_rnn_gradients,
                          cross_entropy_and_gradient, decode_sequence,
                          direct_gradients_per_step, initial_model, input_products,
@@ -1032,7 +1032,7 @@ CELLS = {**rnn_scratch.CELLS,
 
 
 # %%
-class ScratchRNNClassifier(ScratchSimpleRNNClassifier):
+class ScratchRNNClassifier(ScratchMaskedRNNClassifier):
     """Chapter 1's classifier (same parameters, methods, attributes and errors) with the
     layer of any cell, and early stopping:
 

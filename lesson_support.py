@@ -211,7 +211,10 @@ def format_table(headers, rows):
 
 def add_to_class(cls):
     """Decorator: add the function below to cls as a method (d2l's add_to_class), so a
-    class can grow across the cells of one chapter, one idea per cell."""
+    class can grow across the cells of one chapter, one idea per cell. The lessons use
+    it only to add (tests/test_boundaries.py checks): a later cell never changes objects
+    that earlier cells built; a subclass changes behaviour instead. (Running a cell
+    again in a notebook replaces its own method, as it should.)"""
     def register(method):
         setattr(cls, method.__name__, method)
         return method

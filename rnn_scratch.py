@@ -1435,8 +1435,9 @@ class ScratchSimpleRNNClassifier:
     every
         sequence (Problem 3b); otherwise every sequence starts from zeros.
 
-    X is a 3-D array (n_samples, n_sequences, n_features) or a list of 2-D arrays
-    (n_steps_i, n_features) of different lengths (Problem 3b).
+    X is a 3-D array (n_samples, n_sequences, n_features); Problem 3b's subclass,
+    ScratchMaskedRNNClassifier, also takes a list of 2-D arrays (n_steps_i, n_features)
+    of different lengths.
 
     Attributes after fit: rnn (the layer: w_x, w_h, b), w_y (n_nodes, n_classes),
     b_y (n_classes,), h0 (only with learn_h0), classes_ (the sorted labels),
@@ -1458,6 +1459,17 @@ class ScratchSimpleRNNClassifier:
     def _init_layer(self, n_features, rng, dtype):
         """The recurrent layer, at its starting weights (init_simple_rnn)."""
         return init_simple_rnn(n_features, self.n_nodes, rng, dtype)
+
+    def _check_sequences(self, X, name="X", n_features=None):
+        """X checked as a 3-D array (n_samples, n_sequences, n_features): (X, None). A
+        list of sequences of different lengths is Problem 3b's classifier's."""
+        X, lengths = support.check_sequence_data(X, name, n_features)
+        if lengths is not None:
+            raise ValueError(f"{name} is a list of sequences of different lengths; "
+                             f"{type(self).__name__} takes a 3-D array (n_samples, "
+                             "n_sequences, n_features). ScratchMaskedRNNClassifier "
+                             "(Problem 3b) takes such lists.")
+        return X, lengths
 
     def _init_params(self, n_features, n_classes, rng):
         """The layer (see _init_layer), then the dense layer (and a zero h0)."""
@@ -1522,9 +1534,9 @@ def loss_and_gradients(self, X, y_idx, lengths=None):
 # %%
 @add_to_class(ScratchSimpleRNNClassifier)
 def fit(self, X, y, X_val=None, y_val=None):
-    """Train on X (n_samples, n_sequences, n_features), or a list of (n_steps_i,
-    n_features), with labels y (n_samples,). X_val, y_val (optional, together):
-    validation data, measured after each epoch. Returns self."""
+    """Train on X (n_samples, n_sequences, n_features) (Problem 3b's subclass: or a list
+    of (n_steps_i, n_features)) with labels y (n_samples,). X_val, y_val (optional,
+    together): validation data, measured after each epoch. Returns self."""
     for _ in self.fit_epochs(X, y, X_val, y_val):
         pass
     return self
@@ -1535,7 +1547,7 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
     """fit, one epoch at a time: a generator that yields each epoch's number after the
     epoch is trained and its numbers are recorded."""
     support.check_hyperparameters(self)
-    X, lengths = support.check_sequence_data(X)
+    X, lengths = self._check_sequences(X)
     y = support.check_labels(y, len(X))
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val go together: got "
@@ -1550,7 +1562,7 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
     if lengths is None:
         X = X.astype(dtype, copy=False)  # once, not per batch
     if X_val is not None:
-        X_val, val_lengths = support.check_sequence_data(X_val, "X_val", _n_features(X))
+        X_val, val_lengths = self._check_sequences(X_val, "X_val", _n_features(X))
         y_val = support.check_labels(y_val, len(X_val), "y_val")
         y_val_idx = support.label_indices(classes, y_val, "y_val")
     # Every check has passed: only now does the model change.
@@ -1613,11 +1625,12 @@ def _take(X, lengths, idx, dtype):
 def predict_proba(self, X):
     """Class probabilities (n_samples, n_classes), columns in classes_ order.
 
-    X : (n_samples, n_sequences, n_features), or a list of (n_steps_i, n_features).
+    X : (n_samples, n_sequences, n_features) (or, in Problem 3b's subclass, a list of
+    (n_steps_i, n_features)).
     """
     support.check_fitted(self, "classes_",
                          "fit(X, y) before predict, predict_proba or score")
-    X, lengths = support.check_sequence_data(X, n_features=self.n_features_)
+    X, lengths = self._check_sequences(X, n_features=self.n_features_)
     return np.exp(log_softmax(self._logits(X, lengths)))
 
 
@@ -1813,8 +1826,8 @@ if __name__ == "__main__":
 # $$h_t = m_t \tanh(a_t) + (1 - m_t) \thinspace h_{t-1} :$$
 #
 # at a padded step the state is carried through unchanged, so $h_T$ is each
-# sequence's state after its own last step. `SimpleRNN.forward(x, h0,
-# lengths=lengths)` does exactly this: after the tanh of each step, one
+# sequence's state after its own last step. `MaskedRNN.forward(x, h0,
+# lengths=lengths)` (below) does exactly this: after the tanh of each step, one
 # `np.copyto(a_t, h_prev, where=pad[t][:, None])` puts the carried state back into
 # the rows whose sequence has ended. The entries of `hs` at padded steps are
 # returned as zeros (what PyTorch's `pad_packed_sequence` returns), so a loss
@@ -1838,14 +1851,17 @@ if __name__ == "__main__":
 # each sequence's last real step, and $\delta_t = 0$ at padded steps makes
 # their terms in $dW_x$, $dW_h$, $db$ and $dx$ zero. The direct gradient
 # $\hat g_t$ at a padded step is ignored, since the `hs` there is a constant
-# zero. In `SimpleRNN_BPTT.backward` that is `delta[pad] = 0` before the
+# zero. In `MaskedRNN.backward` that is `delta[pad] = 0` before the
 # loop and the `carry` term inside it; Step 3 is unchanged.
 #
-# In code, Problem 1's and 2's methods stay as they are for batches without
-# padding; the cells below add the masked forward and backward beside them and
-# make `forward` take the lengths (keyword-only: `forward(x, h0,
-# lengths=lengths)`). The padding is a bool array `pad` of shape
-# (n_sequences, batch_size), True where $m_t = 0$.
+# In code, Problem 1's and 2's layers stay as they are: the cells below add
+# a subclass of `SimpleRNN_BPTT`, `MaskedRNN`, whose `forward` takes the
+# lengths (keyword-only: `forward(x, h0, lengths=lengths)`) and whose
+# `backward` follows the masked equations when the last forward had
+# padding; without it, both are Problem 1's and 2's methods, called through
+# `super()`. A layer built earlier in the lesson never changes behaviour.
+# The padding is a bool array `pad` of shape (n_sequences, batch_size), True
+# where $m_t = 0$.
 
 # %%
 def padding_mask(lengths, batch_size, n_sequences):
@@ -1866,18 +1882,25 @@ def states_batch_first(h_tm, pad):
     return np.where(pad.T[:, :, None], 0, hs).astype(h_tm.dtype, copy=False)
 
 
-unmasked_forward = SimpleRNN.forward  # Problem 1's, kept for batches without padding
+class MaskedRNN(SimpleRNN_BPTT):
+    """SimpleRNN_BPTT whose forward also takes each sequence's length (the rest of the
+    batch is padding) and whose backward follows the masked equations."""
+
+    def forward(self, x, h0=None, *, lengths=None):
+        """Problem 1's forward, and with lengths (batch_size,) ints in 1..n_sequences:
+        each sequence's own number of steps, the rest padding. h_T is then each
+        sequence's state after its own last step, and hs reads 0 at the padded steps."""
+        x, h0 = support.check_layer_input(self, x, h0)
+        pad = padding_mask(lengths, *x.shape[:2])
+        if pad is None:
+            return super().forward(x, h0)             # Problem 1's
+        return self._masked_forward(x, h0, pad)
 
 
-@add_to_class(SimpleRNN)
-def forward(self, x, h0=None, *, lengths=None):
-    """Problem 1's forward, and with lengths (batch_size,) ints in 1..n_sequences: each
-    sequence's own number of steps, the rest padding. h_T is then each sequence's state
-    after its own last step, and hs reads 0 at the padded steps."""
-    x, h0 = support.check_layer_input(self, x, h0)
-    pad = padding_mask(lengths, *x.shape[:2])
-    if pad is None:
-        return unmasked_forward(self, x, h0)
+@add_to_class(MaskedRNN)
+def _masked_forward(self, x, h0, pad):
+    """forward's padded path: the masked recurrence, its cache (with the padding) kept
+    for backward. Returns h_T and hs, zeros at the padded steps."""
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
     h_tm = self._masked_recurrence(x_tm, h0, pad)
     self._cache = RNNCache(x_tm, h0, h_tm, pad)   # the padding too, for backward
@@ -1885,7 +1908,7 @@ def forward(self, x, h0=None, *, lengths=None):
     return h_tm[-1], states_batch_first(h_tm, pad)
 
 
-@add_to_class(SimpleRNN)
+@add_to_class(MaskedRNN)
 def _masked_recurrence(self, x_tm, h0, pad):
     """Problem 1's recurrence with h_t = m_t tanh(a_t) + (1 - m_t) h_{t-1}."""
     n_sequences, batch_size, _ = x_tm.shape
@@ -1905,17 +1928,13 @@ def _masked_recurrence(self, x_tm, h0, pad):
 
 
 # %%
-# Problem 2's, kept for batches without padding
-unmasked_backward = SimpleRNN_BPTT.backward
-
-
-@add_to_class(SimpleRNN_BPTT)
+@add_to_class(MaskedRNN)
 def backward(self, dh, input_gradient=True, *, cache=None):
     """Problem 2's backward, through padded steps too: delta_t = m_t g_t (1 - h_t^2) and
     g_{t-1} = m_{t-1} g-hat_{t-1} + delta_t W_h^T + (1 - m_t) g_t."""
     x_tm, h0, h, pad = cache = self._last_forward(cache)
-    if pad is None:
-        return unmasked_backward(self, dh, input_gradient, cache=cache)
+    if pad is None:                            # Problem 2's, unchanged
+        return super(MaskedRNN, self).backward(dh, input_gradient, cache=cache)
     dh_T, dh_tm = self._direct_gradients(dh, cache)
     if dh_tm is not None:  # the loss's gradient at padding is ignored
         dh_tm = np.where(pad[:, :, None], 0, dh_tm).astype(self.dtype, copy=False)
@@ -1949,7 +1968,7 @@ def check_masked_layer(seed=0):
     rng = np.random.default_rng(seed)
     batch_size, n_sequences, n_features, n_nodes = 4, 7, 3, 5
     lengths = np.array([1, 7, 3, 5])
-    layer = SimpleRNN_BPTT(
+    layer = MaskedRNN(
         rng.normal(0, 0.5, (n_features, n_nodes)),
         rng.normal(0, 0.5, (n_nodes, n_nodes)),
         rng.normal(0, 0.1, n_nodes),
@@ -2007,8 +2026,11 @@ if __name__ == "__main__":
 #
 # `pad_sequences(sequences)` turns a list of arrays of shapes
 # (n_steps_i, n_features) into one zero-padded array and the lengths the
-# layer takes. The classifier accepts such a list wherever it accepts a 3-D
-# array: `fit` pads each mini-batch to *its own* longest sequence, not to the
+# layer takes. `ScratchMaskedRNNClassifier` — Problem 3's classifier with a
+# `MaskedRNN` layer, a subclass, so Problem 3's models stay as they were —
+# accepts such a list wherever Problem 3's accepts a 3-D array (Problem 3's
+# refuses a list, and says which class takes one): `fit` pads each
+# mini-batch to *its own* longest sequence, not to the
 # longest in the data set, so the cost follows the real lengths
 # (`benchmarks/README.md` measures it), and the
 # batches are still drawn in a fresh random order every epoch. A sequence's
@@ -2029,6 +2051,26 @@ if __name__ == "__main__":
 # still take another path, as the epoch-1 accuracies below show). The gradient check
 # of the whole classifier, now with $h_0$ and a padded batch, and training on
 # temporal-order sequences of 15 to 25 steps with and without it:
+
+# %%
+def init_masked_rnn(n_features, n_nodes, rng, dtype=np.float64):
+    """A MaskedRNN at init_simple_rnn's starting weights (the same draws)."""
+    layer = init_simple_rnn(n_features, n_nodes, rng, dtype)
+    return MaskedRNN(*layer.parameters().values())
+
+
+class ScratchMaskedRNNClassifier(ScratchSimpleRNNClassifier):
+    """Problem 3's classifier with a MaskedRNN layer: X may also be a list of sequences
+    (n_steps_i, n_features) of different lengths, padded per mini-batch."""
+
+    def _init_layer(self, n_features, rng, dtype):
+        return init_masked_rnn(n_features, self.n_nodes, rng, dtype)
+
+    def _check_sequences(self, X, name="X", n_features=None):
+        """X checked: a 3-D array, (X, None), or a list of 2-D (n_steps_i, n_features)
+        arrays, (the list, their lengths)."""
+        return support.check_sequence_data(X, name, n_features)
+
 
 # %%
 def pad_sequences(sequences, dtype=None):
@@ -2054,7 +2096,7 @@ def run_problem_3b(seed=0, epochs=20):
     Returns {learn_h0: fitted model} for learn_h0 in (False, True).
     """
     X_small, y_small = make_temporal_order_data(16, (6, 10), rng=seed)
-    check = ScratchSimpleRNNClassifier(
+    check = ScratchMaskedRNNClassifier(
         n_nodes=5, epochs=1, batch_size=8, learn_h0=True, random_state=seed
     )
     check.fit(X_small, y_small)
@@ -2076,7 +2118,7 @@ def run_problem_3b(seed=0, epochs=20):
     print(f"  {decode_sequence(X[0])} -> {y[0]}")
     models = {}
     for learn_h0 in (False, True):
-        models[learn_h0] = ScratchSimpleRNNClassifier(
+        models[learn_h0] = ScratchMaskedRNNClassifier(
             epochs=epochs, learn_h0=learn_h0, random_state=seed
         )
         models[learn_h0].fit(X, y, X_val, y_val)
@@ -2913,8 +2955,8 @@ def random_layer(cls, n_features, n_nodes, rng, dtype=np.float64, scale=0.6,
     return cls(*(w.astype(dtype) for w in weights))
 
 
-CELLS = {"rnn": Cell(SimpleRNN_BPTT, init_simple_rnn, "vanilla", "torch_rnn",
-                     functools.partial(random_layer, SimpleRNN_BPTT))}
+CELLS = {"rnn": Cell(MaskedRNN, init_masked_rnn, "vanilla", "torch_rnn",
+                     functools.partial(random_layer, MaskedRNN))}
 
 
 def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, *, cells=None,
@@ -2972,7 +3014,8 @@ __all__ = [
     "adam_updates", "adam_state", "training_step", "init_simple_rnn",
     "init_output_layer", "ScratchSimpleRNNClassifier",
     # Problem 3b: sequences of different lengths
-    "padding_mask", "states_batch_first", "pad_sequences",
+    "padding_mask", "states_batch_first", "MaskedRNN", "init_masked_rnn",
+    "ScratchMaskedRNNClassifier", "pad_sequences",
     # Problem 4: the measurements chapter 2 repeats for gated cells
     "accuracy_vs_length", "summarize_by_length", "plot_seed_dots",
     "style_accuracy_axes", "plot_accuracy_vs_length", "initial_model", "key_variants",

@@ -136,3 +136,40 @@ def test_every_pytorch_cross_check_is_named_so_that_ci_selects_it():
                     and "pytorch" not in node.name):
                 unnamed.append(f"{os.path.basename(path)}::{node.name}")
     assert not unnamed, unnamed
+
+
+def methods_replaced(tree):
+    """(line, "Class.method") of every @add_to_class(Class) def method in tree whose Class
+    already has that method: in its class body (or a base defined in tree) or from an earlier
+    add_to_class."""
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    defined = {name: {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+               for name, node in classes.items()}
+    replaced = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for d in node.decorator_list:
+            if (isinstance(d, ast.Call) and getattr(d.func, "id", "") == "add_to_class"
+                    and isinstance(d.args[0], ast.Name)):
+                owner = d.args[0].id
+                if node.name in defined.setdefault(owner, set()):
+                    replaced.append((node.lineno, f"{owner}.{node.name}"))
+                defined[owner].add(node.name)
+    return replaced
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_add_to_class_only_adds_a_method_never_replaces_one(chapter):
+    # d2l's add_to_class grows a class cell by cell; replacing a method would change objects that
+    # earlier cells built (chapter 1's Problem 3b once did; it now adds a subclass).
+    replaced = methods_replaced(parse(os.path.join(ROOT, f"{chapter}.py")))
+    assert not replaced, f"{chapter}: add_to_class replaces {replaced}"
+
+
+def test_the_replacement_check_can_fail():
+    tree = ast.parse("class A:\n    def f(self): pass\n"
+                     "@add_to_class(A)\ndef g(self): pass\n"
+                     "@add_to_class(A)\ndef f(self): pass\n"
+                     "@add_to_class(A)\ndef g(self): pass\n")
+    assert [name for _, name in methods_replaced(tree)] == ["A.f", "A.g"]

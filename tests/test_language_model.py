@@ -12,7 +12,7 @@ from language_model_scratch import ScratchRNNLanguageModel
 from gated_rnn_scratch import FastGRU, FastLSTM
 from conftest import whole_chapter_run
 from lesson_support import NotFittedError
-from rnn_scratch import SimpleRNN_BPTT, numerical_gradient, rel_error
+from rnn_scratch import MaskedRNN, SimpleRNN_BPTT, numerical_gradient, rel_error
 
 import torch_twins as twins
 
@@ -36,7 +36,7 @@ def test_fit_sets_the_documented_attributes():
     assert len(model.loss_history) == 2 and len(model.val_bits_history) == 2
     assert small_model().fit(TEXT).val_bits_history == []
     assert model.val_bits_history[-1] == pytest.approx(model.bits_per_symbol("the cat"), rel=1e-12)
-    for cell, layer_class in (("rnn", SimpleRNN_BPTT), ("gru", FastGRU), ("lstm", FastLSTM)):
+    for cell, layer_class in (("rnn", MaskedRNN), ("gru", FastGRU), ("lstm", FastLSTM)):
         assert type(small_model(cell).fit(TEXT).rnn) is layer_class
     assert list(inspect.signature(ScratchRNNLanguageModel).parameters) == [
         "n_nodes", "cell", "bptt_steps", "batch_size", "epochs", "learning_rate", "optimizer",

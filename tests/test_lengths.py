@@ -150,7 +150,7 @@ def test_bad_length_range_is_a_clear_error(n_sequences):
 @pytest.fixture(scope="module")
 def ragged_model():
     X, y = rs.make_temporal_order_data(300, (8, 14), rng=5)
-    return rs.ScratchSimpleRNNClassifier(n_nodes=8, epochs=2, batch_size=16, random_state=0).fit(X, y), X, y
+    return rs.ScratchMaskedRNNClassifier(n_nodes=8, epochs=2, batch_size=16, random_state=0).fit(X, y), X, y
 
 
 def test_prediction_does_not_depend_on_what_a_sequence_is_batched_with(ragged_model):
@@ -171,7 +171,7 @@ def test_fit_pads_each_batch_to_its_own_longest_sequence():
     X, y = rs.make_temporal_order_data(64, (6, 30), rng=2)
     widths = []
 
-    class Recording(rs.ScratchSimpleRNNClassifier):
+    class Recording(rs.ScratchMaskedRNNClassifier):
         def loss_and_gradients(self, X_batch, y_idx, lengths=None):
             widths.append((X_batch.shape[1], int(max(lengths))))
             return super().loss_and_gradients(X_batch, y_idx, lengths)
@@ -194,14 +194,14 @@ def test_scores_of_a_list_and_of_its_padded_array_view_agree(ragged_model):
 def test_classifier_learns_varied_lengths():
     X, y = rs.make_temporal_order_data(800, (10, 16), rng=7)
     X_val, y_val = rs.make_temporal_order_data(300, (10, 16), rng=8)
-    model = rs.ScratchSimpleRNNClassifier(n_nodes=24, epochs=8, random_state=0).fit(X, y, X_val, y_val)
+    model = rs.ScratchMaskedRNNClassifier(n_nodes=24, epochs=8, random_state=0).fit(X, y, X_val, y_val)
     assert model.val_accuracy_history[-1] >= 0.95, model.val_accuracy_history
 
 
 # -- a learned h0 ---------------------------------------------------------------------------------
 def test_loss_gradients_with_learned_h0_match_finite_differences_on_ragged_batches():
     X, y = rs.make_temporal_order_data(16, (6, 10), rng=4)
-    model = rs.ScratchSimpleRNNClassifier(n_nodes=5, epochs=2, batch_size=8, learn_h0=True, random_state=1)
+    model = rs.ScratchMaskedRNNClassifier(n_nodes=5, epochs=2, batch_size=8, learn_h0=True, random_state=1)
     model.fit(X, y)
     assert model.h0.shape == (5,) and np.any(model.h0 != 0)      # trained away from its zero start
     Xp, lengths = rs.pad_sequences(X)
@@ -216,18 +216,18 @@ def test_loss_gradients_with_learned_h0_match_finite_differences_on_ragged_batch
 def test_learned_h0_is_clipped_and_updated_with_the_rest():
     X, y = rs.make_temporal_order_data(16, 6, rng=4)
     settings = dict(n_nodes=4, epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.1, random_state=2)
-    model = rs.ScratchSimpleRNNClassifier(learn_h0=True, clip_norm=None, **settings).fit(X, y)
+    model = rs.ScratchMaskedRNNClassifier(learn_h0=True, clip_norm=None, **settings).fit(X, y)
     start = rs.initial_model(model)
     _, grads = start.loss_and_gradients(X, np.searchsorted(model.classes_, y))
     np.testing.assert_allclose(model.h0, -0.1 * grads["h0"], rtol=1e-10)      # one SGD step from zeros
-    clipped = rs.ScratchSimpleRNNClassifier(learn_h0=True, clip_norm=1e-3, **settings).fit(X, y)
+    clipped = rs.ScratchMaskedRNNClassifier(learn_h0=True, clip_norm=1e-3, **settings).fit(X, y)
     norm = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))
     np.testing.assert_allclose(clipped.h0, -0.1 * grads["h0"] * 1e-3 / norm, rtol=1e-8)
 
 
 def test_without_learn_h0_there_is_no_h0_parameter():
     X, y = rs.make_temporal_order_data(16, 6, rng=4)
-    model = rs.ScratchSimpleRNNClassifier(n_nodes=4, epochs=1, random_state=0).fit(X, y)
+    model = rs.ScratchMaskedRNNClassifier(n_nodes=4, epochs=1, random_state=0).fit(X, y)
     assert "h0" not in model.parameters() and not hasattr(model, "h0")
 
 
@@ -253,7 +253,7 @@ def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, frag
 ])
 def test_bad_lists_raise_value_errors_and_leave_a_fitted_model_unchanged(make_X, fragment):
     X, y = rs.make_temporal_order_data(12, (6, 9), rng=1)
-    model = rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
+    model = rs.ScratchMaskedRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
     before = {name: p.copy() for name, p in model.parameters().items()}
     bad = make_X(list(X))
     with pytest.raises(ValueError, match=fragment):
@@ -274,3 +274,18 @@ def test_predicting_more_ragged_sequences_than_one_evaluation_chunk(ragged_model
     for i in (0, 1, 150, 255, 256, 299):
         np.testing.assert_allclose(together[i], model.predict_proba([X[i]])[0], rtol=1e-12,
                                    atol=1e-15, err_msg=f"sequence {i}")
+
+
+def test_problem_3_s_classifier_refuses_ragged_lists_and_names_the_class_that_takes_them():
+    X, y = rs.make_temporal_order_data(12, (6, 9), rng=1)
+    with pytest.raises(ValueError, match="ScratchMaskedRNNClassifier"):
+        rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1).fit(X, y)
+    assert type(rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1).fit(
+        rs.pad_sequences(X)[0][:, :6], y).rnn) is rs.SimpleRNN_BPTT
+
+
+def test_problem_3b_adds_a_subclass_and_leaves_problem_1_and_2_s_layers_as_they_were():
+    # An object built before Problem 3b keeps Problem 1's forward: no lengths.
+    assert "lengths" not in __import__("inspect").signature(rs.SimpleRNN.forward).parameters
+    assert issubclass(rs.MaskedRNN, rs.SimpleRNN_BPTT)
+    assert rs.MaskedRNN.forward is not rs.SimpleRNN.forward

@@ -153,7 +153,7 @@ def test_float32_layers_agree_with_float64(cell, random_layer):
         assert rs.rel_error(g32[name], g64[name]) < 1e-5, name
 
 
-@pytest.mark.parametrize("cell, layer_class", [("rnn", rs.SimpleRNN_BPTT), ("lstm", gs.FastLSTM),
+@pytest.mark.parametrize("cell, layer_class", [("rnn", rs.MaskedRNN), ("lstm", gs.FastLSTM),
                                                ("gru", gs.FastGRU)])
 def test_make_layer_builds_the_cell_in_the_classifiers_draw_order(cell, layer_class):
     layer = rs.make_layer(cell, 6, 4, np.random.default_rng(0), np.float32, cells=gs.CELLS)

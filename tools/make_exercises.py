@@ -175,10 +175,10 @@ def defines(source, name):
 
 
 # Cells left out of an exercise notebook because they compute what an exercise computes in
-# another form, or quote its lines: chapter 1's masked forward and backward and its gallery of
-# slips, chapter 2's fast layers (and its registry, which names them). (Chapter 3's vectorised
+# another form, or quote its lines: chapter 1's masked layer and its gallery of slips, chapter
+# 2's fast layers (and each chapter's registry of cells, which names them). (Chapter 3's vectorised
 # output layer stays: the model whose sampling is an exercise is built on it.)
-LEFT_OUT = {"rnn_scratch": ("BPTT_SLIPS", "unmasked_forward", "unmasked_backward"),
+LEFT_OUT = {"rnn_scratch": ("BPTT_SLIPS", "MaskedRNN", "CELLS"),
             "gated_rnn_scratch": ("LSTM_BPTT", "GRU_BPTT", "FastLSTM", "FastGRU", "CELLS")}
 LEFT_OUT_NOTE = ("*(A code cell of the lesson is left out here: it computes what an exercise "
                  "computes, in another form, or quotes its lines. The lesson notebook shows "
