@@ -26,6 +26,7 @@ __all__ = [
     "check_lengths", "check_positive_integer", "check_positive_number",
     "check_sequence_data", "check_sequences",
     "check_state", "check_direct_gradient", "check_strings", "check_string_pairs",
+    "check_task_size",
     "check_decoding", "finish_axes", "format_table",
     "in_notebook", "label_indices", "lesson_figure", "lesson_options", "lesson_finished",
     "log_this_epoch", "save_figure", "slipped", "stopwatch",
@@ -353,6 +354,27 @@ def check_direct_gradient(layer, dh, batch_size, n_sequences, name="dh"):
                          f"n_nodes) = ({batch_size}, {n_sequences}, {n_nodes}) "
                          f"to match the last forward pass; got {dh.shape}.")
     return dh
+
+
+def check_task_size(n_samples, n_steps, high=None):
+    """The sizes of a temporal-order data set (chapter 1): n_samples at least 1; n_steps
+    an int, at least 6 (B, two keys, distractors and E); with high, the lengths run from
+    n_steps (low) to high, n_steps <= high."""
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be an integer, at least 1; got {n_samples!r}.")
+    name = "n_sequences" if high is None else "low"
+    for label, value in ((name, n_steps), ("high", high)):
+        if label == "high" and high is None:
+            continue
+        if not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{label} must be an integer (a number of time steps); "
+                             f"got {value!r}.")
+        if value < 6:
+            raise ValueError(f"{label} must be at least 6 to hold B, two keys, "
+                             f"distractors and E; got {value}.")
+    if high is not None and high < n_steps:
+        raise ValueError(f"the lengths run from low to high: low <= high needed; got "
+                         f"low = {n_steps}, high = {high}.")
 
 
 # -- the models' input checks

@@ -1095,51 +1095,17 @@ def make_temporal_order_data(n_samples, n_sequences=20, rng=None):
 
     Parameters
     ----------
-    n_samples : int
-    n_sequences : int, at least 6 (the number of time steps), or a pair (low, high):
-        then each sequence's length is drawn uniformly from low..high (both included),
-        its key windows scale with its own length, and X is a list (Problem 3b).
+    n_samples : int, at least 1
+    n_sequences : int, at least 6 (the number of time steps)
     rng : numpy.random.Generator, int seed or None
 
     Returns
     -------
     X : ndarray, shape (n_samples, n_sequences, 8), float64 one-hot over
-        TEMPORAL_ORDER_SYMBOLS; for a (low, high) pair, a list of n_samples arrays
-        (n_steps_i, 8)
+        TEMPORAL_ORDER_SYMBOLS
     y : ndarray of str, shape (n_samples,), one of "XX", "XY", "YX", "YY"
     """
-    if isinstance(n_sequences, (tuple, list)):
-        if (len(n_sequences) != 2
-                or not all(isinstance(v, (int, np.integer)) for v in n_sequences)):
-            raise ValueError(
-                "n_sequences must be an int or a pair of ints (low, high); "
-                f"got {n_sequences!r}."
-            )
-        low, high = n_sequences
-        if not 6 <= low <= high:
-            raise ValueError(
-                "n_sequences = (low, high) needs 6 <= low <= high; "
-                f"got {n_sequences!r}."
-            )
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
-        rng = np.random.default_rng(rng)
-        lengths = rng.integers(low, high + 1, size=n_samples)
-        # one at its own length
-        pairs = [make_temporal_order_data(1, int(T), rng) for T in lengths]
-        return [X[0] for X, _ in pairs], np.array([y[0] for _, y in pairs])
-    if not isinstance(n_sequences, (int, np.integer)):
-        raise ValueError(
-            "n_sequences must be an int or a pair of ints (low, high); "
-            f"got {n_sequences!r}."
-        )
-    if n_sequences < 6:
-        raise ValueError(
-            "n_sequences must be at least 6 to hold B, two keys, distractors and E; "
-            f"got {n_sequences}."
-        )
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
+    support.check_task_size(n_samples, n_sequences)   # clear errors for bad sizes
     rng = np.random.default_rng(rng)
     T = n_sequences
     # Key windows scale with the length: [10%, 20%] and [50%, 60%] of T, kept
@@ -1431,16 +1397,13 @@ class ScratchSimpleRNNClassifier:
     random_state : int or None
     verbose : bool or int, default False: print one line per epoch (an integer k: the
         first, every k-th and the last epoch only)
-    learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by
-    every
-        sequence (Problem 3b); otherwise every sequence starts from zeros.
 
-    X is a 3-D array (n_samples, n_sequences, n_features); Problem 3b's subclass,
-    ScratchMaskedRNNClassifier, also takes a list of 2-D arrays (n_steps_i, n_features)
-    of different lengths.
+    X is a 3-D array (n_samples, n_sequences, n_features); every sequence starts from
+    h0 = 0. (Problem 3b's subclass, ScratchMaskedRNNClassifier, also takes a list of 2-D
+    arrays (n_steps_i, n_features) of different lengths, and can learn h0.)
 
     Attributes after fit: rnn (the layer: w_x, w_h, b), w_y (n_nodes, n_classes),
-    b_y (n_classes,), h0 (only with learn_h0), classes_ (the sorted labels),
+    b_y (n_classes,), classes_ (the sorted labels),
     initial_parameters_ (copies of the weights fit started from), loss_history (mean
     training loss per epoch), val_loss_history and val_accuracy_history (empty without
     validation data), grad_norm_history (mean global gradient norm per epoch, before
@@ -1449,12 +1412,11 @@ class ScratchSimpleRNNClassifier:
 
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01,
                  optimizer="adam", clip_norm=5.0, dtype=np.float64, random_state=None,
-                 verbose=False, learn_h0=False):
+                 verbose=False):
         self.n_nodes, self.epochs, self.batch_size = n_nodes, epochs, batch_size
         self.learning_rate, self.optimizer = learning_rate, optimizer
         self.clip_norm = clip_norm
         self.dtype, self.random_state, self.verbose = dtype, random_state, verbose
-        self.learn_h0 = learn_h0
 
     def _init_layer(self, n_features, rng, dtype):
         """The recurrent layer, at its starting weights (init_simple_rnn)."""
@@ -1472,28 +1434,19 @@ class ScratchSimpleRNNClassifier:
         return X, lengths
 
     def _init_params(self, n_features, n_classes, rng):
-        """The layer (see _init_layer), then the dense layer (and a zero h0)."""
+        """The layer (see _init_layer), then the dense layer."""
         dtype = np.dtype(self.dtype)
         self.rnn = self._init_layer(n_features, rng, dtype)
         self.w_y, self.b_y = init_output_layer(self.n_nodes, n_classes, rng, dtype)
-        if self.learn_h0:
-            self.h0 = np.zeros(self.n_nodes, dtype)   # learned from zeros
 
     def parameters(self):
         """The trainable arrays, by name; the optimizer updates them in place."""
-        params = {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
-        if self.learn_h0:
-            params["h0"] = self.h0
-        return params
+        return {**self.rnn.parameters(), "w_y": self.w_y, "b_y": self.b_y}
 
     def _forward_logits(self, X, lengths=None):
-        """X (batch_size, n_sequences, n_features), lengths (batch_size,) or None ->
-        h_T (batch_size, n_nodes), z (batch_size, n_classes)."""
-        h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
-        if lengths is None:
-            h_T, _ = self.rnn.forward(X, h0)
-        else:  # sequences of their own lengths (3b)
-            h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
+        """X (batch_size, n_sequences, n_features) -> h_T (batch_size, n_nodes), z
+        (batch_size, n_classes). (lengths: Problem 3b's; None here.)"""
+        h_T, _ = self.rnn.forward(X)
         return h_T, h_T @ self.w_y + self.b_y
 
 
@@ -1508,7 +1461,7 @@ def loss_and_gradients(self, X, y_idx, lengths=None):
 
     X : (batch_size, n_sequences, n_features) in the model's dtype
     y_idx : (batch_size,) int, indices into classes_
-    lengths : (batch_size,) ints, each sequence's own length, or None (all full)
+    lengths : Problem 3b's (each sequence's own length); None here
     Returns (loss: float, grads: dict with the keys of parameters()).
     """
     h_T, z = self._forward_logits(X, lengths)
@@ -1517,10 +1470,14 @@ def loss_and_gradients(self, X, y_idx, lengths=None):
     rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
     grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}
     grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
-    if self.learn_h0:
-        # one h0 shared by the whole batch
-        grads["h0"] = rnn_grads["dh0"].sum(axis=0)
-    return loss, grads
+    return loss, self._with_state_gradient(grads, rnn_grads)
+
+
+@add_to_class(ScratchSimpleRNNClassifier)
+def _with_state_gradient(self, grads, rnn_grads):
+    """grads, plus the initial state's where it is a parameter (Problem 3b): none
+    here."""
+    return grads
 
 
 # %% [markdown]
@@ -1581,7 +1538,7 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
         for start in batch_starts:
             batch = order[start:start + self.batch_size]
             # padded to its longest
-            X_batch, batch_lengths = _take(X, lengths, batch, dtype)
+            X_batch, batch_lengths = self._batch(X, lengths, batch, dtype)
             loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
             norm = training_step(self, params, grads, state, loss, epoch)
             total_norm += norm
@@ -1613,12 +1570,11 @@ def _n_features(X):
     return X.shape[2] if isinstance(X, np.ndarray) else X[0].shape[1]
 
 
-def _take(X, lengths, idx, dtype):
-    """The sequences idx of X as one array and their lengths (None for a 3-D X); a
-    list's sequences are padded to their own longest (pad_sequences, Problem 3b)."""
-    if lengths is None:
-        return X[idx].astype(dtype, copy=False), None
-    return pad_sequences([X[i] for i in idx], dtype)
+@add_to_class(ScratchSimpleRNNClassifier)
+def _batch(self, X, lengths, idx, dtype):
+    """The sequences idx of X as one array in dtype, and their lengths (None here;
+    Problem 3b's subclass pads a list's sequences)."""
+    return X[idx].astype(dtype, copy=False), None
 
 
 @add_to_class(ScratchSimpleRNNClassifier)
@@ -1650,17 +1606,8 @@ def score(self, X, y):
 
 @add_to_class(ScratchSimpleRNNClassifier)
 def _logits(self, X, lengths):
-    """Logits (n_samples, n_classes) of checked sequences, in chunks of sequences of
-    similar length, so that short sequences are not all padded to the longest one."""
-    if lengths is None:
-        return self._forward_logits(X.astype(self.rnn.dtype, copy=False))[1]
-    order = np.argsort(lengths, kind="stable")
-    z = np.empty((len(X), len(self.classes_)), dtype=self.rnn.dtype)
-    chunk = max(self.batch_size, 256)
-    for start in range(0, len(X), chunk):
-        idx = order[start:start + chunk]
-        z[idx] = self._forward_logits(*_take(X, lengths, idx, self.rnn.dtype))[1]
-    return z
+    """Logits (n_samples, n_classes) of checked sequences (lengths: None here)."""
+    return self._forward_logits(X.astype(self.rnn.dtype, copy=False))[1]
 
 
 @add_to_class(ScratchSimpleRNNClassifier)
@@ -2038,7 +1985,8 @@ if __name__ == "__main__":
 # it is batched with, up to rounding; below, one sequence is predicted alone
 # and inside a batch of longer ones.
 #
-# **A learned initial state.** With `learn_h0=True` the initial state is one
+# **A learned initial state.** With `learn_h0=True` (a parameter of
+# `ScratchMaskedRNNClassifier`, which adds it) the initial state is one
 # more parameter, $h_0$ of shape (n_nodes,), shared by every sequence and
 # updated by the same optimizer and clipping. Its gradient is already
 # computed: the `dh0` that BPTT returns, summed over the batch (each
@@ -2050,9 +1998,23 @@ if __name__ == "__main__":
 # adds at the first step, the B row of $W_x$ can add as well (training can
 # still take another path, as the epoch-1 accuracies below show). The gradient check
 # of the whole classifier, now with $h_0$ and a padded batch, and training on
-# temporal-order sequences of 15 to 25 steps with and without it:
+# temporal-order sequences of 15 to 25 steps with and without it
+# (`make_ragged_temporal_order_data`: each sequence's length drawn from that
+# range, its key windows scaled to its own length):
 
 # %%
+def make_ragged_temporal_order_data(n_samples, low, high, rng=None):
+    """The temporal-order task with sequences of different lengths: each sequence's
+    length drawn uniformly from low..high (both included, 6 <= low <= high), its key
+    windows scaled to its own length. Returns X, a list of n_samples arrays (n_steps_i,
+    8), and y (n_samples,), as make_temporal_order_data."""
+    support.check_task_size(n_samples, low, high)
+    rng = np.random.default_rng(rng)
+    lengths = rng.integers(low, high + 1, size=n_samples)
+    pairs = [make_temporal_order_data(1, int(T), rng) for T in lengths]   # each alone
+    return [X[0] for X, _ in pairs], np.array([y[0] for _, y in pairs])
+
+
 def init_masked_rnn(n_features, n_nodes, rng, dtype=np.float64):
     """A MaskedRNN at init_simple_rnn's starting weights (the same draws)."""
     layer = init_simple_rnn(n_features, n_nodes, rng, dtype)
@@ -2060,8 +2022,18 @@ def init_masked_rnn(n_features, n_nodes, rng, dtype=np.float64):
 
 
 class ScratchMaskedRNNClassifier(ScratchSimpleRNNClassifier):
-    """Problem 3's classifier with a MaskedRNN layer: X may also be a list of sequences
-    (n_steps_i, n_features) of different lengths, padded per mini-batch."""
+    """Problem 3's classifier (same parameters, methods and attributes) with a MaskedRNN
+    layer: X may also be a list of sequences (n_steps_i, n_features) of different
+    lengths, padded per mini-batch; and one more parameter:
+
+    learn_h0 : bool, default False: train one initial state h0 (n_nodes,) shared by
+        every sequence (attribute h0 after fit); otherwise every sequence starts from
+        zeros.
+    """
+
+    def __init__(self, *args, learn_h0=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.learn_h0 = learn_h0
 
     def _init_layer(self, n_features, rng, dtype):
         return init_masked_rnn(n_features, self.n_nodes, rng, dtype)
@@ -2070,6 +2042,58 @@ class ScratchMaskedRNNClassifier(ScratchSimpleRNNClassifier):
         """X checked: a 3-D array, (X, None), or a list of 2-D (n_steps_i, n_features)
         arrays, (the list, their lengths)."""
         return support.check_sequence_data(X, name, n_features)
+
+    def _batch(self, X, lengths, idx, dtype):
+        """The sequences idx: of a list, padded to their own longest (pad_sequences)."""
+        if lengths is None:
+            return super()._batch(X, lengths, idx, dtype)
+        return pad_sequences([X[i] for i in idx], dtype)
+
+
+# %%
+@add_to_class(ScratchMaskedRNNClassifier)
+def _init_params(self, n_features, n_classes, rng):
+    """Problem 3's parameters, and a zero h0 (n_nodes,) with learn_h0."""
+    super(ScratchMaskedRNNClassifier, self)._init_params(n_features, n_classes, rng)
+    if self.learn_h0:
+        self.h0 = np.zeros(self.n_nodes, np.dtype(self.dtype))   # learned from zeros
+
+
+@add_to_class(ScratchMaskedRNNClassifier)
+def parameters(self):
+    """Problem 3's trainable arrays, and h0 with learn_h0."""
+    params = super(ScratchMaskedRNNClassifier, self).parameters()
+    return {**params, "h0": self.h0} if self.learn_h0 else params
+
+
+@add_to_class(ScratchMaskedRNNClassifier)
+def _forward_logits(self, X, lengths=None):
+    """X (batch_size, n_sequences, n_features), lengths (batch_size,) or None -> h_T
+    (batch_size, n_nodes), z (batch_size, n_classes), from the learned h0 if any."""
+    h0 = np.broadcast_to(self.h0, (len(X), self.n_nodes)) if self.learn_h0 else None
+    h_T, _ = self.rnn.forward(X, h0, lengths=lengths)
+    return h_T, h_T @ self.w_y + self.b_y
+
+
+@add_to_class(ScratchMaskedRNNClassifier)
+def _with_state_gradient(self, grads, rnn_grads):
+    """With learn_h0, h0's gradient: dh0 summed over the batch (one h0 for all)."""
+    return {**grads, "h0": rnn_grads["dh0"].sum(axis=0)} if self.learn_h0 else grads
+
+
+@add_to_class(ScratchMaskedRNNClassifier)
+def _logits(self, X, lengths):
+    """Logits (n_samples, n_classes), a list's sequences in chunks of similar length, so
+    that short sequences are not all padded to the longest one."""
+    if lengths is None:
+        return super(ScratchMaskedRNNClassifier, self)._logits(X, lengths)
+    order = np.argsort(lengths, kind="stable")
+    z = np.empty((len(X), len(self.classes_)), dtype=self.rnn.dtype)
+    chunk = max(self.batch_size, 256)
+    for start in range(0, len(X), chunk):
+        idx = order[start:start + chunk]
+        z[idx] = self._forward_logits(*self._batch(X, lengths, idx, self.rnn.dtype))[1]
+    return z
 
 
 # %%
@@ -2095,7 +2119,7 @@ def run_problem_3b(seed=0, epochs=20):
 
     Returns {learn_h0: fitted model} for learn_h0 in (False, True).
     """
-    X_small, y_small = make_temporal_order_data(16, (6, 10), rng=seed)
+    X_small, y_small = make_ragged_temporal_order_data(16, 6, 10, rng=seed)
     check = ScratchMaskedRNNClassifier(
         n_nodes=5, epochs=1, batch_size=8, learn_h0=True, random_state=seed
     )
@@ -2111,8 +2135,8 @@ def run_problem_3b(seed=0, epochs=20):
                        [[k, f"{e:.1e}"] for k, e in errors.items()]))
     print(f"All below 1e-7: {max(errors.values()) < 1e-7}")
 
-    X, y = make_temporal_order_data(2000, (15, 25), rng=seed)
-    X_val, y_val = make_temporal_order_data(500, (15, 25), rng=seed + 1)
+    X, y = make_ragged_temporal_order_data(2000, 15, 25, rng=seed)
+    X_val, y_val = make_ragged_temporal_order_data(500, 15, 25, rng=seed + 1)
     print(f"\ntraining data: {len(X)} sequences of {min(map(len, X))} to "
           f"{max(map(len, X))} steps, e.g.")
     print(f"  {decode_sequence(X[0])} -> {y[0]}")
@@ -3015,7 +3039,7 @@ __all__ = [
     "init_output_layer", "ScratchSimpleRNNClassifier",
     # Problem 3b: sequences of different lengths
     "padding_mask", "states_batch_first", "MaskedRNN", "init_masked_rnn",
-    "ScratchMaskedRNNClassifier", "pad_sequences",
+    "make_ragged_temporal_order_data", "ScratchMaskedRNNClassifier", "pad_sequences",
     # Problem 4: the measurements chapter 2 repeats for gated cells
     "accuracy_vs_length", "summarize_by_length", "plot_seed_dots",
     "style_accuracy_axes", "plot_accuracy_vs_length", "initial_model", "key_variants",

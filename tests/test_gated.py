@@ -155,7 +155,7 @@ def test_bad_forward_input_is_the_same_clear_error_as_in_chapter_1(cell, random_
 
 @pytest.mark.parametrize("model_class", [gs.ScratchLSTMClassifier, gs.ScratchGRUClassifier])
 def test_gated_classifier_gradients_match_finite_differences(model_class):
-    X, y = rs.make_temporal_order_data(12, (6, 9), rng=2)
+    X, y = rs.make_ragged_temporal_order_data(12, 6, 9, rng=2)
     model = model_class(n_nodes=3, epochs=1, batch_size=6, learn_h0=True, random_state=0).fit(X, y)
     X_pad, lengths = rs.pad_sequences(X)
     y_idx = np.searchsorted(model.classes_, y)

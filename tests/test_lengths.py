@@ -120,7 +120,7 @@ def test_pad_sequences_pads_with_zeros_to_the_longest():
 
 
 def test_temporal_order_data_of_varied_lengths():
-    X, y = rs.make_temporal_order_data(300, (15, 25), rng=3)
+    X, y = rs.make_ragged_temporal_order_data(300, 15, 25, rng=3)
     assert isinstance(X, list) and len(X) == len(y) == 300
     lengths = [len(x) for x in X]
     assert min(lengths) == 15 and max(lengths) == 25     # both ends drawn in 300 tries
@@ -140,16 +140,25 @@ def test_int_form_of_the_data_is_still_a_3d_array():
     np.testing.assert_array_equal(X, rs.make_temporal_order_data(5, 12, rng=1)[0])
 
 
-@pytest.mark.parametrize("n_sequences", [(5, 9), (9, 8), (6,), (6.0, 9), "10"])
-def test_bad_length_range_is_a_clear_error(n_sequences):
-    with pytest.raises(ValueError, match="n_sequences"):
+@pytest.mark.parametrize("low, high, fragment", [(5, 9, "low must be at least 6"),
+                                                 (9, 8, "low <= high needed"),
+                                                 (6.0, 9, "low must be an integer"),
+                                                 (6, "10", "high must be an integer")])
+def test_bad_length_range_is_a_clear_error(low, high, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        rs.make_ragged_temporal_order_data(4, low, high, rng=0)
+
+
+@pytest.mark.parametrize("n_sequences", [(6, 9), 5, "10", 6.0])
+def test_problem_3_s_data_takes_one_length(n_sequences):
+    with pytest.raises(ValueError, match="n_sequences must be"):
         rs.make_temporal_order_data(4, n_sequences, rng=0)
 
 
 # -- the classifier on lists of sequences ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def ragged_model():
-    X, y = rs.make_temporal_order_data(300, (8, 14), rng=5)
+    X, y = rs.make_ragged_temporal_order_data(300, 8, 14, rng=5)
     return rs.ScratchMaskedRNNClassifier(n_nodes=8, epochs=2, batch_size=16, random_state=0).fit(X, y), X, y
 
 
@@ -168,7 +177,7 @@ def test_prediction_does_not_depend_on_what_a_sequence_is_batched_with(ragged_mo
 
 
 def test_fit_pads_each_batch_to_its_own_longest_sequence():
-    X, y = rs.make_temporal_order_data(64, (6, 30), rng=2)
+    X, y = rs.make_ragged_temporal_order_data(64, 6, 30, rng=2)
     widths = []
 
     class Recording(rs.ScratchMaskedRNNClassifier):
@@ -192,15 +201,15 @@ def test_scores_of_a_list_and_of_its_padded_array_view_agree(ragged_model):
 
 
 def test_classifier_learns_varied_lengths():
-    X, y = rs.make_temporal_order_data(800, (10, 16), rng=7)
-    X_val, y_val = rs.make_temporal_order_data(300, (10, 16), rng=8)
+    X, y = rs.make_ragged_temporal_order_data(800, 10, 16, rng=7)
+    X_val, y_val = rs.make_ragged_temporal_order_data(300, 10, 16, rng=8)
     model = rs.ScratchMaskedRNNClassifier(n_nodes=24, epochs=8, random_state=0).fit(X, y, X_val, y_val)
     assert model.val_accuracy_history[-1] >= 0.95, model.val_accuracy_history
 
 
 # -- a learned h0 ---------------------------------------------------------------------------------
 def test_loss_gradients_with_learned_h0_match_finite_differences_on_ragged_batches():
-    X, y = rs.make_temporal_order_data(16, (6, 10), rng=4)
+    X, y = rs.make_ragged_temporal_order_data(16, 6, 10, rng=4)
     model = rs.ScratchMaskedRNNClassifier(n_nodes=5, epochs=2, batch_size=8, learn_h0=True, random_state=1)
     model.fit(X, y)
     assert model.h0.shape == (5,) and np.any(model.h0 != 0)      # trained away from its zero start
@@ -252,7 +261,7 @@ def test_bad_lengths_raise_value_errors_that_say_what_was_expected(lengths, frag
     (lambda X: X[:1] + [np.full((6, 8), np.inf)] + X[1:], "X\\[1\\] contains NaN or infinite"),
 ])
 def test_bad_lists_raise_value_errors_and_leave_a_fitted_model_unchanged(make_X, fragment):
-    X, y = rs.make_temporal_order_data(12, (6, 9), rng=1)
+    X, y = rs.make_ragged_temporal_order_data(12, 6, 9, rng=1)
     model = rs.ScratchMaskedRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
     before = {name: p.copy() for name, p in model.parameters().items()}
     bad = make_X(list(X))
@@ -277,7 +286,7 @@ def test_predicting_more_ragged_sequences_than_one_evaluation_chunk(ragged_model
 
 
 def test_problem_3_s_classifier_refuses_ragged_lists_and_names_the_class_that_takes_them():
-    X, y = rs.make_temporal_order_data(12, (6, 9), rng=1)
+    X, y = rs.make_ragged_temporal_order_data(12, 6, 9, rng=1)
     with pytest.raises(ValueError, match="ScratchMaskedRNNClassifier"):
         rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1).fit(X, y)
     assert type(rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1).fit(
