@@ -1308,7 +1308,7 @@ def adam_state(params):
 # stretches the state or its gradient; the slopes of tanh still shrink the
 # gradient, as Problem 4 measures), biases zero. Every sequence starts from
 # $h_0 = 0$, because the sequences here are independent of each other
-# (Problem 3b makes $h_0$ a trained parameter instead).
+# (Problem 3b's subclass can learn $h_0$ instead).
 #
 # Mini-batches are drawn in a fresh random order **every epoch** from the
 # model's own generator, `np.random.default_rng(random_state)`, so the same
@@ -1407,7 +1407,8 @@ class ScratchSimpleRNNClassifier:
     initial_parameters_ (copies of the weights fit started from), loss_history (mean
     training loss per epoch), val_loss_history and val_accuracy_history (empty without
     validation data), grad_norm_history (mean global gradient norm per epoch, before
-    clipping), clip_fraction_history (share of each epoch's batches clipped), n_epochs_.
+    clipping), clip_fraction_history (share of each epoch's batches clipped), n_epochs_,
+    n_features_.
     """
 
     def __init__(self, n_nodes=32, epochs=30, batch_size=32, learning_rate=0.01,
@@ -1445,7 +1446,12 @@ class ScratchSimpleRNNClassifier:
 
     def _forward_logits(self, X, lengths=None):
         """X (batch_size, n_sequences, n_features) -> h_T (batch_size, n_nodes), z
-        (batch_size, n_classes). (lengths: Problem 3b's; None here.)"""
+        (batch_size, n_classes). (lengths: a hook for Problem 3b's subclass; here only
+        None, every sequence full length.)"""
+        if lengths is not None:
+            raise ValueError(f"{type(self).__name__} reads full-length sequences "
+                             "only: lengths must be None (ScratchMaskedRNNClassifier, "
+                             "Problem 3b, takes lengths).")
         h_T, _ = self.rnn.forward(X)
         return h_T, h_T @ self.w_y + self.b_y
 
@@ -1470,13 +1476,13 @@ def loss_and_gradients(self, X, y_idx, lengths=None):
     rnn_grads = self.rnn.backward(dz @ self.w_y.T, input_gradient=False)
     grads = {name: rnn_grads["d" + name] for name in self.rnn.parameters()}
     grads.update(w_y=h_T.T @ dz, b_y=dz.sum(axis=0))
-    return loss, self._with_state_gradient(grads, rnn_grads)
+    return loss, self._with_h0_gradient(grads, rnn_grads)
 
 
 @add_to_class(ScratchSimpleRNNClassifier)
-def _with_state_gradient(self, grads, rnn_grads):
-    """grads, plus the initial state's where it is a parameter (Problem 3b): none
-    here."""
+def _with_h0_gradient(self, grads, rnn_grads):
+    """grads, plus h0's where h0 is a trained parameter: a hook for Problem 3b's
+    subclass (learn_h0); here h0 is 0 and grads come back as they are."""
     return grads
 
 
@@ -1502,7 +1508,8 @@ def fit(self, X, y, X_val=None, y_val=None):
 @add_to_class(ScratchSimpleRNNClassifier)
 def fit_epochs(self, X, y, X_val=None, y_val=None):
     """fit, one epoch at a time: a generator that yields each epoch's number after the
-    epoch is trained and its numbers are recorded."""
+    epoch is trained and its numbers are recorded. (Being a generator, it checks its
+    inputs at the first next(), before anything changes.)"""
     support.check_hyperparameters(self)
     X, lengths = self._check_sequences(X)
     y = support.check_labels(y, len(X))
@@ -1537,7 +1544,7 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
         total, total_norm, n_clipped = 0.0, 0.0, 0
         for start in batch_starts:
             batch = order[start:start + self.batch_size]
-            # padded to its longest
+            # (Problem 3b's subclass pads a list's batch to its own longest)
             X_batch, batch_lengths = self._batch(X, lengths, batch, dtype)
             loss, grads = self.loss_and_gradients(X_batch, y_idx[batch], batch_lengths)
             norm = training_step(self, params, grads, state, loss, epoch)
@@ -1560,9 +1567,10 @@ def fit_epochs(self, X, y, X_val=None, y_val=None):
 
 
 # %% [markdown]
-# Prediction reads the sequences in chunks, and a trained model is scored by
-# its accuracy, the share of sequences whose most probable class is the true
-# one.
+# Prediction reads the whole batch at once (Problem 3b's subclass reads a
+# list of sequences of different lengths in chunks), and a trained model is
+# scored by its accuracy, the share of sequences whose most probable class is
+# the true one.
 
 # %%
 def _n_features(X):
@@ -1799,7 +1807,7 @@ if __name__ == "__main__":
 # their terms in $dW_x$, $dW_h$, $db$ and $dx$ zero. The direct gradient
 # $\hat g_t$ at a padded step is ignored, since the `hs` there is a constant
 # zero. In `MaskedRNN.backward` that is `delta[pad] = 0` before the
-# loop and the `carry` term inside it; Step 3 is unchanged.
+# loop and the `g_t * keep[t]` term inside it; Step 3 is unchanged.
 #
 # In code, Problem 1's and 2's layers stay as they are: the cells below add
 # a subclass of `SimpleRNN_BPTT`, `MaskedRNN`, whose `forward` takes the
@@ -1830,17 +1838,19 @@ def states_batch_first(h_tm, pad):
 
 
 class MaskedRNN(SimpleRNN_BPTT):
-    """SimpleRNN_BPTT whose forward also takes each sequence's length (the rest of the
-    batch is padding) and whose backward follows the masked equations."""
+    """SimpleRNN_BPTT whose forward also takes each sequence's length (the steps after
+    it are padding) and whose backward follows the masked equations."""
 
     def forward(self, x, h0=None, *, lengths=None):
         """Problem 1's forward, and with lengths (batch_size,) ints in 1..n_sequences:
         each sequence's own number of steps, the rest padding. h_T is then each
         sequence's state after its own last step, and hs reads 0 at the padded steps."""
+        if lengths is None:
+            return super().forward(x, h0)             # Problem 1's
         x, h0 = support.check_layer_input(self, x, h0)
         pad = padding_mask(lengths, *x.shape[:2])
-        if pad is None:
-            return super().forward(x, h0)             # Problem 1's
+        if pad is None:                               # every sequence full length
+            return super().forward(x, h0)
         return self._masked_forward(x, h0, pad)
 
 
@@ -1976,7 +1986,15 @@ if __name__ == "__main__":
 # layer takes. `ScratchMaskedRNNClassifier` — Problem 3's classifier with a
 # `MaskedRNN` layer, a subclass, so Problem 3's models stay as they were —
 # accepts such a list wherever Problem 3's accepts a 3-D array (Problem 3's
-# refuses a list, and says which class takes one): `fit` pads each
+# refuses a list of sequences of different lengths, and says which class
+# takes one; a list of equal lengths is an ordinary 3-D batch to both). The
+# subclass overrides a few small methods that Problem 3's class keeps as
+# hooks, each saying so: the layer (`_init_layer`), the input check
+# (`_check_sequences`), a batch (`_batch`), the forward (`_forward_logits`),
+# prediction in chunks (`_logits`) and, for $h_0$ below, `_init_params`,
+# `parameters` and `_with_h0_gradient`. (A method added in a later cell with
+# `add_to_class` calls its parent as `super(MaskedRNN, self)`: Python's
+# short `super()` works only inside a class body.) `fit` pads each
 # mini-batch to *its own* longest sequence, not to the
 # longest in the data set, so the cost follows the real lengths
 # (`benchmarks/README.md` measures it), and the
@@ -2036,11 +2054,13 @@ class ScratchMaskedRNNClassifier(ScratchSimpleRNNClassifier):
         self.learn_h0 = learn_h0
 
     def _init_layer(self, n_features, rng, dtype):
+        """The layer: a MaskedRNN at Problem 3's starting weights (init_masked_rnn)."""
         return init_masked_rnn(n_features, self.n_nodes, rng, dtype)
 
     def _check_sequences(self, X, name="X", n_features=None):
-        """X checked: a 3-D array, (X, None), or a list of 2-D (n_steps_i, n_features)
-        arrays, (the list, their lengths)."""
+        """X checked: a 3-D array (or a list of equal lengths), (X as an array, None);
+        or a list of 2-D (n_steps_i, n_features) arrays of different lengths, (the
+        list, their lengths)."""
         return support.check_sequence_data(X, name, n_features)
 
     def _batch(self, X, lengths, idx, dtype):
@@ -2076,7 +2096,7 @@ def _forward_logits(self, X, lengths=None):
 
 
 @add_to_class(ScratchMaskedRNNClassifier)
-def _with_state_gradient(self, grads, rnn_grads):
+def _with_h0_gradient(self, grads, rnn_grads):
     """With learn_h0, h0's gradient: dh0 summed over the batch (one h0 for all)."""
     return {**grads, "h0": rnn_grads["dh0"].sum(axis=0)} if self.learn_h0 else grads
 
@@ -2115,7 +2135,7 @@ def pad_sequences(sequences, dtype=None):
 
 def run_problem_3b(seed=0, epochs=20):
     """Gradient check with a learned h0 on a ragged batch, then training on 15-25-step
-    sequences.
+    sequences, and one sequence predicted alone and inside a batch of longer ones.
 
     Returns {learn_h0: fitted model} for learn_h0 in (False, True).
     """

@@ -93,7 +93,8 @@ from language_model_scratch import (one_hot, output_layer, output_layer_backward
                                     real_positions, sequence_cross_entropy_and_gradient)
 from lesson_support import add_to_class, format_table, save_figure
 from rnn_scratch import (adam_state, check_gradients, init_output_layer, log_softmax,
-                         make_layer, numerical_gradient, rel_error, training_step)
+                         make_layer, numerical_gradient, padding_mask, rel_error,
+                         training_step)
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
@@ -703,7 +704,7 @@ def check_attention(seed=0):
     rng = np.random.default_rng(seed)
     batch_size, n_positions, d_h, d_s, d_a = 3, 6, 4, 5, 3
     lengths = np.array([6, 2, 4])
-    pad = ~real_positions(n_positions, lengths).T
+    pad = padding_mask(lengths, batch_size, n_positions).T   # chapter 1's, (B, S)
     memory = rng.normal(size=(batch_size, n_positions, d_h)) * ~pad[:, :, None]
     s_prev = rng.normal(size=(batch_size, d_s))
     weights = {"w_q": rng.normal(size=(d_s, d_a)), "w_k": rng.normal(size=(d_h, d_a)),
@@ -962,8 +963,8 @@ def _encode(self, src_idx, lengths):
     s0 = np.tanh(final @ self.bridge_w + self.bridge_b)
     state = (s0,) + tuple(np.zeros_like(s0) for _ in self.decoder.state_names[1:])
     keys = memory @ self.att_w_k if self.attention else None
-    pad = ~real_positions(memory.shape[1], lengths).T       # (batch_size, S)
-    return Encoded(memory, final, state, keys, (pad if pad.any() else None))
+    pad = padding_mask(lengths, *memory.shape[:2])   # chapter 1's, (S, batch_size)
+    return Encoded(memory, final, state, keys, None if pad is None else pad.T)
 
 
 @add_to_class(ScratchSeq2Seq)

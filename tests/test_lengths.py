@@ -298,3 +298,10 @@ def test_problem_3b_adds_a_subclass_and_leaves_problem_1_and_2_s_layers_as_they_
     assert "lengths" not in __import__("inspect").signature(rs.SimpleRNN.forward).parameters
     assert issubclass(rs.MaskedRNN, rs.SimpleRNN_BPTT)
     assert rs.MaskedRNN.forward is not rs.SimpleRNN.forward
+
+
+def test_problem_3_s_classifier_does_not_silently_ignore_lengths():
+    X, y = rs.make_temporal_order_data(8, 6, rng=0)
+    model = rs.ScratchSimpleRNNClassifier(n_nodes=3, epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="lengths must be None"):
+        model.loss_and_gradients(X, np.zeros(8, int), np.full(8, 6))

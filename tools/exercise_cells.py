@@ -8,7 +8,8 @@ values in make_exercises.py (each verified independently in tests/test_make_exer
 The decorator holds the rest: the points, where the check cell goes (after the cell that
 defines `after`, by default the exercise itself), what the hidden part adds (the exercise
 notebook's first cell lists it), and one slip of the solution that the grader's tests make to
-see the exercise lose its points (`right` -> `wrong`, one occurrence in the solution).
+see the exercise lose its points (`right` -> `wrong`: `right` occurs exactly once in the whole
+generated notebook, inside the exercise's solution).
 
 The names a check uses are the notebook's own: the imports below only make them visible to
 tools that read this file; the check cells run in the exercise notebook's namespace.
