@@ -1353,15 +1353,12 @@ if __name__ == "__main__":
 # their mean over the steps between the two keys.
 
 # %%
-@support.lesson_figure
-def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png"):
-    """Cell-state distances between the key variants of x (n_sequences, 8), and the
-    forget gate of every node for the XX variant.
-
-    Returns the figure, the two distances (n_sequences,) each, the key positions and
-    the forget gates f_t of the XX variant (n_sequences, n_nodes)."""
-    import matplotlib.pyplot as plt
-
+def cell_state_measurements(model, x):
+    """The trained LSTM classifier's cell on the key variants of x (n_sequences, 8):
+    {"first", "second": the distances ||c_t(XX) - c_t(YX)|| and ||c_t(XX) - c_t(XY)||
+    (n_sequences,) each; "keys": the two key positions; "forget": the forget gates f_t
+    of the XX variant (n_sequences, n_nodes); "predicted": {variant: its predicted
+    label}}."""
     variants, keys = key_variants(x)
     layer = model.rnn
     cells, forget = {}, {}
@@ -1369,21 +1366,33 @@ def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png")
         layer.forward(v[None].astype(layer.dtype))
         cells[label] = layer.cs[0].astype(np.float64)
         forget[label] = layer.gates["f"][0].astype(np.float64)   # f_t of every node
-    steps = np.arange(1, len(x) + 1)
+    return {"first": np.linalg.norm(cells["XX"] - cells["YX"], axis=1),
+            "second": np.linalg.norm(cells["XX"] - cells["XY"], axis=1),
+            "keys": keys, "forget": forget["XX"],
+            "predicted": {label: model.predict(v[None])[0]
+                          for label, v in variants.items()}}
+
+
+# %%
+@support.lesson_figure
+def plot_cell_state(measured, plots_dir="plots", filename="lstm_cell_state.png"):
+    """Figure of cell_state_measurements' distances and forget gates. Returns it."""
+    import matplotlib.pyplot as plt
+
+    first, second, keys = measured["first"], measured["second"], measured["keys"]
+    steps = np.arange(1, len(first) + 1)
     fig, (ax, ax_f) = plt.subplots(2, 1, figsize=(8.5, 6.4), sharex=True,
                                    layout="constrained",
                                    gridspec_kw={"height_ratios": [1.3, 1]})
-    first = np.linalg.norm(cells["XX"] - cells["YX"], axis=1)
-    second = np.linalg.norm(cells["XX"] - cells["XY"], axis=1)
     ax.plot(steps, first, "-", color="tab:blue",
             label=r"$\Vert c_t(XX) - c_t(YX)\Vert$: only the first key differs")
     ax.plot(steps, second, "-", color="tab:orange",
             label=r"$\Vert c_t(XX) - c_t(XY)\Vert$: only the second key differs")
     between = slice(keys[0] + 1, keys[1])          # the steps between the keys
-    order = np.argsort(forget["XX"][between].mean(axis=0))
-    image = ax_f.imshow(forget["XX"][:, order].T, aspect="auto", cmap="viridis",
+    order = np.argsort(measured["forget"][between].mean(axis=0))
+    image = ax_f.imshow(measured["forget"][:, order].T, aspect="auto", cmap="viridis",
                         vmin=0, vmax=1, interpolation="nearest",
-                        extent=(0.5, len(x) + 0.5, len(order) - 0.5, -0.5))
+                        extent=(0.5, len(first) + 0.5, len(order) - 0.5, -0.5))
     fig.colorbar(image, ax=ax_f, label="forget gate $f_t$", pad=0.01)
     for a in (ax, ax_f):
         for t in keys:
@@ -1397,11 +1406,10 @@ def plot_cell_state(model, x, plots_dir="plots", filename="lstm_cell_state.png")
     ax.legend(loc="upper left")
     ax_f.set_ylabel("node of the XX version\n(sorted by mean $f_t$\nbetween the keys)")
     ax_f.set_xlabel("time step $t$")
-    predicted = ", ".join(f"{label}→{model.predict(v[None])[0]}"
-                          for label, v in variants.items())
+    predicted = ", ".join(f"{label}→{y}" for label, y in measured["predicted"].items())
     fig.suptitle(f"The LSTM's cell on one 50-step sequence (predicted: {predicted})")
     save_figure(fig, plots_dir, filename)
-    return fig, first, second, keys, forget["XX"]
+    return fig
 
 
 if __name__ == "__main__":
@@ -1411,8 +1419,10 @@ if __name__ == "__main__":
         if r["cell"] == "lstm" and r["n_sequences"] == forget_length and r["seed"] == 0
     ][0]
     X_show, _ = make_temporal_order_data(1, forget_length, rng=ARGS.seed + 7)
-    _, first, second, (key1, key2), f_XX = plot_cell_state(lstm_50, X_show[0],
-                                                            ARGS.plots_dir)
+    measured = cell_state_measurements(lstm_50, X_show[0])
+    plot_cell_state(measured, ARGS.plots_dir)
+    first, second = measured["first"], measured["second"]
+    (key1, key2), f_XX = measured["keys"], measured["forget"]
     print(f"Section 8: the cell of the {forget_length}-step LSTM on")
     print(f"  {decode_sequence(X_show[0])}")
     for t, when in [
