@@ -1406,7 +1406,8 @@ def plot_cell_state(measured, plots_dir="plots", filename="lstm_cell_state.png")
     ax.legend(loc="upper left")
     ax_f.set_ylabel("node of the XX version\n(sorted by mean $f_t$\nbetween the keys)")
     ax_f.set_xlabel("time step $t$")
-    predicted = ", ".join(f"{label}→{y}" for label, y in measured["predicted"].items())
+    predicted = ", ".join(f"{label}→{label_y}"
+                          for label, label_y in measured["predicted"].items())
     fig.suptitle(f"The LSTM's cell on one 50-step sequence (predicted: {predicted})")
     save_figure(fig, plots_dir, filename)
     return fig
