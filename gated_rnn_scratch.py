@@ -15,11 +15,12 @@
 # %% [markdown]
 # # Chapter 2: gated cells — the LSTM and the GRU from scratch, in NumPy
 #
-# *Chapter 2 of 4 of a course on recurrent networks from scratch:
+# *Chapter 2 of 5 of a course on recurrent networks from scratch:
 # [chapter 1](rnn_scratch.ipynb) built and trained a vanilla RNN; this one adds
 # gated cells; [chapter 3](language_model_scratch.ipynb) turns the layers of
 # both into language models, [chapter 4](seq2seq_scratch.ipynb) into an
-# encoder–decoder with attention.*
+# encoder–decoder with attention, [chapter 5](linear_rnn_scratch.ipynb) takes
+# the state out of the gates.*
 #
 # Chapter 1 ([`rnn_scratch.ipynb`](rnn_scratch.ipynb)) ended with a diagnosis: a vanilla RNN trained
 # by gradient descent stayed at chance on the temporal-order task from about
@@ -1106,9 +1107,10 @@ class ScratchGRUClassifier(ScratchRNNClassifier):
 # the settings above, shared by every cell
 TRAINING = dict(n_nodes=32, batch_size=32, learning_rate=0.02, clip_norm=1.0,
                 optimizer="adam", dtype=np.float32)
+SEEDS = (0, 1, 2)   # the seeds of the sweep (chapter 5 trains its cells with both)
 
 
-def gated_sweep(lengths=(20, 50, 100), seeds=(0, 1, 2), max_epochs=15):
+def gated_sweep(lengths=(20, 50, 100), seeds=SEEDS, max_epochs=15):
     """accuracy_vs_length for the vanilla RNN, the LSTM and the GRU with section 5's
     settings, stopped early on validation data and scored on 300 test sequences.
 
@@ -1506,7 +1508,7 @@ __all__ = [
     "gru_gates", "gru_forward_loop", "gru_backward_loop", "GRU_BPTT", "LSTMCache",
     "GRUCache", "FastLSTM", "FastGRU", "init_lstm", "init_gru", "CELLS",
     "ScratchRNNClassifier", "ScratchLSTMClassifier", "ScratchGRUClassifier",
-    "gradient_over_time",
+    "gradient_over_time", "TRAINING", "SEEDS",
 ]
 
 if __name__ == "__main__":

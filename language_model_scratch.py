@@ -15,11 +15,12 @@
 # %% [markdown]
 # # Chapter 3: sequence in, sequence out — a character-level language model
 #
-# *Chapter 3 of 4 of a course on recurrent networks from scratch:
+# *Chapter 3 of 5 of a course on recurrent networks from scratch:
 # [chapter 1](rnn_scratch.ipynb) built and trained a vanilla RNN,
 # [chapter 2](gated_rnn_scratch.ipynb) the LSTM and the GRU; this chapter
 # makes all three cells language models; [chapter 4](seq2seq_scratch.ipynb)
-# turns one sequence into another.*
+# turns one sequence into another, [chapter 5](linear_rnn_scratch.ipynb)
+# makes the recurrence linear.*
 #
 # Chapters 1 and 2 read a whole sequence and emitted one label
 # (many-to-one). This chapter uses the other shape, the one that made

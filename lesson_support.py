@@ -18,7 +18,8 @@ import numpy as np
 
 # The course's chapters, in order: each NAME.py (the lesson, a module) paired with NAME.ipynb.
 # Every tool and test reads this list; a new chapter is one entry here.
-CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch")
+CHAPTERS = ("rnn_scratch", "gated_rnn_scratch", "language_model_scratch", "seq2seq_scratch",
+            "linear_rnn_scratch")
 
 __all__ = [
     "CHAPTERS", "NotFittedError", "add_to_class", "as_float_array", "check_corpus", "check_fitted",

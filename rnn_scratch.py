@@ -15,11 +15,12 @@
 # %% [markdown]
 # # A recurrent neural network from scratch, in NumPy
 #
-# *Chapter 1 of 4 of a course on recurrent networks from scratch: this one
+# *Chapter 1 of 5 of a course on recurrent networks from scratch: this one
 # builds and trains a vanilla RNN; [chapter 2](gated_rnn_scratch.ipynb) adds
 # the LSTM and the GRU, [chapter 3](language_model_scratch.ipynb) turns them
 # into language models, [chapter 4](seq2seq_scratch.ipynb) into an
-# encoder–decoder with attention.*
+# encoder–decoder with attention, and [chapter 5](linear_rnn_scratch.ipynb)
+# makes the recurrence linear, to train it over the whole sequence at once.*
 #
 # This lesson builds a vanilla recurrent neural network (RNN) with nothing but
 # NumPy: the forward pass, backpropagation through time (BPTT) written by hand,
@@ -3051,7 +3052,7 @@ __all__ = [
     "RecurrentLayer", "SimpleRNN", "SimpleRNN_BPTT", "RNNCache", "rnn_forward_loop",
     "rnn_backward_loop", "direct_gradients_per_step",
     "input_products", "recurrent_products", "numerical_gradient", "rel_error",
-    "check_gradients", "check_rnn_gradients",
+    "check_gradients", "check_rnn_gradients", "steps_against_sequence",
     # Problem 3: data, loss, clipping, optimizers and the classifier
     "TEMPORAL_ORDER_SYMBOLS", "make_temporal_order_data", "decode_sequence",
     "log_softmax", "cross_entropy", "cross_entropy_and_gradient", "clip_by_global_norm",

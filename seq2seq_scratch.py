@@ -15,11 +15,12 @@
 # %% [markdown]
 # # Chapter 4: one sequence into another — an encoder–decoder with attention
 #
-# *Chapter 4 of 4 of a course on recurrent networks from scratch:
+# *Chapter 4 of 5 of a course on recurrent networks from scratch:
 # [chapter 1](rnn_scratch.ipynb) built and trained a vanilla RNN,
 # [chapter 2](gated_rnn_scratch.ipynb) the LSTM and the GRU,
 # [chapter 3](language_model_scratch.ipynb) made them language models; this
-# chapter turns one sequence into another.*
+# chapter turns one sequence into another; [chapter 5](linear_rnn_scratch.ipynb)
+# makes the recurrence linear.*
 #
 # Chapters 1–2 read a sequence and emitted one label; chapter 3 continued a
 # sequence one symbol at a time. Here the input and the output are two
@@ -1841,8 +1842,15 @@ if __name__ == "__main__":
 #   and a score, BLEU, that credits a partial match; exact match suits dates,
 #   where every answer is right or wrong.
 #
-# The names a later chapter may import (`__all__`). The course ends here
-# for now; it began with [chapter 1](rnn_scratch.ipynb). `EXERCISES` names
+# **Next: [chapter 5](linear_rnn_scratch.ipynb).** Every recurrence of
+# chapters 1–4, this decoder's included, waits for $h_{t-1}$ before it can
+# compute step $t$, which is why chapters 2 and 3 found most of a layer's
+# time in per-step calls. Chapter 5 takes $h_{t-1}$ out of the gates: the
+# recurrence becomes linear in $h$, trains over the whole sequence at once,
+# and still generates one step at a time — the idea behind today's
+# state-space models.
+#
+# The names a later chapter may import (`__all__`). `EXERCISES` names
 # what `tools/make_exercises.py` turns into an assignment: the attention's
 # backward and, marked by a pair of comments inside `beam_search`, one step
 # of the beam.

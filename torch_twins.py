@@ -236,3 +236,48 @@ def torch_seq2seq(torch, model):
         p for pair in encoder for _, module, _ in pair for p in module.parameters()
     ] + list(decoder.parameters())
     return run
+
+
+def torch_mingru(torch, layer):
+    """chapter 5's MinGRU or MinLSTM as a plain PyTorch loop (autograd does the backward):
+    a function run(x, h0, lengths=None) -> (hs, h_T) on tensors, and the parameters
+    {"w_x", "b"} as leaf tensors holding the layer's weights."""
+    params = {name: torch.from_numpy(value.copy()).requires_grad_(True)
+              for name, value in layer.parameters().items()}
+    n_blocks, H = layer.n_blocks, layer.n_nodes
+
+    def run(x, h0, lengths=None):
+        h, hs = h0, []
+        for t in range(x.shape[1]):
+            a = x[:, t] @ params["w_x"] + params["b"]
+            if n_blocks == 2:                         # minGRU: z kept, n~ written
+                kept, n = torch.sigmoid(a[:, :H]), a[:, H:]
+            else:                                     # minLSTM: i, f, n~
+                i, f, n = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H:2 * H]), a[:, 2 * H:]
+                kept = f / (f + i)
+            new = kept * h + (1 - kept) * n
+            if lengths is not None:                   # padded steps keep the state, read 0
+                real = torch.from_numpy(t < lengths)[:, None]
+                h = torch.where(real, new, h)
+                hs.append(torch.where(real, h, torch.zeros_like(h)))
+            else:
+                h = new
+                hs.append(h)
+        return torch.stack(hs, dim=1), h
+    return run, params
+
+
+torch_minlstm = torch_mingru   # one loop serves both (the layer says which gates it has)
+
+
+def torch_min_pass(torch, layer, x, h0, dh, lengths=None):
+    """Forward and backward (L = sum(hs * dh)) of torch_mingru(layer); returns hs and the
+    gradients under our names (dw_x, db, dx, dh0) as numpy arrays."""
+    run, params = torch_mingru(torch, layer)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    th0 = torch.from_numpy(h0.copy()).requires_grad_(True)
+    hs, _ = run(tx, th0, lengths)
+    hs.backward(torch.from_numpy(dh))
+    grads = {"d" + name: p.grad for name, p in params.items()}
+    grads.update(dx=tx.grad, dh0=th0.grad)
+    return hs.detach().numpy(), {k: v.numpy() for k, v in grads.items()}

@@ -16,14 +16,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import gated_rnn_scratch  # noqa: E402
+import linear_rnn_scratch  # noqa: E402
 from toy_cell import TOY  # noqa: E402
 
-# The cells the parametrised tests run on: every cell of the course (chapter 2's registry),
+# The cells the parametrised tests run on: every cell of the course (chapter 5's registry, which
+# holds chapter 2's),
 # and a toy cell registered here alone (toy_cell.py): no w_h, a state of shape
 # (batch_size, n_nodes, 2) that is not its output. Adding a cell to a chapter's CELLS adds it
 # to these tests.
-TEST_CELLS = {**gated_rnn_scratch.CELLS, "toy": TOY}
+TEST_CELLS = {**linear_rnn_scratch.CELLS, "toy": TOY}
 
 # The slow end-to-end runs — every notebook re-executed in a fresh kernel, and whole chapters run
 # as scripts — take minutes more than the rest of the suite together, so they run only when asked
@@ -40,7 +41,7 @@ def build_random_layer(cell, shape, seed=0, dtype=np.float64, *, cells=None):
     weights N(0, 0.6^2) and biases N(0, 0.2^2) for the course's cells), and a batch for it.
 
     shape : (batch_size, n_sequences, n_features, n_nodes); cells : a CELLS mapping, or None
-    (chapter 2's with the toy cell of toy_cell.py). x N(0, 1) and the first initial state
+    (chapter 5's with the toy cell of toy_cell.py). x N(0, 1) and the first initial state
     N(0, 0.5^2), in the layer's state shape, all from np.random.default_rng(seed) after the
     weights. Returns (layer, x, h0, rng), rng ready for further draws (dh, c0, ...).
     """

@@ -285,6 +285,56 @@ def test_reference_gradients_agree_with_central_differences(references, chapter,
     assert_gradients(case, loss, names)
 
 
+def scan_loss(case):
+    """L = sum over t of dhs_t . h_t, with h_t = decay_t h_{t-1} + inputs_t written here."""
+    def loss():
+        h, total = case["h0"], 0.0
+        for t in range(case["inputs"].shape[1]):
+            h = case["decay"][:, t] * h + case["inputs"][:, t]
+            total += np.sum(case["dhs"][:, t] * h)
+        return total
+    return loss
+
+
+@pytest.mark.parametrize("label", ["full", "long"])
+def test_scan_references_satisfy_the_recurrence_and_central_differences(references, label):
+    case = {k: v.copy() for k, v in case_of(references["linear_rnn_scratch"],
+                                            f"scan.{label}").items()}
+    h = case["h0"]
+    for t in range(case["inputs"].shape[1]):
+        h = case["decay"][:, t] * h + case["inputs"][:, t]
+        np.testing.assert_allclose(case["hs"][:, t], h, rtol=0, atol=1e-13)
+    assert_gradients(case, scan_loss(case),
+                     [("d_decay", "decay"), ("d_inputs", "inputs"), ("dh0", "h0")])
+
+
+@pytest.mark.parametrize("label", ["m2m", "m2o_padded"])
+def test_mingru_references_satisfy_the_equations_and_central_differences(references, label):
+    """minGRU's step written here (z kept, n~ written); padded steps keep the state."""
+    case = {k: v.copy() for k, v in case_of(references["linear_rnn_scratch"],
+                                            f"mingru.{label}").items()}
+    lengths = case.get("lengths", np.full(len(case["x"]), case["x"].shape[1]))
+
+    def run():
+        h, hs = case["h0"], []
+        for t in range(case["x"].shape[1]):
+            a_z, n = np.split(case["x"][:, t] @ case["w_x"] + case["b"], 2, axis=1)
+            z = sigmoid(a_z)
+            real = (t < lengths)[:, None]
+            h = np.where(real, z * h + (1 - z) * n, h)
+            hs.append(h)
+        return h, np.stack(hs, axis=1)
+
+    h_T, hs = run()
+    np.testing.assert_allclose(case["h"].transpose(1, 0, 2), hs, rtol=0, atol=1e-13)
+
+    def loss():
+        h_T, hs = run()
+        return np.sum(case["dh"] * (hs if case["dh"].ndim == 3 else h_T))
+
+    assert_gradients(case, loss, [("dw_x", "w_x"), ("db", "b"), ("dx", "x"), ("dh0", "h0")])
+
+
 def test_reference_slips_are_recognisably_wrong(references):
     """Each stored slip of rnn_backward_loop differs from the right gradients in some array by
     far more than the checks' bound, so a learner's value that matches it cannot pass."""

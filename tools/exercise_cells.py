@@ -24,6 +24,7 @@ import exercise_checks as checks
 from gated_rnn_scratch import (gru_backward_loop, gru_forward_loop, lstm_backward_loop,
                                lstm_forward_loop)
 from language_model_scratch import ScratchRNNLanguageModel, output_layer_loop
+from linear_rnn_scratch import MinCache, MinGRU, linear_scan, linear_scan_backward
 from rnn_scratch import (PROBLEM1_B, PROBLEM1_W_H, PROBLEM1_W_X, PROBLEM1_X, RNNCache,
                          SimpleRNN, SimpleRNN_BPTT, adam_updates, clip_by_global_norm,
                          cross_entropy_and_gradient, rnn_backward_loop, rnn_forward_loop,
@@ -407,3 +408,58 @@ def check_beam_search_step():
         scores = [score for score, _, _ in beam]
         checks.equal("the hypotheses ranked best first", scores, sorted(scores, reverse=True))
 
+
+
+# -- Chapter 5: linear_rnn_scratch ---------------------------------------------
+
+@exercise_check("linear_scan", points=3,
+                hidden_adds="37 steps (not a power of 2), h0 = None",
+                slip=("hs[:, 0] += kept[:, 0] * h0", "hs[:, 0] += h0"))
+def check_linear_scan():
+    case = checks.refs("scan.full")                  # 9 steps, h0 given
+    hs = linear_scan(case["decay"], case["inputs"], case["h0"])
+    checks.close("hs", hs, case["hs"], 1e-10)
+    # hidden checks
+    case = checks.refs("scan.long")                  # 37 steps, h0 = None (zeros)
+    hs = linear_scan(case["decay"], case["inputs"])
+    checks.close("hs (37 steps, h0 = None)", hs, case["hs"], 1e-10)
+
+
+@exercise_check("linear_scan_backward", points=3,
+                hidden_adds="37 steps (not a power of 2), h0 = None",
+                slip=("kept_next[:, :-1] = decay[:, 1:]", "kept_next[:, :-1] = decay[:, :-1]"))
+def check_linear_scan_backward():
+    # hs come from the reference, not from your scan
+    case = checks.refs("scan.full")
+    grads = linear_scan_backward(case["decay"], case["hs"], case["dhs"], case["h0"])
+    for name in ("d_decay", "d_inputs", "dh0"):
+        checks.close(name, grads[name], case[name], 1e-9)
+    # hidden checks
+    case = checks.refs("scan.long")
+    grads = linear_scan_backward(case["decay"], case["hs"], case["dhs"])
+    for name in ("d_decay", "d_inputs", "dh0"):
+        checks.close(name + " (37 steps, h0 = None)", grads[name], case[name], 1e-9)
+
+
+@exercise_check("MinGRU.backward", points=4,
+                hidden_adds="many-to-one, with lengths 6, 2, 4 (padding)",
+                slip=("np.multiply(g, 1 - z, out=d_gates[..., H:])",
+                      "np.multiply(g, z, out=d_gates[..., H:])"))
+def check_MinGRU_backward():
+    # many-to-many; backward is given the reference forward's cache, so your forward plays
+    # no part
+    case = checks.refs("mingru.m2m")
+    layer = MinGRU(case["w_x"], case["b"])
+    given = MinCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
+                     gates=case["gates"], decay=case["decay"], h=case["h"], pad=None)
+    grads = layer.backward(case["dh"], cache=given)
+    for name in ("dw_x", "db", "dx", "dh0"):
+        checks.close(name, grads[name], case[name], 1e-9)
+    # hidden checks
+    case = checks.refs("mingru.m2o_padded")
+    layer = MinGRU(case["w_x"], case["b"])
+    given = MinCache(x_tm=case["x"].transpose(1, 0, 2).copy(), h0=case["h0"],
+                     gates=case["gates"], decay=case["decay"], h=case["h"], pad=case["pad"])
+    grads = layer.backward(case["dh"], cache=given)
+    for name in ("dw_x", "db", "dx", "dh0"):
+        checks.close(name + " (many-to-one, padded)", grads[name], case[name], 1e-9)

@@ -106,11 +106,18 @@ def clear_hidden_tests(source):
 
 # -- marking the solutions in the lesson's cells --------------------------------------------------
 def _function_node(tree, name):
-    """The def of a top-level function "f" or of a method "Class.f", or None."""
+    """The def of a top-level function "f" or of a method "Class.f" (in the class, or added
+    to it by a top-level @add_to_class(Class)), or None."""
     *owner, func = name.split(".")
     body = tree.body
     if owner:
         classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == owner[0]]
+        added = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == func
+                 and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "add_to_class"
+                         and getattr(d.args[0], "id", "") == owner[0]
+                         for d in n.decorator_list)]
+        if added:                   # a method added later with @add_to_class(Owner)
+            return added[0]
         body = classes[0].body if classes else []
     found = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == func]
     return found[0] if found else None
@@ -176,10 +183,13 @@ def defines(source, name):
 
 # Cells left out of an exercise notebook because they compute what an exercise computes in
 # another form, or quote its lines: chapter 1's masked layer and its gallery of slips, chapter
-# 2's fast layers (and each chapter's registry of cells, which names them). (Chapter 3's vectorised
+# 2's fast layers (and each chapter's registry of cells, which names them), chapter 5's loop form
+# of the scan's backward. (Chapter 5's run_scan, the form its layers call, stays: the layers
+# need it; the plain linear_scan_loop stays as the recurrence the doubling scan must compute.) (Chapter 3's vectorised
 # output layer stays: the model whose sampling is an exercise is built on it.)
 LEFT_OUT = {"rnn_scratch": ("BPTT_SLIPS", "MaskedRNN", "CELLS"),
-            "gated_rnn_scratch": ("LSTM_BPTT", "GRU_BPTT", "FastLSTM", "FastGRU", "CELLS")}
+            "gated_rnn_scratch": ("LSTM_BPTT", "GRU_BPTT", "FastLSTM", "FastGRU", "CELLS"),
+            "linear_rnn_scratch": ("linear_scan_backward_loop",)}
 LEFT_OUT_NOTE = ("*(A code cell of the lesson is left out here: it computes what an exercise "
                  "computes, in another form, or quotes its lines. The lesson notebook shows "
                  "it.)*")
@@ -281,12 +291,12 @@ def split_exercises(source, names):
 
 def leaves_out(source, names):
     """Whether the cell defines one of names at its top level (assigns it, defines a class
-    of that name, or adds a method to it with @add_to_class)."""
+    or function of that name, or adds a method to it with @add_to_class)."""
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names
                                                 for t in node.targets):
             return True
-        if isinstance(node, ast.ClassDef) and node.name in names:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names:
             return True
         if isinstance(node, ast.FunctionDef) and any(
                 isinstance(d, ast.Call) and getattr(d.func, "id", "") == "add_to_class"
@@ -532,9 +542,48 @@ def _seq2seq_references(s2s):
     return out
 
 
+def _linear_references(lr):
+    out = {}
+    for label, (sizes, given_h0) in {"full": ((3, 9, 4), True),
+                                     "long": ((2, 37, 3), False)}.items():
+        rng = np.random.default_rng({"full": 11, "long": 12}[label])
+        batch_size, n_sequences, n_nodes = sizes
+        case = {"decay": rng.uniform(0, 1, sizes), "inputs": rng.normal(size=sizes),
+                "h0": rng.normal(size=(batch_size, n_nodes)) if given_h0
+                else np.zeros((batch_size, n_nodes)),
+                "dhs": rng.normal(size=sizes)}
+        case["hs"] = lr.linear_scan_loop(case["decay"], case["inputs"], case["h0"])
+        case.update(lr.linear_scan_backward_loop(case["decay"], case["hs"], case["dhs"],
+                                                 case["h0"]))
+        out.update({f"scan.{label}.{k}": v for k, v in case.items()})
+    for label, many in (("m2m", True), ("m2o_padded", False)):
+        rng = np.random.default_rng({"m2m": 13, "m2o_padded": 14}[label])
+        layer = lr.random_min_layer(lr.MinGRU, 3, 4, rng)
+        case = {"w_x": layer.w_x, "b": layer.b, "x": rng.normal(size=(3, 6, 3)),
+                "h0": rng.normal(size=(3, 4))}
+        case["dh"] = rng.normal(size=(3, 6, 4) if many else (3, 4))
+        # the forward's cache, from the equations: z (1 at padded steps) and n~, then the
+        # states by the plain loop
+        a = case["x"] @ case["w_x"] + case["b"]
+        z, n = 1 / (1 + np.exp(-a[..., :4])), a[..., 4:]
+        pad = None if many else np.arange(6)[:, None] >= np.array([6, 2, 4])[None, :]
+        if pad is not None:
+            z[pad.T] = 1
+            case.update({"lengths": np.array([6, 2, 4]), "pad": pad})
+        hs = lr.linear_scan_loop(z, (1 - z) * n, case["h0"])
+        case.update({"gates": np.concatenate([z, n], axis=2).transpose(1, 0, 2).copy(),
+                     "decay": z.transpose(1, 0, 2).copy(), "h": hs.transpose(1, 0, 2).copy()})
+        cache = lr.MinCache(case["x"].transpose(1, 0, 2).copy(), case["h0"], case["gates"],
+                            case["decay"], case["h"], pad)
+        case.update(layer.backward(case["dh"], cache=cache))
+        out.update({f"mingru.{label}.{k}": v for k, v in case.items()})
+    return out
+
+
 REFERENCES = {"rnn_scratch": _rnn_references, "gated_rnn_scratch": _gated_references,
               "language_model_scratch": _language_model_references,
-              "seq2seq_scratch": _seq2seq_references}
+              "seq2seq_scratch": _seq2seq_references,
+              "linear_rnn_scratch": _linear_references}
 
 
 def reference_values(chapter):

@@ -1,0 +1,235 @@
+"""Chapter 5: the linear recurrence, its scans and their backward; minGRU and minLSTM."""
+import numpy as np
+import pytest
+
+import linear_rnn_scratch as lr
+import torch_twins
+from rnn_scratch import check_gradients, check_rnn_gradients, steps_against_sequence
+
+LAYERS = {"mingru": (lr.MinGRU, lr.mingru_step), "minlstm": (lr.MinLSTM, lr.minlstm_step)}
+
+
+def plain_scan(decay, inputs, h0):
+    """h_t = decay_t h_{t-1} + inputs_t, written here (batch-first, any state shape)."""
+    h, hs = h0, []
+    for t in range(inputs.shape[1]):
+        h = decay[:, t] * h + inputs[:, t]
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+# -- the scans ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_sequences", [1, 2, 3, 7, 8, 9, 37, 4096])
+@pytest.mark.parametrize("state_shape", [(5,), (3, 4)])
+def test_scans_equal_the_recurrence(n_sequences, state_shape):
+    """linear_scan (doubling), linear_scan_loop and run_scan's two methods give the states of
+    the recurrence to 1e-12, for lengths that are and are not powers of 2, with a state of
+    shape (n_nodes,) and (n_nodes, n_state)."""
+    decay, inputs, h0 = lr.random_scan_case(2, n_sequences, state_shape, seed=n_sequences)
+    expected = plain_scan(decay, inputs, h0)
+    np.testing.assert_allclose(lr.linear_scan_loop(decay, inputs, h0), expected, atol=1e-12)
+    np.testing.assert_allclose(lr.linear_scan(decay, inputs, h0), expected, atol=1e-12)
+    np.testing.assert_allclose(lr.linear_scan(decay, inputs), plain_scan(decay, inputs, 0 * h0),
+                               atol=1e-12)
+    tm = (1, 0) + tuple(range(2, decay.ndim))
+    for method in ("loop", "doubling"):
+        got = lr.run_scan(decay.transpose(tm), inputs.transpose(tm), h0, method=method)
+        np.testing.assert_allclose(got.transpose(tm), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["loop", "doubling"])
+def test_run_scan_reverse_is_the_gradients_recurrence_and_may_write_over_its_inputs(method):
+    decay, dhs, _ = lr.random_scan_case(3, 13, (4,), seed=1)
+    g, g_next = np.empty_like(dhs), 0
+    for t in reversed(range(13)):                 # g_t = dh_t + decay_{t+1} g_{t+1}
+        g_next = dhs[:, t] + (decay[:, t + 1] if t < 12 else 0) * g_next
+        g[:, t] = g_next
+    decay_tm, dhs_tm = decay.transpose(1, 0, 2).copy(), dhs.transpose(1, 0, 2).copy()
+    got = lr.run_scan(decay_tm, dhs_tm, reverse=True, method=method, out=dhs_tm)
+    assert got is dhs_tm
+    np.testing.assert_allclose(got.transpose(1, 0, 2), g, atol=1e-12)
+
+
+def test_run_scan_rule_picks_the_doubling_scan_only_for_few_numbers_per_step(monkeypatch):
+    picked = []
+    monkeypatch.setattr(lr, "_scan_doubling", lambda *a: picked.append("doubling"))
+    monkeypatch.setattr(lr, "_scan_loop", lambda *a: picked.append("loop"))
+    small, big = np.ones((1024, 1, 8)), np.ones((1024, 32, 128))
+    lr.run_scan(small, small)
+    lr.run_scan(big, big)
+    assert picked == ["doubling", "loop"]
+
+
+@pytest.mark.parametrize("backward", [lr.linear_scan_backward, lr.linear_scan_backward_loop])
+@pytest.mark.parametrize("with_h0", [True, False])
+def test_scan_backward_matches_central_differences(backward, with_h0):
+    decay, inputs, h0 = lr.random_scan_case(3, 10, (2, 3), seed=4)
+    if not with_h0:
+        h0 = np.zeros_like(h0)
+    dhs = np.random.default_rng(5).normal(size=inputs.shape)
+    grads = backward(decay, plain_scan(decay, inputs, h0), dhs, h0 if with_h0 else None)
+
+    def loss():
+        return float(np.sum(plain_scan(decay, inputs, h0) * dhs))
+
+    errors = check_gradients(loss, grads, {"d_decay": decay, "d_inputs": inputs, "dh0": h0})
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_the_closed_form_fails_in_float32_within_a_few_hundred_steps_and_later_in_float64():
+    failures = lr.first_failure()
+    assert 100 < failures["float32"] <= 300
+    assert failures["float64"] > 900
+    decay, inputs, h0 = lr.random_scan_case(2, 20, (3,), seed=2)
+    decay = 0.5 + decay / 2                      # short and well away from underflow: exact
+    np.testing.assert_allclose(lr.closed_form_scan(decay, inputs, h0),
+                               plain_scan(decay, inputs, h0), atol=1e-9)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(decay=np.ones((2, 3, 4)), inputs=np.ones((2, 3, 5))), "one shape"),
+    (dict(decay=np.ones((2, 3, 4)), inputs=np.ones((2, 3, 4)), h0=np.ones((2, 5))), "h0 must"),
+    (dict(decay=np.ones(3), inputs=np.ones(3)), "one shape"),
+    (dict(decay=np.array([["a"]]), inputs=np.ones((1, 1))), "real numbers"),
+])
+@pytest.mark.parametrize("scan", [lr.linear_scan_loop, lr.linear_scan])
+def test_scans_refuse_bad_input_with_a_clear_message(scan, bad, message):
+    with pytest.raises(ValueError, match=message):
+        scan(**bad)
+
+
+def test_run_scan_refuses_an_unknown_method_and_h0_in_reverse():
+    ones = np.ones((3, 2, 4))
+    with pytest.raises(ValueError, match="method must be"):
+        lr.run_scan(ones, ones, method="parallel")
+    with pytest.raises(ValueError, match="h0 must be None"):
+        lr.run_scan(ones, ones, np.ones((2, 4)), reverse=True)
+
+
+# -- minGRU and minLSTM ------------------------------------------------------------------------
+def random_case(cell, shape=(5, 8, 3, 4), seed=0, dtype=np.float64):
+    batch_size, n_sequences, n_features, n_nodes = shape
+    rng = np.random.default_rng(seed)
+    layer = lr.random_min_layer(LAYERS[cell][0], n_features, n_nodes, rng, dtype)
+    x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
+    h0 = rng.normal(size=(batch_size, n_nodes)).astype(dtype)
+    return layer, x, h0, rng
+
+
+def independent_step(cell, x_t, h, w_x, b):
+    """The papers' equations written out here, with z (minGRU) the share kept."""
+    a = x_t @ w_x + b
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    if cell == "mingru":
+        a_z, n = np.split(a, 2, axis=1)
+        return sig(a_z) * h + (1 - sig(a_z)) * n
+    a_i, a_f, n = np.split(a, 3, axis=1)
+    f, i = sig(a_f), sig(a_i)
+    return f / (f + i) * h + i / (f + i) * n
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+def test_layer_and_plain_steps_follow_the_papers_equations(cell):
+    layer, x, h0, _ = random_case(cell)
+    h_T, hs = layer.forward(x, h0)
+    plain_T, plain_hs = lr.steps_forward_loop(LAYERS[cell][1], x, layer.w_x, layer.b, h0)
+    h = h0
+    for t in range(x.shape[1]):
+        h = independent_step(cell, x[:, t], h, layer.w_x, layer.b)
+        np.testing.assert_allclose(hs[:, t], h, atol=1e-12)
+        np.testing.assert_allclose(plain_hs[:, t], h, atol=1e-12)
+    np.testing.assert_allclose(h_T, h, atol=1e-12)
+    np.testing.assert_allclose(plain_T, h, atol=1e-12)
+    assert layer.final_state[0] is h_T or np.array_equal(layer.final_state[0], h_T)
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+@pytest.mark.parametrize("many", [True, False])
+@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("method", ["loop", "doubling"])
+def test_layer_gradients_match_central_differences(cell, many, padded, method):
+    layer, x, h0, rng = random_case(cell, seed=3)
+    layer.scan_method = method
+    dh = rng.normal(size=(5, 8, 4) if many else (5, 4))
+    options = {"lengths": np.array([8, 3, 1, 6, 8])} if padded else {}
+    errors = check_rnn_gradients(layer, x, h0, dh, **options)
+    assert set(errors) == {"dw_x", "db", "dx", "dh0"}
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+def test_padded_steps_read_zero_and_h_T_is_each_sequences_own_last_state(cell):
+    layer, x, h0, _ = random_case(cell)
+    lengths = np.array([8, 3, 1, 6, 2])
+    h_T, hs = layer.forward(x, h0, lengths=lengths)
+    for row, n in enumerate(lengths):
+        _, alone = layer.forward(x[row:row + 1, :n], h0[row:row + 1])
+        np.testing.assert_allclose(hs[row, :n], alone[0], atol=1e-12)
+        np.testing.assert_array_equal(hs[row, n:], 0)
+        np.testing.assert_allclose(h_T[row], alone[0, -1], atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+def test_a_sequence_run_one_step_at_a_time_equals_the_parallel_form(cell):
+    layer, x, h0, rng = random_case(cell, seed=6)
+    states, gradients = steps_against_sequence(layer, x, rng.normal(size=(5, 8, 4)), (h0,))
+    assert states < 1e-12 and gradients < 1e-12
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+def test_float32_layers_compute_in_float32(cell):
+    layer, x, h0, rng = random_case(cell, dtype=np.float32)
+    h_T, hs = layer.forward(x, h0)
+    grads = layer.backward(rng.normal(size=hs.shape).astype(np.float32))
+    assert hs.dtype == h_T.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+@pytest.mark.parametrize("cell", LAYERS)
+def test_layers_refuse_weights_of_the_wrong_shape(cell):
+    cls = LAYERS[cell][0]
+    with pytest.raises(ValueError, match="w_x must be 2-D"):
+        cls(np.ones((3, 7)), np.ones(7))
+    with pytest.raises(ValueError, match="b must have shape"):
+        cls(np.ones((3, 6 * cls.n_blocks)), np.ones(5))
+
+
+def test_keep_bias_sets_the_block_that_decides_what_is_kept():
+    rng = np.random.default_rng(0)
+    gru = lr.make_layer("mingru", 3, 4, rng, keep_bias=2.0)
+    np.testing.assert_array_equal(gru.b, [2.0] * 4 + [0.0] * 4)
+    lstm = lr.make_layer("minlstm", 3, 4, rng, keep_bias=2.0)
+    np.testing.assert_array_equal(lstm.b, [-2.0] * 4 + [2.0] * 4 + [0.0] * 4)
+    layer = lr.make_layer("mingru", 3, 4, rng, keep_bias=np.log(99))
+    layer.forward(np.zeros((1, 2, 3)))
+    np.testing.assert_allclose(layer.decays, 0.99)          # sigma(ln 99) = 1 - 1/100
+
+
+def test_chapter_2s_classifier_trains_mingru_with_the_chrono_keep_bias():
+    """At 60 steps with chapter 2's settings: the keep bias ln(T - 1) learns the task in a few
+    epochs; zero biases (the cells' default) stay far from it in as many."""
+    rows = lr.temporal_order_runs("mingru", 60, seeds=(0,), keep_bias=np.log(59), max_epochs=3)
+    assert rows[0]["test_accuracy"] >= 0.95, rows
+    rows = lr.temporal_order_runs("mingru", 60, seeds=(0,), max_epochs=3)
+    assert rows[0]["test_accuracy"] < 0.6, rows
+
+
+def test_surviving_share_is_tiny_at_zero_bias_and_not_with_the_chrono_bias():
+    assert lr.surviving_share("mingru", 100, 0.0) < -15
+    assert lr.surviving_share("mingru", 100, np.log(99)) > -1
+
+
+# -- PyTorch ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", LAYERS)
+@pytest.mark.parametrize("padded", [False, True])
+def test_min_layers_match_pytorch_autograd(cell, padded):
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
+    layer, x, h0, rng = random_case(cell, seed=9)
+    dh = rng.normal(size=(5, 8, 4))
+    lengths = np.array([8, 3, 1, 6, 8]) if padded else None
+    h_T, hs = layer.forward(x, h0, lengths=lengths)
+    ours = layer.backward(dh)
+    theirs_hs, theirs = torch_twins.torch_min_pass(torch, layer, x, h0, dh, lengths)
+    np.testing.assert_allclose(hs, theirs_hs, atol=1e-12)
+    for name, value in ours.items():
+        np.testing.assert_allclose(value, theirs[name], atol=1e-9, err_msg=name)
