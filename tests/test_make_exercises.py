@@ -327,6 +327,11 @@ def test_mingru_references_satisfy_the_equations_and_central_differences(referen
 
     h_T, hs = run()
     np.testing.assert_allclose(case["h"].transpose(1, 0, 2), hs, rtol=0, atol=1e-13)
+    a = case["x"] @ case["w_x"] + case["b"]               # the cache's gates: z (1 at padding), n~
+    z = np.where(np.arange(a.shape[1])[None, :, None] < lengths[:, None, None],
+                 sigmoid(a[..., :4]), 1.0)
+    np.testing.assert_allclose(case["z"].transpose(1, 0, 2), z, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(case["n"].transpose(1, 0, 2), a[..., 4:], rtol=0, atol=1e-13)
 
     def loss():
         h_T, hs = run()

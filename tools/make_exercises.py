@@ -571,10 +571,10 @@ def _linear_references(lr):
             z[pad.T] = 1
             case.update({"lengths": np.array([6, 2, 4]), "pad": pad})
         hs = lr.linear_scan_loop(z, (1 - z) * n, case["h0"])
-        case.update({"gates": np.concatenate([z, n], axis=2).transpose(1, 0, 2).copy(),
-                     "decay": z.transpose(1, 0, 2).copy(), "h": hs.transpose(1, 0, 2).copy()})
-        cache = lr.MinCache(case["x"].transpose(1, 0, 2).copy(), case["h0"], case["gates"],
-                            case["decay"], case["h"], pad)
+        case.update({"z": z.transpose(1, 0, 2).copy(), "n": n.transpose(1, 0, 2).copy(),
+                     "h": hs.transpose(1, 0, 2).copy()})          # time-major, as the cache
+        cache = lr.MinCache(case["x"].transpose(1, 0, 2).copy(), case["h0"],
+                            (case["z"], case["n"]), case["z"], case["h"], pad)
         case.update(layer.backward(case["dh"], cache=cache))
         out.update({f"mingru.{label}.{k}": v for k, v in case.items()})
     return out
