@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linear_rnn_scratch as lr  # noqa: E402
 import breakdown  # noqa: E402
-from bench_rnn import blas_description, load_torch  # noqa: E402
+from bench_rnn import blas_description, fmt_round_ratios, load_torch  # noqa: E402
 from gated_rnn_scratch import SEEDS  # noqa: E402
 from lesson_support import format_table  # noqa: E402
 from torch_twins import torch_mingru  # noqa: E402
@@ -135,13 +135,6 @@ def parts(layer, x, dh):
                               lr.run_scan(decay, inputs, reverse=True))}
 
 
-def describe(times, name, against):
-    """Median ms of `name`, and the median (range) of its per-round ratio to `against`."""
-    ratios = [a / b for a, b in zip(times[name], times[against])]
-    return (f"{np.median(times[name]):.1f}",
-            f"{np.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})")
-
-
 def speed_table(torch, sizes, rounds):
     print("Forward + backward, float32, many-to-many: median ms over rounds, and our time over")
     print("each other's (median and range of the per-round ratios)")
@@ -158,8 +151,8 @@ def speed_table(torch, sizes, rounds):
         row = [str(size), f"{np.median(times['ours']):.1f}"]
         for name in ("gru", "log", "loop"):
             if name in times:
-                ms, ratio = describe(times, "ours", name)
-                row += [f"{np.median(times[name]):.1f}", ratio]
+                ratios = [a / b for a, b in zip(times["ours"], times[name])]
+                row += [f"{np.median(times[name]):.1f}", fmt_round_ratios(ratios)]
             else:
                 row += ["n/a", "n/a"]
         rows.append(row)

@@ -184,9 +184,9 @@ def defines(source, name):
 # Cells left out of an exercise notebook because they compute what an exercise computes in
 # another form, or quote its lines: chapter 1's masked layer and its gallery of slips, chapter
 # 2's fast layers (and each chapter's registry of cells, which names them), chapter 5's loop form
-# of the scan's backward. (Chapter 5's run_scan, the form its layers call, stays: the layers
-# need it; the plain linear_scan_loop stays as the recurrence the doubling scan must compute.) (Chapter 3's vectorised
-# output layer stays: the model whose sampling is an exercise is built on it.)
+# of the scan's backward. (Chapter 3's vectorised output layer stays: the model whose sampling is
+# an exercise is built on it. Chapter 5's run_scan, the form its layers call, stays: the layers
+# need it; so does linear_scan_loop, the recurrence the doubling scan must compute.)
 LEFT_OUT = {"rnn_scratch": ("BPTT_SLIPS", "MaskedRNN", "CELLS"),
             "gated_rnn_scratch": ("LSTM_BPTT", "GRU_BPTT", "FastLSTM", "FastGRU", "CELLS"),
             "linear_rnn_scratch": ("linear_scan_backward_loop",)}
