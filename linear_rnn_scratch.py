@@ -49,7 +49,8 @@
 # 2. **minGRU and minLSTM** ([Feng et al., 2024](https://arxiv.org/abs/2410.01201))
 #    — chapter 2's gated cells with $h_{t-1}$ taken out of the gates: one
 #    step at a time (the generation mode), then over the whole sequence
-#    through the scan, with hand-written gradients and their checks.
+#    through the scan, with hand-written gradients and their checks; then
+#    layers stacked, a tanh between.
 # 3. **Experiments** — chapter 2's temporal-order task at 100 and 1,000
 #    steps, against chapter 2's GRU.
 # 4. **Speed against sequence length.**
@@ -71,6 +72,7 @@
 # | $\tilde n_t$ | `n` | (batch_size, n_nodes) | minGRU's and minLSTM's candidate (the tilde: not squashed by tanh, unlike chapter 2's GRU's $n_t$) |
 # | $f_t$, $i_t$ | `f`, `i` | (batch_size, n_nodes) | minLSTM's forget and input gates, before normalising |
 # | $W_x$, $b$ | `w_x`, `b` | (n_features, k·n_nodes), (k·n_nodes,) | the input weights of all $k$ blocks; there is no $W_h$ |
+# | $h_t^{(l)}$, $x_t^{(l)}$ | state `hl`; `x_tm` of layer $l$'s cache | (batch_size, n_nodes) | a stack's layer $l$ (section 2.1): its state, and its input, the tanh of layer $l - 1$'s states |
 #
 # Arrays are batch-first, (batch_size, n_sequences, n_nodes), as every layer
 # of the course; step $t$ of $T$ is slot `t-1`. The symbols $\kappa$ and
@@ -691,18 +693,19 @@ class MinGRU(RecurrentLayer):
         steps)."""
         x, h0 = support.check_layer_input(self, x, h0)
         pad = padding_mask(lengths, *x.shape[:2])
-        self._cache = cache = self._run(np.ascontiguousarray(x.transpose(1, 0, 2)),
-                                        (h0,), pad)
+        self._cache = cache = self.run_sequence(
+            np.ascontiguousarray(x.transpose(1, 0, 2)), (h0,), pad)
         self.final_state = (cache.h[-1],)
         self.decays = cache.decay.transpose(1, 0, 2)
         if pad is None:
             return cache.h[-1], cache.h.transpose(1, 0, 2)
         return cache.h[-1], states_batch_first(cache.h, pad)
 
-    def _run(self, x_tm, states, pad=None):
+    def run_sequence(self, x_tm, states, pad=None):
         """The layer over the time-major x_tm (n_sequences, batch_size, n_features) from
         states = (h0,), with the padding pad (n_sequences, batch_size) or None. Returns
-        its MinCache; keeps nothing."""
+        its MinCache; keeps nothing. Public, so that a stack of layers (section 2.1) can
+        compose them; chapter 1's step calls it by the hook's name, _run."""
         (h0,) = states
         n_sequences, batch_size, _ = x_tm.shape
         x_2d, H = x_tm.reshape(-1, self.n_features), self.n_nodes
@@ -722,6 +725,8 @@ class MinGRU(RecurrentLayer):
         # h_t, written over omega_t
         h = run_scan(decay, inputs, h0, method=self.scan_method, out=inputs)
         return MinCache(x_tm, h0, gates, decay, h, pad)
+
+    _run = run_sequence       # the hook chapter 1's step calls: the same method
 
 
 # %% [markdown]
@@ -930,15 +935,285 @@ if __name__ == "__main__":
 
 
 # %% [markdown]
-# ### 2.1 The cells join the registry
+# ### 2.1 Layers stacked
 #
-# The two layers join a copy of chapter 2's registry of cells (chapter 1's
-# `Cell`), this chapter's `CELLS`, so that everything built on a registry
-# takes them: chapter 2's classifier with
-# `cell="mingru"` and `cells=CELLS`, and `make_layer`. Their starting
-# weights are chapter 2's input weights (normal, with scale one over the
-# square root of n_features)
-# and zero biases.
+# One minGRU layer's $h_T$ is a weighted sum of its candidates, its gates
+# blind to its own state. Stacking layers with a nonlinearity between brings
+# some of what was removed back: the gates of layer $l + 1$ read the states
+# of layer $l$. A stack of $L$ layers, each reading a tanh of the states
+# below ($l$ counts layers from the bottom; the input of the first is
+# $x_t$):
+#
+# $$x_t^{(1)} = x_t, \qquad
+#   h_t^{(l)} = z_t^{(l)} \odot h_{t-1}^{(l)} + (1 - z_t^{(l)}) \odot \tilde n_t^{(l)}
+#   \text{ from } x_t^{(l)}, \qquad
+#   x_t^{(l+1)} = \tanh\big(h_t^{(l)}\big),$$
+#
+# and its output is the top layer's $h_t^{(L)}$. Each layer is still a
+# linear recurrence run by the scan over the whole sequence, so the stack is
+# $L$ scans, one layer after the other (never one step after the other).
+# The tanh is the course's simplest nonlinearity; implementations built for
+# language modelling put more between layers (normalisation, residual
+# connections, a feed-forward block), which this chapter leaves out.
+#
+# The stack is one layer of the course under the state contract. Its states
+# are its layers' states, `state_names = ("h1", ..., "hL")`, each
+# (batch_size, n_nodes); its output is the top one's, so its first state is
+# not its output (`state_is_output` is false). Its initial states are
+# `h10`, `h20`, …, `hL0` (the contract's `<name>0`: read $h_0^{(2)}$ for
+# `h20`), by position or by name, and `backward` takes the gradients at the
+# final states as `dh1_T`, …, `dhL_T`. Its weights are the layers' weights
+# numbered from the bottom: `w_x1`, `b1`, `w_x2`, `b2`, …; layer $l > 1$
+# reads n_nodes inputs. What its forward keeps is its layers' caches: layer
+# $l + 1$'s inputs are $x^{(l+1)}$, the tanh of layer $l$'s states.
+
+# %%
+class StackCache(NamedTuple):
+    """What a MinGRUStack's forward keeps for backward: its layers' caches, bottom first
+    (layer l+1's x_tm is tanh of layer l's states h), and the padding."""
+    layers: tuple                # L MinCaches
+    pad: Optional[np.ndarray]    # (T, B) bool, True at padded steps, or None
+
+    @property
+    def x_tm(self):
+        """(T, B, n_features): the stack's inputs."""
+        return self.layers[0].x_tm
+
+    @property
+    def h(self):
+        """(T, B, H): the stack's outputs, the top layer's states."""
+        return self.layers[-1].h
+
+    def __getattr__(self, name):
+        """h1, ..., hL (the stack's state_names): layer l's states (T, B, H)."""
+        if name[:1] == "h" and name[1:].isdigit() and 0 < int(name[1:]) <= len(
+                self.layers):
+            return self.layers[int(name[1:]) - 1].h
+        raise AttributeError(name)
+
+
+class MinGRUStack(RecurrentLayer):
+    """L minGRU layers, layer l+1 reading tanh of layer l's states; the output is the
+    top layer's states.
+
+    MinGRUStack(w_x1, b1, w_x2, b2, ...): MinGRU's weights for each layer, bottom
+    first, at least two layers; w_x1 (n_features, 2*n_nodes), every other w_x (n_nodes,
+    2*n_nodes), every b (2*n_nodes,). The arrays are kept as given, as MinGRU keeps
+    them. States h1, ..., hL (state_names), each (batch_size, n_nodes).
+    """
+
+    layer_class = MinGRU
+    state_is_output = False    # the first state is the bottom layer's, the output the
+                               # top layer's
+
+    def __init__(self, *weights):
+        if len(weights) < 4 or len(weights) % 2:
+            raise ValueError("MinGRUStack takes w_x1, b1, w_x2, b2, ...: two arrays "
+                             "per layer for at least 2 layers (one layer is a MinGRU); "
+                             f"got {len(weights)} arrays.")
+        self.layers = [self.layer_class(w_x, b)
+                       for w_x, b in zip(weights[::2], weights[1::2])]
+        first = self.layers[0]
+        width = (first.n_nodes, first.w_x.shape[1])
+        for l, layer in enumerate(self.layers[1:], start=2):
+            if layer.w_x.shape != width or layer.dtype != first.dtype:
+                raise ValueError(
+                    f"w_x{l} must be {first.dtype} of shape (n_nodes, "
+                    f"{first.n_blocks}*n_nodes) = {width}, to read the {first.n_nodes} "
+                    f"states of layer {l - 1}; got {layer.dtype} of shape "
+                    f"{layer.w_x.shape}.")
+        numbers = range(1, len(self.layers) + 1)
+        self.state_names = tuple(f"h{l}" for l in numbers)
+        self.parameter_names = tuple(f"{name}{l}" for l in numbers
+                                     for name in ("w_x", "b"))
+        for l, layer in zip(numbers, self.layers):   # the layers' own arrays: an
+            setattr(self, f"w_x{l}", layer.w_x)      # update in place reaches them
+            setattr(self, f"b{l}", layer.b)
+        self._cache = None
+
+    @property
+    def n_features(self):
+        return self.layers[0].n_features
+
+    @property
+    def n_nodes(self):
+        return self.layers[0].n_nodes
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+
+# %% [markdown]
+# The forward pass runs the layers in turn, each over the whole sequence
+# (`run_sequence`, the method every minGRU layer's forward runs), the tanh
+# between:
+
+# %%
+@add_to_class(MinGRUStack)
+def forward(self, x, *states, lengths=None, **named_states):
+    """x (batch_size, n_sequences, n_features); the initial states h10, ..., hL0, each
+    (batch_size, n_nodes), by position or by name (not given: zeros); lengths
+    (batch_size,) or None, as chapter 1's. Returns h_T (batch_size, n_nodes), the top
+    layer's state after each sequence's own last step, and hs (batch_size, n_sequences,
+    n_nodes), the top layer's states, zeros at padded steps; sets final_state =
+    (h1_T, ..., hL_T)."""
+    names = [f"{name}0" for name in self.state_names]
+    if len(states) > len(names):
+        raise TypeError(f"forward takes at most {len(names)} initial states {names}; "
+                        f"got {len(states)}.")
+    given = dict(zip(names, states))
+    twice = sorted(set(given) & set(named_states))
+    if twice:
+        raise TypeError(f"{twice} given twice: by position and by name.")
+    given.update(named_states)
+    x, h10 = support.check_layer_input(self, x, given.pop("h10", None))
+    states = (h10,) + self._named_states(given, names[1:], len(x))
+    pad = padding_mask(lengths, *x.shape[:2])
+    self._cache = cache = self._run(np.ascontiguousarray(x.transpose(1, 0, 2)),
+                                    states, pad)
+    self.final_state = tuple(layer.h[-1] for layer in cache.layers)
+    hs = cache.h.transpose(1, 0, 2) if pad is None else states_batch_first(cache.h,
+                                                                            pad)
+    return cache.h[-1], hs
+
+
+@add_to_class(MinGRUStack)
+def _named_states(self, given, names, batch_size):
+    """One array per name of names (such as h20 or dh2_T, the state contract's names)
+    from the keyword arguments given: checked, zeros where not given; any other name is
+    an error."""
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise TypeError(f"unexpected {unknown}: this stack takes {names} (its states "
+                        f"are {self.state_names}).")
+    return tuple(support.check_state(self, given.get(name), name, batch_size)
+                 for name in names)
+
+
+@add_to_class(MinGRUStack)
+def _run(self, x_tm, states, pad=None):
+    """The layers in turn over the time-major x_tm (n_sequences, batch_size,
+    n_features), from states = (h1_0, ..., hL_0), with the padding pad or None. Returns
+    the StackCache; keeps nothing."""
+    caches, inputs = [], x_tm
+    for layer, h0 in zip(self.layers, states):
+        if caches:                                      # x^(l+1)_t = tanh(h^(l)_t)
+            inputs = np.tanh(caches[-1].h)
+        caches.append(layer.run_sequence(inputs, (h0,), pad))
+    return StackCache(tuple(caches), pad)
+
+
+# %% [markdown]
+# The backward pass goes down the layers: the top layer's backward gives
+# $\partial L/\partial x_t^{(L)}$, which, times $1 - (x_t^{(L)})^2$ (the
+# tanh's derivative), is the direct gradient $\hat g_t$ of the layer below.
+# A gradient at a layer's final state (`dhl_T`) is a direct gradient at
+# each sequence's own last step, where that state was last written.
+
+# %%
+@add_to_class(MinGRUStack)
+def backward(self, dh, input_gradient=True, *, cache=None, **end_gradients):
+    """BPTT through the stack, top layer first. dh : (batch_size, n_nodes) for h_T only,
+    or (batch_size, n_sequences, n_nodes) for every output; dh1_T, ..., dhL_T : the
+    loss's gradients at the final states, each (batch_size, n_nodes) (not given: zero);
+    cache : a StackCache, or None: the last forward's. Returns {"dw_x1", "db1", ...,
+    "dx" (None unless input_gradient), "dh10", ..., "dhL0"}."""
+    cache = self._last_forward(cache)
+    n_sequences, batch_size = cache.x_tm.shape[:2]
+    ends = self._named_states(
+        end_gradients, [f"d{name}_T" for name in self.state_names], batch_size)
+    # each sequence's own last step (padded steps after it only carry the state)
+    last = np.full(batch_size, n_sequences - 1) if cache.pad is None else (
+        np.sum(~cache.pad, axis=0) - 1)
+    rows = np.arange(batch_size)
+    dh_T, dh_tm = self._direct_gradients(dh, cache)
+    if dh_tm is None:
+        direct = np.zeros(cache.h.shape, self.dtype)         # hat g_t, time-major
+        direct[last, rows] = dh_T
+    else:
+        direct = np.array(dh_tm, dtype=self.dtype)
+    grads = {}
+    for l in reversed(range(len(self.layers))):
+        direct[last, rows] += ends[l]
+        layer_grads = self.layers[l].backward(direct.transpose(1, 0, 2),
+                                              input_gradient or l > 0,
+                                              cache=cache.layers[l])
+        for name in ("dw_x", "db"):
+            grads[f"{name}{l + 1}"] = layer_grads[name]
+        grads[f"dh{l + 1}0"] = layer_grads["dh0"]
+        if l > 0:                     # through x^(l+1) = tanh(h^(l)): times 1 - x^2
+            below = cache.layers[l].x_tm
+            direct = layer_grads["dx"].transpose(1, 0, 2) * (1 - below * below)
+    grads["dx"] = layer_grads["dx"]
+    return grads
+
+
+def min_stack(build, n_features, n_nodes, rng, dtype=np.float64, n_layers=2,
+              **options):
+    """A MinGRUStack of n_layers layers, bottom first, each build(MinGRU, its
+    n_features, n_nodes, rng, dtype, **options): random_min_layer, or init_min_layer
+    (section 2.2). Layer l > 1 reads n_nodes inputs."""
+    sizes = [n_features] + [n_nodes] * (n_layers - 1)
+    layers = [build(MinGRU, size, n_nodes, rng, dtype, **options) for size in sizes]
+    return MinGRUStack(*(w for layer in layers for w in layer.parameters().values()))
+
+
+# %% [markdown]
+# Is the stack its layers? Three layers (batch 7, 11 steps, 5 features, 9
+# nodes, float64, every sequence its own length, every initial state
+# given): its outputs and final states against chapter 5's plain steps run
+# layer by layer with a tanh between, its gradients against central
+# differences, and the stack run one step at a time against the whole
+# sequence:
+
+# %%
+def check_stack(seed=0, n_layers=3):
+    """For a random MinGRUStack of n_layers (float64; batch 7, 11 steps, 5 features, 9
+    nodes): the largest |difference| between its outputs and final states and
+    steps_forward_loop's run layer by layer with tanh between; the largest relative
+    error of its gradients against central differences (many-to-many, with lengths
+    and every initial state); and steps_against_sequence's two differences. Returns
+    (difference, error, (states, gradients))."""
+    rng = np.random.default_rng(seed)
+    stack = min_stack(random_min_layer, 5, 9, rng, n_layers=n_layers)
+    x, dh = rng.normal(size=(7, 11, 5)), rng.normal(size=(7, 11, 9))
+    states = tuple(rng.normal(size=(7, 9)) for _ in range(n_layers))
+    more = {f"{name}0": s for name, s in zip(stack.state_names[1:], states[1:])}
+    h_T, hs = stack.forward(x, states[0], **more)
+    inputs, differences = x, []
+    for layer, h0, final in zip(stack.layers, states, stack.final_state):
+        plain_T, plain_hs = steps_forward_loop(mingru_step, inputs, layer.w_x, layer.b,
+                                               h0)
+        differences.append(float(np.max(np.abs(final - plain_T))))
+        inputs = np.tanh(plain_hs)
+    differences += [float(np.max(np.abs(hs - plain_hs))),
+                    float(np.max(np.abs(h_T - plain_T)))]
+    errors = check_rnn_gradients(stack, x, states[0], dh,
+                                 lengths=rng.integers(1, 12, size=7), **more)
+    return (max(differences), max(errors.values()),
+            steps_against_sequence(stack, x, dh, states))
+
+
+if __name__ == "__main__":
+    difference, error, (steps, step_grads) = check_stack(ARGS.seed)
+    print("A stack of 3 minGRU layers against the plain steps layer by layer:")
+    print(f"  largest |difference| {difference:.1e}; gradients against central")
+    print(f"  differences (with lengths), largest relative error {error:.1e};")
+    print(f"  one step at a time against the whole sequence: states {steps:.1e},")
+    print(f"  gradients {step_grads:.1e}")
+
+
+# %% [markdown]
+# ### 2.2 The cells join the registry
+#
+# The two layers and the stack join a copy of chapter 2's registry of cells
+# (chapter 1's `Cell`), this chapter's `CELLS`, so that everything built on
+# a registry takes them: chapter 2's classifier with `cell="mingru"` and
+# `cells=CELLS`, and `make_layer` (the stack: `"mingru_stack"`, two layers
+# unless `n_layers` says otherwise). Their starting weights are chapter 2's
+# input weights (normal, with scale one over the square root of the
+# layer's number of inputs) and zero biases.
 
 # %%
 def init_min_layer(cls, n_features, n_nodes, rng, dtype=np.float64, keep_bias=0.0):
@@ -960,7 +1235,10 @@ CELLS = {**gated_rnn_scratch.CELLS,
          "mingru": Cell(MinGRU, functools.partial(init_min_layer, MinGRU), "minGRU",
                         "torch_mingru", functools.partial(random_min_layer, MinGRU)),
          "minlstm": Cell(MinLSTM, functools.partial(init_min_layer, MinLSTM), "minLSTM",
-                         "torch_minlstm", functools.partial(random_min_layer, MinLSTM))}
+                         "torch_minlstm", functools.partial(random_min_layer, MinLSTM)),
+         "mingru_stack": Cell(MinGRUStack, functools.partial(min_stack, init_min_layer),
+                              "minGRU, stacked", "torch_mingru_stack",
+                              functools.partial(min_stack, random_min_layer))}
 
 
 def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, **options):
@@ -1226,7 +1504,8 @@ if __name__ == "__main__":
 # ## What this chapter gives the next
 #
 # The second half of this chapter (a selective state-space layer, to come)
-# will build on these names (`__all__`): the scans, the two layers, `CELLS` and `make_layer`.
+# will build on these names (`__all__`): the scans, the two layers and
+# their stack, `CELLS` and `make_layer`.
 # `EXERCISES` names what `tools/make_exercises.py` turns into an
 # assignment: the doubling scan, its backward as a reverse scan, and
 # minGRU's backward.
@@ -1250,14 +1529,16 @@ NOTEBOOK_CHECKS = {
     ),
     "rounding": ("compare_scans(seed=ARGS.seed)", "check_scan_gradients(ARGS.seed)",
                  "compare_run_scan(ARGS.seed)", "check_min_layers(ARGS.seed)",
-                 "steps_against_sequence("),
+                 "states, gradients = steps_against_sequence(",
+                 "check_stack(ARGS.seed)"),
 }
 
 __all__ = [
     "linear_scan_loop", "linear_scan", "closed_form_scan", "linear_scan_backward_loop",
     "linear_scan_backward", "run_scan", "DOUBLING_WORK", "mingru_step", "minlstm_step",
     "steps_forward_loop", "MinCache", "MinGRU", "MinLSTM", "decay_gradient",
-    "init_min_layer", "random_min_layer", "CELLS", "make_layer",
+    "StackCache", "MinGRUStack", "min_stack", "init_min_layer", "random_min_layer",
+    "CELLS", "make_layer",
 ]
 
 if __name__ == "__main__":

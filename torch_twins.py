@@ -270,14 +270,38 @@ def torch_mingru(torch, layer):
 torch_minlstm = torch_mingru   # one loop serves both (the layer says which gates it has)
 
 
-def torch_min_pass(torch, layer, x, h0, dh, lengths=None):
-    """Forward and backward (L = sum(hs * dh)) of torch_mingru(layer); returns hs and the
-    gradients under our names (dw_x, db, dx, dh0) as numpy arrays."""
-    run, params = torch_mingru(torch, layer)
+def torch_min_pass(torch, layer, x, states, dh, lengths=None):
+    """Forward and backward (L = sum(hs * dh)) of the layer's twin from states (a tuple,
+    one initial state per layer.state_names): torch_mingru for a MinGRU or MinLSTM,
+    torch_mingru_stack for a MinGRUStack. Returns hs and the gradients under our names
+    (dw_x, db, dx, dh0; a stack's dw_x1, ..., dh10, ...) as numpy arrays."""
+    stacked = len(layer.state_names) > 1
+    run, params = (torch_mingru_stack if stacked else torch_mingru)(torch, layer)
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
-    th0 = torch.from_numpy(h0.copy()).requires_grad_(True)
-    hs, _ = run(tx, th0, lengths)
+    tstates = [torch.from_numpy(s.copy()).requires_grad_(True) for s in states]
+    hs, _ = run(tx, tstates if stacked else tstates[0], lengths)
     hs.backward(torch.from_numpy(dh))
     grads = {"d" + name: p.grad for name, p in params.items()}
-    grads.update(dx=tx.grad, dh0=th0.grad)
+    grads["dx"] = tx.grad
+    grads.update((f"d{name}0", s.grad) for name, s in zip(layer.state_names, tstates))
     return hs.detach().numpy(), {k: v.numpy() for k, v in grads.items()}
+
+
+def torch_mingru_stack(torch, layer):
+    """chapter 5's MinGRUStack as torch_mingru's loops, one per layer, with tanh between:
+    a function run(x, states, lengths=None) -> (hs, [h_T of each layer]) on tensors,
+    states one initial state per layer, and the parameters {"w_x1", "b1", ...} as leaf
+    tensors holding the stack's weights."""
+    twins = [torch_mingru(torch, sub) for sub in layer.layers]
+    params = {f"{name}{l}": p for l, (_, sub) in enumerate(twins, start=1)
+              for name, p in sub.items()}
+
+    def run(x, states, lengths=None):
+        finals = []
+        for (run_layer, _), h0 in zip(twins, states):
+            if finals:
+                x = torch.tanh(hs)
+            hs, h_T = run_layer(x, h0, lengths)
+            finals.append(h_T)
+        return hs, finals
+    return run, params

@@ -229,7 +229,128 @@ def test_min_layers_match_pytorch_autograd(cell, padded):
     lengths = np.array([8, 3, 1, 6, 8]) if padded else None
     h_T, hs = layer.forward(x, h0, lengths=lengths)
     ours = layer.backward(dh)
-    theirs_hs, theirs = torch_twins.torch_min_pass(torch, layer, x, h0, dh, lengths)
+    theirs_hs, theirs = torch_twins.torch_min_pass(torch, layer, x, (h0,), dh, lengths)
     np.testing.assert_allclose(hs, theirs_hs, atol=1e-12)
+    for name, value in ours.items():
+        np.testing.assert_allclose(value, theirs[name], atol=1e-9, err_msg=name)
+
+
+# -- the stack ----------------------------------------------------------------------------------
+def random_stack(n_layers=3, seed=0, shape=(5, 8, 3, 4)):
+    """A MinGRUStack with random weights, x, and one random initial state per layer."""
+    batch_size, n_sequences, n_features, n_nodes = shape
+    rng = np.random.default_rng(seed)
+    stack = lr.CELLS["mingru_stack"].random(n_features, n_nodes, rng, n_layers=n_layers)
+    x = rng.normal(size=(batch_size, n_sequences, n_features))
+    states = tuple(rng.normal(size=(batch_size, n_nodes)) for _ in range(n_layers))
+    return stack, x, states, rng
+
+
+def initial_states(stack, states):
+    """The keyword arguments h20, ..., hL0 for stack.forward."""
+    return {f"{name}0": s for name, s in zip(stack.state_names[1:], states[1:])}
+
+
+def test_stack_is_its_layers_with_tanh_between():
+    stack, x, states, _ = random_stack()
+    assert stack.state_names == ("h1", "h2", "h3") and not stack.state_is_output
+    assert stack.parameter_names == ("w_x1", "b1", "w_x2", "b2", "w_x3", "b3")
+    h_T, hs = stack.forward(x, states[0], **initial_states(stack, states))
+    inputs = x
+    for l, (h, final) in enumerate(zip(states, stack.final_state), start=1):
+        w_x, b = getattr(stack, f"w_x{l}"), getattr(stack, f"b{l}")
+        assert w_x is stack.layers[l - 1].w_x         # one array: an update reaches the layer
+        outputs = []
+        for t in range(x.shape[1]):
+            h = independent_step("mingru", inputs[:, t], h, w_x, b)
+            outputs.append(h)
+        np.testing.assert_allclose(final, h, atol=1e-12)
+        inputs = np.tanh(np.stack(outputs, axis=1))
+    np.testing.assert_allclose(hs, np.stack(outputs, axis=1), atol=1e-12)
+    np.testing.assert_allclose(h_T, outputs[-1], atol=1e-12)
+
+
+def test_stack_padded_steps_read_zero_and_carry_every_layers_state():
+    stack, x, states, _ = random_stack(n_layers=2)
+    lengths = np.array([8, 3, 1, 6, 2])
+    h_T, hs = stack.forward(x, states[0], h20=states[1], lengths=lengths)
+    finals = [s.copy() for s in stack.final_state]
+    for row, n in enumerate(lengths):
+        alone_T, alone = stack.forward(x[row:row + 1, :n], states[0][row:row + 1],
+                                       h20=states[1][row:row + 1])
+        np.testing.assert_allclose(hs[row, :n], alone[0], atol=1e-12)
+        np.testing.assert_array_equal(hs[row, n:], 0)
+        np.testing.assert_allclose(h_T[row], alone_T[0], atol=1e-12)
+        for final, own in zip(finals, stack.final_state):
+            np.testing.assert_allclose(final[row], own[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("many", [True, False])
+@pytest.mark.parametrize("padded", [True, False])
+def test_stack_gradients_with_end_gradients_match_central_differences(many, padded):
+    """L = sum(hs * dh) (or h_T * dh) + sum over layers of final state * dhl_T."""
+    stack, x, states, rng = random_stack(seed=4)
+    dh = rng.normal(size=(5, 8, 4) if many else (5, 4))
+    ends = {f"d{name}_T": rng.normal(size=(5, 4)) for name in stack.state_names}
+    lengths = np.array([8, 3, 1, 6, 8]) if padded else None
+    inputs = {"x": x, "h10": states[0], **initial_states(stack, states)}
+
+    def loss():
+        h_T, hs = stack.forward(**inputs, lengths=lengths)
+        return float(np.sum((hs if many else h_T) * dh) + sum(
+            np.sum(final * ends[f"d{name}_T"])
+            for name, final in zip(stack.state_names, stack.final_state)))
+
+    loss()
+    grads = stack.backward(dh, **ends)
+    params = {"d" + k: p for k, p in stack.parameters().items()}
+    params.update({"d" + k: v for k, v in inputs.items()})
+    errors = check_gradients(loss, grads, params)
+    assert set(errors) == set(grads) and len(errors) == 10
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_stack_refuses_what_it_cannot_run_with_a_clear_message():
+    rng = np.random.default_rng(0)
+    w_x, b, w_up = rng.normal(size=(3, 8)), np.zeros(8), rng.normal(size=(4, 8))
+    with pytest.raises(ValueError, match="two arrays per layer for at least 2 layers"):
+        lr.MinGRUStack(w_x, b)
+    with pytest.raises(ValueError, match="two arrays per layer"):
+        lr.MinGRUStack(w_x, b, w_up)
+    with pytest.raises(ValueError, match=r"w_x2 must be float64 of shape \(n_nodes, 2\*n_nodes\) "
+                                         r"= \(4, 8\).*got float64 of shape \(3, 8\)"):
+        lr.MinGRUStack(w_x, b, w_x, b)
+    with pytest.raises(ValueError, match="w_x2 must be float64.*got float32"):
+        lr.MinGRUStack(w_x, b, w_up.astype(np.float32), b.astype(np.float32))
+    stack = lr.MinGRUStack(w_x, b, w_up, b)
+    with pytest.raises(TypeError, match=r"unexpected \['h30'\]: this stack takes \['h20'\]"):
+        stack.forward(np.zeros((2, 5, 3)), h30=np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"h20 must have shape \(batch_size, n_nodes\)"):
+        stack.forward(np.zeros((2, 5, 3)), h20=np.zeros((2, 5)))
+    stack.forward(np.zeros((2, 5, 3)))
+    with pytest.raises(TypeError, match=r"unexpected \['dh_T'\]"):
+        stack.backward(np.zeros((2, 4)), dh_T=np.zeros((2, 4)))
+
+
+def test_make_layer_builds_a_stack_of_n_layers_with_the_keep_bias_in_each():
+    stack = lr.make_layer("mingru_stack", 3, 4, np.random.default_rng(0), n_layers=3,
+                          keep_bias=2.0)
+    assert len(stack.layers) == 3 and stack.n_features == 3 and stack.n_nodes == 4
+    assert [layer.w_x.shape for layer in stack.layers] == [(3, 8), (4, 8), (4, 8)]
+    for layer in stack.layers:
+        np.testing.assert_array_equal(layer.b, [2.0] * 4 + [0.0] * 4)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_stack_matches_pytorch_autograd(padded):
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional cross-check")
+    stack, x, states, rng = random_stack(seed=9)
+    dh = rng.normal(size=(5, 8, 4))
+    lengths = np.array([8, 3, 1, 6, 8]) if padded else None
+    _, hs = stack.forward(x, states[0], lengths=lengths, **initial_states(stack, states))
+    ours = stack.backward(dh)
+    theirs_hs, theirs = torch_twins.torch_min_pass(torch, stack, x, states, dh, lengths)
+    np.testing.assert_allclose(hs, theirs_hs, atol=1e-12)
+    assert set(ours) == set(theirs)
     for name, value in ours.items():
         np.testing.assert_allclose(value, theirs[name], atol=1e-9, err_msg=name)
