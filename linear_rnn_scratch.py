@@ -374,16 +374,22 @@ if __name__ == "__main__":
 # every round of the doubling scan reads and writes the whole sequence. The
 # loop should win when a step holds many numbers (batch_size × n_nodes),
 # the doubling scan when it holds so few that the calls cost more than the
-# arithmetic. The form the
-# layers call is `run_scan`, which takes the arrays time-major (a step is
-# then one contiguous block) and picks the loop or the doubling scan by
-# the rule measured below; `linear_scan_loop` and `linear_scan` stay the
-# readable forms, and the exercises.
+# arithmetic. Between the two sits a **chunked** form: cut the sequence
+# into chunks of `CHUNK` steps, run the doubling scan within every chunk at
+# once (each from a zero state, keeping the running product of its decays),
+# then loop over the chunks, carrying the state in: $\lceil\log_2
+# \mathrm{CHUNK}\rceil$ rounds instead of $\lceil\log_2 T\rceil$, and
+# $T/\mathrm{CHUNK}$ loop steps instead of $T$. The form the layers call is
+# `run_scan`, which takes the arrays time-major (a step is then one
+# contiguous block) and picks one of the three by the rule measured
+# below; `linear_scan_loop` and `linear_scan` stay the readable
+# forms, and the exercises.
 
 # %%
-# run_scan's rule: the doubling scan when a step holds fewer numbers than this
-# divided by ceil(log2 T) (measured in the table below and in benchmarks/README.md)
-DOUBLING_WORK = 1024
+# run_scan's rule, from the table below: the doubling scan while a step holds fewer
+# than CHUNKED_FROM numbers, the chunked scan (chunks of CHUNK steps) while it holds
+# fewer than LOOP_FROM, and the loop from there
+CHUNKED_FROM, LOOP_FROM, CHUNK = 32, 256, 64
 
 
 def run_scan(decay, inputs, h0=None, *, reverse=False, method=None, out=None):
@@ -393,16 +399,21 @@ def run_scan(decay, inputs, h0=None, *, reverse=False, method=None, out=None):
     *state_shape) or None (zeros). Forward: h[t] = decay[t] * h[t-1] + inputs[t], with
     h[-1] = h0. reverse=True runs the gradient's recurrence backwards instead, each
     step keeping the next step's decay: g[t] = inputs[t] + decay[t+1] * g[t+1] from
-    g[T-1] = inputs[T-1] (h0 must then be None). method : "loop", "doubling" or None
-    (the rule above). out : an array like inputs to write into (inputs itself is
-    allowed), or None. Returns the states (n_sequences, batch_size, *state_shape).
+    g[T-1] = inputs[T-1] (h0 must then be None). method : "loop", "doubling",
+    "chunked" or None (the rule above). out : an array like inputs to write into
+    (inputs itself is allowed), or None. Returns the states (n_sequences, batch_size,
+    *state_shape).
     """
     n_steps = len(inputs)
     if method is None:
-        rounds = max(1, int(np.ceil(np.log2(n_steps))))
-        method = "doubling" if inputs[0].size * rounds < DOUBLING_WORK else "loop"
-    if method not in ("loop", "doubling"):
-        raise ValueError(f"method must be 'loop', 'doubling' or None; got {method!r}.")
+        size = inputs[0].size                        # numbers per step
+        method = ("doubling" if size < CHUNKED_FROM else
+                  "chunked" if size < LOOP_FROM else "loop")
+    kernels = {"loop": _scan_loop, "doubling": _scan_doubling,
+               "chunked": _scan_chunked}
+    if method not in kernels:
+        raise ValueError("method must be 'loop', 'doubling', 'chunked' or None; got "
+                         f"{method!r}.")
     result = np.empty_like(inputs) if out is None else out
     if reverse:
         if h0 is not None:
@@ -416,13 +427,12 @@ def run_scan(decay, inputs, h0=None, *, reverse=False, method=None, out=None):
         out[0] = inputs[0] if h0 is None else decay[0] * h0 + inputs[0]
         decay = decay[1:]
     if n_steps > 1:
-        kernel = _scan_loop if method == "loop" else _scan_doubling
-        kernel(decay, inputs[1:], out[0], out[1:])
+        kernels[method](decay, inputs[1:], out[0], out[1:])
     return result
 
 
 # %% [markdown]
-# The two methods. Each writes the states after the first into `out`, from
+# The three methods. Each writes the states after the first into `out`, from
 # the state before them (`h_start`); the reverse scan is the same code on
 # arrays reversed in time (views: the reversal copies nothing).
 
@@ -451,23 +461,50 @@ def _scan_doubling(decay, inputs, h_start, out):
         shift *= 2
 
 
+def _scan_chunked(decay, inputs, h_start, out):
+    """_scan_loop's states by chunks of CHUNK steps (all steps in one chunk when there
+    are fewer): the doubling scan within every chunk at once, from a zero state, then a
+    loop over the chunks carrying the state in; the steps after the last whole chunk
+    by the loop. Time-major; out may be inputs itself."""
+    n_steps = len(inputs)
+    chunk = min(CHUNK, n_steps)
+    whole = n_steps - n_steps % chunk
+    chunks = (whole // chunk, chunk) + inputs.shape[1:]
+    local = inputs[:whole].reshape(chunks).copy()   # each chunk's states from zero
+    kept = decay[:whole].reshape(chunks).copy()     # running products of its decays
+    shift = 1
+    while shift < chunk:                # NumPy reads overlapping operands first
+        local[:, shift:] += kept[:, shift:] * local[:, :-shift]
+        kept[:, shift:] *= kept[:, :-shift]
+        shift *= 2
+    h = h_start
+    for k in range(len(local)):         # h_t = local_t + (kept since the start) h
+        block = out[k * chunk:(k + 1) * chunk]
+        np.multiply(kept[k], h, out=block)
+        block += local[k]
+        h = block[-1]
+    if whole < n_steps:
+        _scan_loop(decay[whole:], inputs[whole:], h, out[whole:])
+
+
 # %% [markdown]
 # First, that the fast forms compute what the readable ones do (forward and
-# reverse, both methods, float64); then their speed, float32, with one step
-# holding batch_size × n_nodes = 8, 64, 512 or 4,096 numbers (the last is
-# batch 32 × 128 nodes, as the table's header says), the median of 5 runs each. The ratio is the
-# doubling scan's time over the loop's: below 1 the doubling scan wins.
+# reverse, all three methods, float64); then their speed, float32, with one
+# step holding batch_size × n_nodes = 8, 64, 512 or 4,096 numbers (the last
+# is batch 32 × 128 nodes, as the table's header says), the median of 5 runs
+# each. The ratios are each scan's time over the loop's: below 1 that scan
+# wins.
 
 # %%
 def compare_run_scan(seed=0, n_sequences=300):
-    """Largest |difference| between run_scan (both methods, forward and reverse) and the
+    """Largest |difference| between run_scan (each method, forward and reverse) and the
     readable forms (linear_scan_loop; linear_scan_backward_loop's g), float64."""
     decay, inputs, h0 = random_scan_case(4, n_sequences, (5,), seed=seed)
     hs = linear_scan_loop(decay, inputs, h0)
     g = linear_scan_backward_loop(decay, hs, inputs)["d_inputs"]   # inputs as dhs
     tm = lambda a: np.ascontiguousarray(a.transpose(1, 0, 2))      # noqa: E731
     worst = 0.0
-    for method in ("loop", "doubling"):
+    for method in ("loop", "doubling", "chunked"):
         ahead = run_scan(tm(decay), tm(inputs), h0, method=method)
         back = run_scan(tm(decay), tm(inputs), reverse=True, method=method)
         worst = max(worst, float(np.max(np.abs(ahead - tm(hs)))),
@@ -477,9 +514,9 @@ def compare_run_scan(seed=0, n_sequences=300):
 
 def time_scans(per_step=(8, 64, 512, 4096), lengths=(256, 1024, 4096), repeats=5,
                seed=0):
-    """Median seconds of run_scan's loop and doubling methods, float32, for steps of
-    per_step numbers (batch 1, or 32 when per_step is 4096) at each length. Returns
-    rows {"per_step", "n_sequences", "loop", "doubling"}."""
+    """Median seconds of run_scan's three methods, float32, for steps of per_step
+    numbers (batch 1, or 32 when per_step is 4096) at each length. Returns rows
+    {"per_step", "n_sequences", "loop", "doubling", "chunked"}."""
     import time
     rows = []
     for size in per_step:
@@ -491,7 +528,7 @@ def time_scans(per_step=(8, 64, 512, 4096), lengths=(256, 1024, 4096), repeats=5
             decay = decay.reshape(n_sequences, batch_size, -1)
             inputs = inputs.reshape(n_sequences, batch_size, -1)
             row = {"per_step": size, "n_sequences": n_sequences}
-            for method in ("loop", "doubling"):
+            for method in ("loop", "doubling", "chunked"):
                 times = []
                 for _ in range(repeats):
                     start = time.perf_counter()
@@ -506,14 +543,16 @@ if __name__ == "__main__":
     print(f"run_scan against the readable forms, largest |difference|: "
           f"{compare_run_scan(ARGS.seed):.1e}")
     scan_times = time_scans()
-    print("run_scan, float32: milliseconds (median of 5) and doubling / loop;")
-    print("4096 numbers per step are batch 32 x 128 nodes, the others batch 1")
+    print("run_scan, float32: the loop's milliseconds (median of 5), each scan's")
+    print("time over the loop's; 4096 numbers per step are batch 32 x 128 nodes,")
+    print(f"the others batch 1; chunks of {CHUNK} steps")
     print(format_table(
-        ["numbers per step", "T", "loop", "doubling", "doubling / loop", "rule picks"],
+        ["numbers per step", "T", "loop, ms", "doubling / loop", "chunked / loop",
+         "rule picks"],
         [[f"{r['per_step']}", f"{r['n_sequences']}", f"{1e3 * r['loop']:.2f}",
-          f"{1e3 * r['doubling']:.2f}", f"{r['doubling'] / r['loop']:.2f}",
-          "doubling" if r["per_step"] * np.ceil(np.log2(r["n_sequences"]))
-          < DOUBLING_WORK else "loop"] for r in scan_times]))
+          f"{r['doubling'] / r['loop']:.2f}", f"{r['chunked'] / r['loop']:.2f}",
+          "doubling" if r["per_step"] < CHUNKED_FROM else
+          "chunked" if r["per_step"] < LOOP_FROM else "loop"] for r in scan_times]))
 
 
 # %% [markdown]
@@ -521,12 +560,18 @@ if __name__ == "__main__":
 # doubling scan wins many times over; with 64 its lead shrinks as $T$
 # grows (its extra rounds cost more work); from 512 numbers per step on
 # the loop wins, and at batch 32 × 128 nodes the doubling scan is many
-# times slower. `run_scan`'s rule (the last column) encodes this: the
-# doubling scan while a step's numbers times its rounds stay below
-# `DOUBLING_WORK`, a threshold the table brackets (between its 64 and
-# its 512 rows) rather than pins down. So a layer of realistic width runs
-# the loop on this CPU. Not measured here: a chunked form (a loop over
-# blocks, a scan within each), and a GPU, where a round's work is done by
+# times slower. The chunked scan sits between them: at 8 numbers per step
+# it beats the loop but not the doubling scan (its loop over chunks costs
+# calls that so little arithmetic does not repay); at 64 it keeps a lead
+# over the loop where the doubling scan's shrinks, and from $T$ = 1,024 it
+# beats both (fewer rounds); from 512 on it loses to the loop, by less than
+# the doubling scan does. `run_scan`'s rule (the last column) encodes this:
+# the doubling scan below `CHUNKED_FROM` numbers per step, the chunked scan
+# below `LOOP_FROM`, the loop from there — thresholds the table brackets
+# (between its 8 and 64 rows, and between its 64 and 512 rows) rather than
+# pins down; at 64 numbers per step and $T$ = 256, where the rule picks the
+# chunked scan, the doubling scan still edges it. So a layer of realistic
+# width runs the loop on this CPU. Not measured here: a GPU, where a round's work is done by
 # thousands of threads at once and the depth of the scan is what counts.
 #
 # What of minGRU's **log-space** form (the paper's appendix, and its popular
@@ -665,7 +710,8 @@ class MinGRU(RecurrentLayer):
 
     parameter_names = ("w_x", "b")
     n_blocks = 2
-    scan_method = None   # run_scan's method: None (its rule), "loop" or "doubling"
+    scan_method = None   # run_scan's method: None (its rule), "loop", "doubling" or
+                         # "chunked"
 
     def __init__(self, w_x, b):
         self.w_x = support.as_float_array(w_x, "w_x")
@@ -1535,7 +1581,8 @@ NOTEBOOK_CHECKS = {
 
 __all__ = [
     "linear_scan_loop", "linear_scan", "closed_form_scan", "linear_scan_backward_loop",
-    "linear_scan_backward", "run_scan", "DOUBLING_WORK", "mingru_step", "minlstm_step",
+    "linear_scan_backward", "run_scan", "CHUNKED_FROM", "LOOP_FROM", "CHUNK",
+    "mingru_step", "minlstm_step",
     "steps_forward_loop", "MinCache", "MinGRU", "MinLSTM", "decay_gradient",
     "StackCache", "MinGRUStack", "min_stack", "init_min_layer", "random_min_layer",
     "CELLS", "make_layer",

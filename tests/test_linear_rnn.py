@@ -22,22 +22,23 @@ def plain_scan(decay, inputs, h0):
 @pytest.mark.parametrize("n_sequences", [1, 2, 3, 7, 8, 9, 37, 4096])
 @pytest.mark.parametrize("state_shape", [(5,), (3, 4)])
 def test_scans_equal_the_recurrence(n_sequences, state_shape):
-    """linear_scan (doubling), linear_scan_loop and run_scan's two methods give the states of
+    """linear_scan (doubling), linear_scan_loop and run_scan's three methods give the states of
     the recurrence to 1e-12, for lengths that are and are not powers of 2, with a state of
     shape (n_nodes,) and (n_nodes, n_state)."""
     decay, inputs, h0 = lr.random_scan_case(2, n_sequences, state_shape, seed=n_sequences)
+    decay[1] = 1 - 0.01 * decay[1]      # the second sequence's states carry far
     expected = plain_scan(decay, inputs, h0)
     np.testing.assert_allclose(lr.linear_scan_loop(decay, inputs, h0), expected, atol=1e-12)
     np.testing.assert_allclose(lr.linear_scan(decay, inputs, h0), expected, atol=1e-12)
     np.testing.assert_allclose(lr.linear_scan(decay, inputs), plain_scan(decay, inputs, 0 * h0),
                                atol=1e-12)
     tm = (1, 0) + tuple(range(2, decay.ndim))
-    for method in ("loop", "doubling"):
+    for method in ("loop", "doubling", "chunked"):
         got = lr.run_scan(decay.transpose(tm), inputs.transpose(tm), h0, method=method)
         np.testing.assert_allclose(got.transpose(tm), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["loop", "doubling"])
+@pytest.mark.parametrize("method", ["loop", "doubling", "chunked"])
 def test_run_scan_reverse_is_the_gradients_recurrence_and_may_write_over_its_inputs(method):
     decay, dhs, _ = lr.random_scan_case(3, 13, (4,), seed=1)
     g, g_next = np.empty_like(dhs), 0
@@ -50,14 +51,31 @@ def test_run_scan_reverse_is_the_gradients_recurrence_and_may_write_over_its_inp
     np.testing.assert_allclose(got.transpose(1, 0, 2), g, atol=1e-12)
 
 
-def test_run_scan_rule_picks_the_doubling_scan_only_for_few_numbers_per_step(monkeypatch):
+def test_run_scan_rule_picks_by_the_numbers_in_a_step():
     picked = []
-    monkeypatch.setattr(lr, "_scan_doubling", lambda *a: picked.append("doubling"))
-    monkeypatch.setattr(lr, "_scan_loop", lambda *a: picked.append("loop"))
-    small, big = np.ones((1024, 1, 8)), np.ones((1024, 32, 128))
-    lr.run_scan(small, small)
-    lr.run_scan(big, big)
-    assert picked == ["doubling", "loop"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("_scan_loop", "_scan_doubling", "_scan_chunked"):
+            patch.setattr(lr, name, lambda *a, name=name: picked.append(name[6:]))
+        for per_step in (8, 31, 32, 64, 255, 256, 4096):
+            ones = np.ones((1024, 1, per_step))
+            lr.run_scan(ones, ones)
+    assert picked == ["doubling"] * 2 + ["chunked"] * 3 + ["loop"] * 2
+    assert (lr.CHUNKED_FROM, lr.LOOP_FROM) == (32, 256)
+
+
+@pytest.mark.parametrize("n_sequences", [2, 5, 64, 65, 130, 200])
+def test_chunked_scan_handles_lengths_around_its_chunks(n_sequences):
+    """Fewer steps than a chunk, exactly one, whole chunks, and chunks with steps left over:
+    forward from h0, and the reverse scan written over its own inputs."""
+    decay, inputs, h0 = lr.random_scan_case(3, n_sequences, (4,), seed=n_sequences)
+    decay = 1 - 0.02 * decay            # near 1: a state carries across many chunks
+    expected = plain_scan(decay, inputs, h0)
+    decay_tm, inputs_tm = decay.transpose(1, 0, 2).copy(), inputs.transpose(1, 0, 2).copy()
+    got = lr.run_scan(decay_tm, inputs_tm, h0, method="chunked")
+    np.testing.assert_allclose(got.transpose(1, 0, 2), expected, atol=1e-12)
+    looped = lr.run_scan(decay_tm, inputs_tm, reverse=True, method="loop")
+    got = lr.run_scan(decay_tm, inputs_tm, reverse=True, method="chunked", out=inputs_tm)
+    np.testing.assert_allclose(got, looped, atol=1e-12)
 
 
 @pytest.mark.parametrize("backward", [lr.linear_scan_backward, lr.linear_scan_backward_loop])
@@ -146,7 +164,7 @@ def test_layer_and_plain_steps_follow_the_papers_equations(cell):
 @pytest.mark.parametrize("cell", LAYERS)
 @pytest.mark.parametrize("many", [True, False])
 @pytest.mark.parametrize("padded", [True, False])
-@pytest.mark.parametrize("method", ["loop", "doubling"])
+@pytest.mark.parametrize("method", ["loop", "doubling", "chunked"])
 def test_layer_gradients_match_central_differences(cell, many, padded, method):
     layer, x, h0, rng = random_case(cell, seed=3)
     layer.scan_method = method
