@@ -5,12 +5,15 @@ Each check cell of an exercise notebook runs inside `with exercise(name):` and c
 the learner's code returns with reference values that lie beside the notebook in
 reference_values.npz (the test suite verifies every one of them independently: by central
 differences, by the equations checked step by step, or by the assignment's given values).
-A check that fails raises AssertionError with a message that says what is off, by how much,
-and — where the wrong value is one a known slip produces — which slip it looks like. Only
-NumPy is needed here: this module never imports a lesson chapter.
+A check that fails raises CheckFailed (an AssertionError) with a message that says what is
+off, by how much, and — where the wrong value is one a known slip produces — which slip it
+looks like; an exception in the learner's code is reported with the line of their cell that
+raised it. Only NumPy is needed here: this module never imports a lesson chapter.
 """
 import contextlib
+import linecache
 import os
+import traceback
 
 import numpy as np
 
@@ -55,6 +58,40 @@ def relative_error(got, expected):
     return float(np.max(np.abs(got - expected)) / scale) if scale > 0 else 0.0
 
 
+class CheckFailed(AssertionError):
+    """A failed check. A notebook shows it as its message alone: IPython prints what
+    _render_traceback_ returns instead of the frames of a traceback (which would all be
+    this module's). A grader still sees an error, as from any exception."""
+
+    def _render_traceback_(self):
+        return [f"{type(self).__name__}: {self}"]
+
+
+def _in_a_cell(filename):
+    """Whether code of this file name was typed in a notebook cell (ipykernel's names) or
+    at an IPython prompt."""
+    return "ipykernel_" in filename or filename.startswith("<ipython-input-")
+
+
+def where_it_failed(error):
+    """Where in the notebook's cells an exception was raised, as a sentence: the line of
+    the learner's function that raised it, or the check's own line (its deepest frame in a
+    cell); an unpacking error names the form the check expected. '' when no frame of it
+    lies in a cell."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if _in_a_cell(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (linecache.getline(frame.filename, frame.lineno) or frame.line or "").strip()
+    if frame.name != "<module>":
+        return f" (at line {frame.lineno} of {frame.name}, in its cell: `{line}`)"
+    if isinstance(error, ValueError) and "values to unpack" in str(error) and " = " in line:
+        form = line.split(" = ")[0].strip()
+        return (f" (the check's line `{line}` expects the exercise to return "
+                f"({form}): return exactly that)")
+    return f" (in the check's line `{line}`)"
+
+
 class _Exercise:
     def __init__(self, name):
         self.name, self.passed, self.failed = name, [], []
@@ -67,26 +104,27 @@ _current = []
 def exercise(name):
     """Run one exercise's checks. Each check that fails is recorded and the others still
     run, so the message lists every value that is off; at the end a failed exercise raises
-    AssertionError with all of them. An unwritten exercise (NotImplementedError) fails and
+    CheckFailed with all of them. An unwritten exercise (NotImplementedError) fails and
     says so; a passed one prints one line."""
     _current.append(_Exercise(name))
     try:
         yield _current[-1]
     except NotImplementedError:
-        raise AssertionError(f"{name} is not written yet: it still raises "
-                             "NotImplementedError (replace the two lines under "
-                             "'# YOUR CODE HERE').") from None
+        raise CheckFailed(f"{name} is not written yet: it still raises "
+                          "NotImplementedError (replace the two lines under "
+                          "'# YOUR CODE HERE').") from None
     except Exception as error:
+        stopped = (f"{type(error).__name__}: {error}{where_it_failed(error)}")
         if not _current[-1].failed:
-            raise
-        raise AssertionError("\n".join(_current[-1].failed[:5] + [
-            f"then the check stopped: {type(error).__name__}: {error}"])) from error
+            raise CheckFailed(f"{name} raised {stopped}") from error
+        raise CheckFailed("\n".join(_current[-1].failed[:5] + [
+            f"then the check stopped: {stopped}"])) from error
     finally:
         done = _current.pop()
     if done.failed:
         shown = done.failed[:5] + ([f"... and {len(done.failed) - 5} more checks failed."]
                                    if len(done.failed) > 5 else [])
-        raise AssertionError("\n".join(shown))
+        raise CheckFailed("\n".join(shown))
     errors = [err for err in done.passed if err is not None]
     print(f"{name}: passed {len(done.passed)} checks"
           + (f" (largest relative error {max(errors):.0e})" if errors else ""))
@@ -95,7 +133,7 @@ def exercise(name):
 def _fail(message):
     """Record a failed check in the running exercise (raise at once outside one)."""
     if not _current:
-        raise AssertionError(message)
+        raise CheckFailed(message)
     _current[-1].failed.append(message)
 
 

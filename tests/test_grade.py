@@ -73,18 +73,33 @@ def test_the_solutions_get_full_marks_and_the_release_zero(written, chapter):
 
 @pytest.mark.parametrize("chapter", list(mx.LESSONS))
 def test_the_release_notebook_runs_top_to_bottom_failing_only_in_its_checks(written, chapter):
-    """Run as a learner's "run all" with errors allowed: only the check cells fail, each
-    saying that its exercise is not written yet."""
+    """Run All as a learner runs it, errors not allowed: the raises-exception tags carry the
+    run past every failing check to the last cell, and only the check cells fail, each
+    saying in one line that its exercise is not written yet."""
     folder = written / "release" / chapter
     nb = nbformat.read(str(folder / f"{chapter}.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
+    NotebookClient(nb, timeout=120, allow_errors=False, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()
-    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-              and any(o.output_type == "error" for o in c.outputs)]
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    assert nb.cells[code[-1]].execution_count is not None          # it reached the end
+    failed = [i for i in code if any(o.output_type == "error" for o in nb.cells[i].outputs)]
     assert failed == [index for index, _ in mx.test_cells(nb).values()]
     for i in failed:
         error = [o for o in nb.cells[i].outputs if o.output_type == "error"][0]
-        assert "not written yet" in error.evalue
+        assert error.ename == "CheckFailed" and "not written yet" in error.evalue
+        assert error.traceback == [f"CheckFailed: {error.evalue}"]   # no frames, one message
+
+
+def test_without_its_tags_run_all_would_stop_at_the_first_check(written):
+    """The control: the same notebook with the tags taken off stops at its first check."""
+    from nbclient.exceptions import CellExecutionError
+    folder = written / "release" / "rnn_scratch"
+    nb = nbformat.read(str(folder / "rnn_scratch.ipynb"), as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("tags", None)
+    with pytest.raises(CellExecutionError, match="not written yet"):
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(folder)}}).execute()
 
 
 @pytest.mark.parametrize("name", list(SLIPS))
@@ -107,10 +122,12 @@ def test_one_broken_exercise_costs_its_points_and_no_others(written, name):
 
 
 @pytest.mark.parametrize("trouble, words", [
-    ("raise ValueError('a mistake')", "ValueError: a mistake"),
+    ("raise ValueError('a mistake')", "output_layer_loop raised ValueError: a mistake"),
+    ("raise ValueError('a mistake')", "of output_layer_loop, in its cell: `raise ValueError("
+     "'a mistake')`)"),
     ("while True:\n        pass", "did not finish within 8 s"),
     ("import os\n    os._exit(1)", "the kernel died"),
-    ("x = (", "the cell of this exercise failed: SyntaxError"),
+    ("x = (", "the cell of this exercise failed: SyntaxError: '(' was never closed (line "),
 ])
 def test_the_grader_survives_an_exception_an_infinite_loop_and_a_crash(written, trouble, words):
     """(And a syntax error.) The trouble is put first in output_layer_loop's body: that exercise scores 0 with a
@@ -128,6 +145,30 @@ def test_the_grader_survives_an_exception_an_infinite_loop_and_a_crash(written, 
     assert rows["sample_temperature"]["points"] == rows["sample_temperature"]["max_points"]
 
 
+def test_an_edited_check_cell_is_graded_as_written_and_the_row_says_so(written):
+    def edit(nb):
+        check = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                 == "check_SimpleRNN__recurrence"][0]
+        check.source = "pass  # a check that checks nothing"
+    result = grade.grade(submission(written, "rnn_scratch", edit))
+    rows = {row["id"]: row for row in result["exercises"]}
+    row = rows["SimpleRNN__recurrence"]
+    assert row["name"] == "SimpleRNN._recurrence" and row["points"] == row["max_points"]
+    assert row["message"].startswith("(its check cell had been edited: graded with the "
+                                     "original) SimpleRNN._recurrence: passed"), row
+    assert not any("edited" in r["message"] for r in result["exercises"] if r is not row)
+
+
+def test_a_wrong_number_of_returned_values_names_the_expected_form(written):
+    def edit(nb):
+        cell = [c for c in nb.cells if c.source.startswith("def rnn_forward_loop")][0]
+        assert cell.source.count("    return h, hs") == 1
+        cell.source = cell.source.replace("    return h, hs", "    return hs")
+    result = grade.grade(submission(written, "rnn_scratch", edit))
+    message = [r["message"] for r in result["exercises"] if r["id"] == "rnn_forward_loop"][0]
+    assert "expects the exercise to return (h_T, hs)" in message, message
+
+
 def test_grade_command_line_prints_rows_and_total_and_json(written, capsys):
     path = str(written / "source" / "seq2seq_scratch" / "seq2seq_scratch.ipynb")
     assert grade.main([path]) == 0
@@ -137,6 +178,10 @@ def test_grade_command_line_prints_rows_and_total_and_json(written, capsys):
     import json
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"exercises", "total", "max_total"}
-    assert set(result["exercises"][0]) == {"id", "points", "max_points", "message"}
+    assert set(result["exercises"][0]) == {"id", "name", "points", "max_points", "message"}
+    names = list(mx.exercises("seq2seq_scratch"))
+    assert [row["name"] for row in result["exercises"]] == names
+    assert [row["id"] for row in result["exercises"]] == [mx.exercise_id(n) for n in names]
+    assert [line.split()[0] for line in lines[:-1]] == names    # the rows: the notebook's names
     with pytest.raises(SystemExit):
         grade.main([path, "--timeout", "0"])

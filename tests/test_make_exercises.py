@@ -505,3 +505,85 @@ def test_the_grading_version_follows_the_checks_and_the_reference_names(monkeypa
     values = mx.reference_values("rnn_scratch")
     monkeypatch.setattr(mx, "reference_values", lambda chapter: {**values, "new.key": 1.0})
     assert mx.grading_version("rnn_scratch") != version
+
+
+def test_an_edited_release_notebook_is_never_overwritten_without_force(tmp_path, capsys):
+    import nbformat
+    out = str(tmp_path)
+    assert mx.main(["--out", out, "rnn_scratch"]) == 0
+    path = mx.notebook_path(out, "release", "rnn_scratch")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[3].outputs = []                      # running it (outputs only) is not an edit
+    nbformat.write(nb, path)
+    assert not mx.edited_since_written(path, mx.release_notebook(mx.source_notebook("rnn_scratch")))
+    assert mx.main(["--out", out, "rnn_scratch"]) == 0
+    nb = nbformat.read(path, as_version=4)
+    stub = next(c for c in nb.cells if "raise NotImplementedError()" in c.source)
+    stub.source = stub.source.replace("raise NotImplementedError()", "return 42  # my work")
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert mx.main(["--out", out, "rnn_scratch"]) == 1
+    message = capsys.readouterr().err
+    assert "wrote nothing" in message and path in message and "--force" in message
+    assert "beside exercise_checks.py and reference_values.npz" in message
+    assert "return 42  # my work" in nbformat.read(path, as_version=4).cells[
+        nb.cells.index(stub)].source                                     # the work survives
+    assert mx.main(["--out", out, "--force", "rnn_scratch"]) == 0
+    assert "# my work" not in open(path, encoding="utf-8").read()
+
+
+def test_grading_a_notebook_away_from_its_files_names_them_once(tmp_path):
+    import shutil
+    import grade
+    mx.write_chapter("gated_rnn_scratch", str(tmp_path))
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    copy = away / "mine.ipynb"
+    shutil.copy(mx.notebook_path(str(tmp_path), "release", "gated_rnn_scratch"), copy)
+    with pytest.raises(SystemExit) as raised:
+        grade.grade(str(copy))
+    message = str(raised.value)
+    for name in ("exercise_checks.py", "reference_values.npz", "lesson_support.py",
+                 "rnn_scratch.py", "exercises/release/gated_rnn_scratch/", str(away)):
+        assert name in message, name
+    assert grade.files_missing_beside(
+        mx.notebook_path(str(tmp_path), "release", "gated_rnn_scratch"), "gated_rnn_scratch") == []
+
+
+def test_every_exercise_and_check_cell_carries_the_tag_that_lets_run_all_go_on():
+    nb = mx.release_notebook(mx.source_notebook("linear_rnn_scratch"))
+    tagged = [c for c in nb.cells if "raises-exception" in c.metadata.get("tags", [])]
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+              or c.metadata.get("nbgrader", {}).get("solution")]
+    assert tagged == graded and len(graded) == 2 * len(mx.exercises("linear_rnn_scratch"))
+    assert "Run All runs to the end" in nb.cells[0].source
+    assert "beside\n`exercise_checks.py` and `reference_values.npz`" in nb.cells[0].source
+
+
+def test_an_exception_in_the_learners_cell_is_reported_with_its_line():
+    """Code compiled under an ipykernel cell's file name (as the kernel names cells): the
+    message quotes the learner's line; an unpacking error in the check names the form."""
+    import linecache
+    learner = "def f(x):\n    y = x + 1\n    return y[0]\n"
+    check = "a, b = f(1.0)\n"
+    namespace = {}
+    for name, code in (("/tmp/ipykernel_1/111.py", learner), ("/tmp/ipykernel_1/222.py", check)):
+        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    exec(compile(learner, "/tmp/ipykernel_1/111.py", "exec"), namespace)
+    with pytest.raises(checks.CheckFailed) as raised:
+        with checks.exercise("f"):
+            exec(compile(check, "/tmp/ipykernel_1/222.py", "exec"), namespace)
+    assert str(raised.value) == ("f raised TypeError: 'float' object is not subscriptable "
+                                 "(at line 3 of f, in its cell: `return y[0]`)")
+    namespace["f"] = lambda x: (x,)
+    with pytest.raises(checks.CheckFailed, match=r"the check's line `a, b = f\(1.0\)` expects "
+                                                 r"the exercise to return \(a, b\)"):
+        with checks.exercise("f"):
+            exec(compile(check, "/tmp/ipykernel_1/222.py", "exec"), namespace)
+
+
+def test_a_syntax_error_names_the_line_of_the_cell_not_the_kernels_file():
+    import grade
+    cell = {"outputs": [{"output_type": "error", "ename": "SyntaxError",
+                         "evalue": "invalid syntax (3245469251.py, line 7)", "traceback": []}]}
+    assert grade.error_message(cell) == "SyntaxError: invalid syntax (line 7 of the cell)"

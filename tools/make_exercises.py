@@ -2,7 +2,7 @@
 
     python tools/make_exercises.py --out DIR [CHAPTER ...]
 
-For each chapter (default: all four) this writes
+For each chapter (default: all of them) this writes
 
     DIR/source/<chapter>/<chapter>.ipynb    the nbgrader *source* notebook: the lesson's text and
                                             definitions (its demonstrations and experiments left
@@ -18,6 +18,10 @@ and beside each notebook what it imports: lesson_support.py, exercise_checks.py,
 values its checks compare with (reference_values.npz), and the *solution* modules of the
 earlier chapters (a chapter-2 learner has done chapter 1).
 
+A release notebook edited since this tool wrote it (a learner's work) is never overwritten:
+the tool then writes nothing and says which notebooks and how to keep them; --force overwrites
+them.
+
 Each chapter names its exercises in its EXERCISES tuple: a function ("rnn_forward_loop"), a
 method ("SimpleRNN._recurrence"), or a part of a function marked in the lesson by the two
 comment lines "# exercise NAME begins" and "# exercise NAME ends". The lesson holds the one
@@ -28,6 +32,7 @@ import ast
 import copy
 import hashlib
 import importlib
+import json
 import os
 import re
 import shutil
@@ -51,6 +56,9 @@ CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"   # nbgrader's defau
 PART = re.compile(r"^(\s*)# exercise (\w+) (begins|ends)$")
 SUPPORT_FILES = ("lesson_support.py", "exercise_checks.py")
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+# The cell tag that lets Run All (JupyterLab, Notebook 7, nbclient) go on past a cell that
+# raises: on every exercise and check cell, so one unwritten exercise hides no other verdict
+RUN_PAST = "raises-exception"
 
 
 def exercises(chapter):
@@ -236,12 +244,25 @@ the same name, in the course's repository, shows them and their output; text bel
 speaks of a printed result refers to it) and with {len(names)} exercises to write. Each
 exercise is a function, or part of one, in a cell of its own that reads `# YOUR CODE HERE` /
 `raise NotImplementedError()`: replace those two lines with your code. A check cell follows
-each exercise; run the notebook from the top and read what each check prints. Each exercise is
-graded on its own: most checks compare with reference values in `reference_values.npz`, the
-sampling and beam-search checks with what the given code computes. The grader also runs
-hidden checks, listed below:
+each exercise and prints its verdict: a line that says it passed, or what is off.
 
-    python tools/grade.py path/to/{chapter}.ipynb     (in the course's repository)
+**Where to work.** In a copy of this notebook in this same folder, beside
+`exercise_checks.py` and `reference_values.npz` (the checks import the one and read the
+other), for example `mine.ipynb`; open it with JupyterLab (`python -m pip install
+jupyterlab`, then `jupyter lab exercises/release/{chapter}/mine.ipynb`, from the
+course's repository). `tools/make_exercises.py` never overwrites this notebook once edited
+(unless told `--force`), but a copy keeps your work apart from what it writes.
+
+**Run All runs to the end.** The check cells (and the exercises' cells) carry the cell tag
+`raises-exception`, which JupyterLab, Notebook 7 and nbclient honour: a check that fails shows
+its message, and the run goes on to the next cell, so every exercise gets its verdict even
+while one is unwritten. The tag changes nothing in grading: a failing check still raises.
+
+Each exercise is graded on its own: most checks compare with reference values in
+`reference_values.npz`, the sampling and beam-search checks with what the given code
+computes. The grader also runs hidden checks, listed below:
+
+    python tools/grade.py exercises/release/{chapter}/mine.ipynb   (in the repository)
 
 | exercise | points | hidden checks |
 |---|---|---|
@@ -323,6 +344,7 @@ def source_notebook(chapter, names=None):
         found[name] += 1
         code = nbformat.v4.new_code_cell(marked)
         code.metadata["nbgrader"] = nbgrader_metadata(exercise_id(name), solution=True)
+        code.metadata["tags"] = [RUN_PAST]
         return code
 
     for cell in lesson.cells:
@@ -348,6 +370,7 @@ def source_notebook(chapter, names=None):
                 check = nbformat.v4.new_code_cell(check_cell_source(name))
                 check.metadata["nbgrader"] = nbgrader_metadata(
                     "check_" + exercise_id(name), grade=True, points=CHECKS[name].points)
+                check.metadata["tags"] = [RUN_PAST]
                 cells.append(check)
     missing = [name for name, n in found.items() if n != 1]
     if missing or waiting:
@@ -386,7 +409,26 @@ def release_notebook(source_nb):
             cell.source = CODE_STUB
         cell.source, _ = clear_hidden_tests(cell.source)
         cell.outputs, cell.execution_count = [], None
+    nb.metadata["rnn_exercises"] = {**nb.metadata["rnn_exercises"],
+                                    "written": cells_digest(nb)}
     return nb
+
+
+def cells_digest(nb):
+    """12 hex digits hashing nb's cells (their kinds and sources, not their outputs): what a
+    learner edits."""
+    cells = [[cell.cell_type, cell.source] for cell in nb.cells]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()[:12]
+
+
+def edited_since_written(path, new_nb):
+    """Whether the release notebook at path (if any) holds edits: its cells differ from the
+    digest stamped when this tool wrote it (a notebook without a stamp: from new_nb's)."""
+    if not os.path.exists(path):
+        return False
+    old = nbformat.read(path, as_version=4)
+    written = old.metadata.get("rnn_exercises", {}).get("written") or cells_digest(new_nb)
+    return cells_digest(old) != written
 
 
 def test_cells(nb):
@@ -599,9 +641,15 @@ def support_files(chapter):
     return [*SUPPORT_FILES, *(f"{name}.py" for name in earlier)]
 
 
-def write_chapter(chapter, out):
-    """Write chapter's source and release folders under out; returns the two notebook paths."""
-    source = source_notebook(chapter)
+def notebook_path(out, kind, chapter):
+    """Where write_chapter writes chapter's notebook of kind "source" or "release"."""
+    return os.path.join(out, kind, chapter, f"{chapter}.ipynb")
+
+
+def write_chapter(chapter, out, source=None):
+    """Write chapter's source and release folders under out (source: its source notebook,
+    None: made here); returns the two notebook paths."""
+    source = source_notebook(chapter) if source is None else source
     paths = []
     for kind, nb in (("source", source), ("release", release_notebook(source))):
         folder = os.path.join(out, kind, chapter)
@@ -618,12 +666,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="the folder to write source/ and release/ to")
     parser.add_argument("chapters", nargs="*", help=f"default: all of {list(LESSONS)}")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite release notebooks even where they were edited")
     args = parser.parse_args(argv)
     unknown = [c for c in args.chapters if c not in LESSONS]
     if unknown:
         parser.error(f"unknown chapters {unknown}; expected some of {list(LESSONS)}")
-    for chapter in args.chapters or LESSONS:
-        write_chapter(chapter, args.out)
+    sources = {chapter: source_notebook(chapter) for chapter in args.chapters or LESSONS}
+    edited = [notebook_path(args.out, "release", chapter) for chapter, nb in sources.items()
+              if edited_since_written(notebook_path(args.out, "release", chapter),
+                                      release_notebook(nb))]
+    if edited and not args.force:
+        print("make_exercises.py: wrote nothing. These release notebooks were edited since "
+              "they were written, and writing would overwrite the edits:\n  "
+              + "\n  ".join(edited) + "\nTo keep your work, copy each to a new name in its "
+              "own folder, beside exercise_checks.py and reference_values.npz (a copy there "
+              "is graded by its path: python tools/grade.py COPY), then run this again; or "
+              "run again with --force to overwrite them.", file=sys.stderr)
+        return 1
+    for chapter, source in sources.items():
+        write_chapter(chapter, args.out, source)
         names = exercises(chapter)
         print(f"{chapter}: {len(names)} exercises, "
               f"{sum(CHECKS[n].points for n in names)} points -> "
