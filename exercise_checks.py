@@ -94,18 +94,60 @@ def where_it_failed(error):
 
 class _Exercise:
     def __init__(self, name):
-        self.name, self.passed, self.failed = name, [], []
+        self.name, self.case = name, None
+        self.passed = []     # (relative error or None, bound or None, what, allows)
+        self.failed = []     # (case, message, slip or None)
 
 
 _current = []
+
+# What a check's bound allows for, unless it says otherwise (close's `allows`); and what
+# the bound of a check against the assignment's printed h_T allows for
+ROUNDING = "float64 rounding, in another order of operations than the reference's"
+PRINTED_H_T = "the assignment's printed h_T, given to 8 digits"
+
+
+def case(label, hidden=False):
+    """Label the checks that follow in the running exercise: the case they check (its
+    sizes, options), and whether the notebook shows it or only the grader runs it."""
+    _current[-1].case = f"{label} ({'hidden' if hidden else 'visible'} check)"
+
+
+def failure_message(name, failed, limit=5):
+    """One message for an exercise's failed checks: by case, each case's failures on one
+    line (at most `limit`), then each slip they match, once."""
+    lines, by_case, slips_seen = [f"{name}: {len(failed)} checks failed"], {}, []
+    for where, message, slip in failed:
+        by_case.setdefault(where, []).append(message)
+        if slip is not None and slip not in slips_seen:
+            slips_seen.append(slip)
+    for where, messages in by_case.items():
+        more = len(messages) - limit
+        shown = "; ".join(messages[:limit]) + (f"; and {more} more" if more > 0 else "")
+        lines.append(f"  {where or 'the check'}: {shown}")
+    lines += [f"The wrong values are exactly what this slip gives: {slip}."
+              for slip in slips_seen]
+    return "\n".join(lines)
+
+
+def passed_message(name, passed):
+    """The line a passed exercise prints: how many checks, and the largest relative error
+    beside its bound and what that bound allows for."""
+    measured = [check for check in passed if check[0] is not None]
+    line = f"{name}: passed {len(passed)} checks"
+    if measured:
+        err, bound, what, allows = max(measured, key=lambda check: check[0])
+        line += (f" (largest relative error {err:.0e}, in {what}: within its bound "
+                 f"{bound:.0e}, which allows for {allows})")
+    return line
 
 
 @contextlib.contextmanager
 def exercise(name):
     """Run one exercise's checks. Each check that fails is recorded and the others still
-    run, so the message lists every value that is off; at the end a failed exercise raises
-    CheckFailed with all of them. An unwritten exercise (NotImplementedError) fails and
-    says so; a passed one prints one line."""
+    run, so the message lists every value that is off, by case; at the end a failed
+    exercise raises CheckFailed with all of them. An unwritten exercise
+    (NotImplementedError) fails and says so; a passed one prints one line."""
     _current.append(_Exercise(name))
     try:
         yield _current[-1]
@@ -115,64 +157,57 @@ def exercise(name):
                           "'# YOUR CODE HERE').") from None
     except Exception as error:
         stopped = (f"{type(error).__name__}: {error}{where_it_failed(error)}")
-        if not _current[-1].failed:
-            raise CheckFailed(f"{name} raised {stopped}") from error
-        raise CheckFailed("\n".join(_current[-1].failed[:5] + [
-            f"then the check stopped: {stopped}"])) from error
+        done = _current[-1]
+        if not done.failed:
+            raise CheckFailed(f"{name} raised {stopped}" + (
+                f", in the case {done.case}" if done.case else "")) from error
+        raise CheckFailed(failure_message(name, done.failed)
+                          + f"\nthen the check stopped: {stopped}") from error
     finally:
         done = _current.pop()
     if done.failed:
-        shown = done.failed[:5] + ([f"... and {len(done.failed) - 5} more checks failed."]
-                                   if len(done.failed) > 5 else [])
-        raise CheckFailed("\n".join(shown))
-    errors = [err for err in done.passed if err is not None]
-    print(f"{name}: passed {len(done.passed)} checks"
-          + (f" (largest relative error {max(errors):.0e})" if errors else ""))
+        raise CheckFailed(failure_message(name, done.failed))
+    print(passed_message(name, done.passed))
 
 
-def _fail(message):
+def _fail(message, slip=None):
     """Record a failed check in the running exercise (raise at once outside one)."""
     if not _current:
         raise CheckFailed(message)
-    _current[-1].failed.append(message)
+    _current[-1].failed.append((_current[-1].case, message, slip))
 
 
-def close(what, got, expected, bound, slips=None):
+def close(what, got, expected, bound, slips=None, allows=ROUNDING):
     """Check that got (the learner's value) matches expected to within the relative error
     bound. slips: {description: the value that slip gives}; when got matches one of them,
-    the message names the slip. Returns the relative error (None when it could not be
+    the message names the slip. allows: what the bound allows for (said when the exercise
+    passes). Returns the relative error (None when it could not be
     measured: None, a wrong shape, NaN)."""
-    name = _current[-1].name if _current else "check"
     expected = np.asarray(expected)
     if got is None:
-        return _fail(f"{name}: {what} is None; expected an array of shape {expected.shape}.")
+        return _fail(f"{what} is None; expected an array of shape {expected.shape}")
     got_array = np.asarray(got)
     if got_array.shape != expected.shape:
-        return _fail(f"{name}: {what} has shape {got_array.shape}; expected "
-                     f"{expected.shape}.")
+        return _fail(f"{what} has shape {got_array.shape}; expected {expected.shape}")
     if not np.all(np.isfinite(got_array.astype(np.float64))):
-        return _fail(f"{name}: {what} holds NaN or inf values.")
+        return _fail(f"{what} holds NaN or inf values")
     err = relative_error(got_array, expected)
     if not err <= bound:
-        message = (f"{name}: {what} is off — relative error {err:.1e} against the "
-                   f"reference, above the bound {bound:.0e}.")
-        for slip, value in (slips or {}).items():
-            if relative_error(got_array, value) <= bound:
-                message += f" It is exactly what this slip gives: {slip}."
-                break
-        return _fail(message)
+        matched = next((slip for slip, value in (slips or {}).items()
+                        if relative_error(got_array, value) <= bound), None)
+        return _fail(f"{what} is off by relative error {err:.1e} (bound {bound:.0e})",
+                     matched)
     if _current:
-        _current[-1].passed.append(err)
+        _current[-1].passed.append((err, bound, what, allows))
     return err
 
 
 def equal(what, got, expected):
     """Check got == expected (strings, integers, lists of them), with both in the message."""
-    name = _current[-1].name if _current else "check"
     if got != expected:
-        return _fail(f"{name}: {what} is {got!r}; expected {expected!r}.")
+        return _fail(f"{what} is {got!r}; expected {expected!r}")
     if _current:
-        _current[-1].passed.append(None)
+        _current[-1].passed.append((None, None, what, None))
 
 
 def expected_draw(model, prime, temperature, seed):

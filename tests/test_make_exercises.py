@@ -474,7 +474,7 @@ def test_a_check_without_its_hidden_marker_is_refused():
 
     def no_marker():
         checks.equal("one", 1, 1)
-    ec.CHECKS["demo"] = ec.ExerciseCheck("demo", 1, "demo", "", ("a", "b"), no_marker)
+    ec.CHECKS["demo"] = ec.ExerciseCheck("demo", 1, "demo", "", "", ("a", "b"), no_marker)
     try:
         with pytest.raises(ValueError, match="hidden checks"):
             ec.check_code("demo")
@@ -587,3 +587,47 @@ def test_a_syntax_error_names_the_line_of_the_cell_not_the_kernels_file():
     cell = {"outputs": [{"output_type": "error", "ename": "SyntaxError",
                          "evalue": "invalid syntax (3245469251.py, line 7)", "traceback": []}]}
     assert grade.error_message(cell) == "SyntaxError: invalid syntax (line 7 of the cell)"
+
+
+def test_a_slip_is_named_once_and_the_failures_are_listed_by_case():
+    ref = np.ones((2, 3))
+    with pytest.raises(checks.CheckFailed) as raised:
+        with checks.exercise("demo"):
+            checks.case("many-to-one")
+            for name in ("dw_x", "dw_h", "db"):
+                checks.close(name, 2 * ref, ref, 1e-8, slips={"doubled": 2 * ref})
+            checks.case("many-to-many, 5 steps, h0 given", hidden=True)
+            checks.close("dx", 2 * ref, ref, 1e-8, slips={"doubled": 2 * ref})
+            checks.close("dh0", ref, ref, 1e-8)
+            checks.close("dc0", ref[0], ref, 1e-8)
+    off = "is off by relative error 3.3e-01 (bound 1e-08)"
+    assert str(raised.value).split("\n") == [
+        "demo: 5 checks failed",
+        f"  many-to-one (visible check): dw_x {off}; dw_h {off}; db {off}",
+        f"  many-to-many, 5 steps, h0 given (hidden check): dx {off}; dc0 has shape (3,); "
+        "expected (2, 3)",
+        "The wrong values are exactly what this slip gives: doubled."]
+
+
+def test_a_passed_exercise_says_what_its_largest_error_is_allowed_by(capsys):
+    ref = np.ones(3)
+    with checks.exercise("demo"):
+        checks.close("h_T", ref * (1 + 2e-9), ref, 1e-7, allows=checks.PRINTED_H_T)
+        checks.close("hs", ref * (1 + 1e-12), ref, 1e-10)
+        checks.equal("hs.shape", (3,), (3,))
+    assert capsys.readouterr().out == (
+        "demo: passed 3 checks (largest relative error 1e-09, in h_T: within its bound 1e-07, "
+        "which allows for the assignment's printed h_T, given to 8 digits)\n")
+    with checks.exercise("demo"):
+        checks.close("hs", ref * (1 + 1e-12), ref, 1e-10)
+    assert "which allows for float64 rounding" in capsys.readouterr().out
+
+
+def test_every_check_cell_labels_its_visible_and_its_hidden_case():
+    for chapter in CHAPTERS:
+        for name in mx.exercises(chapter):
+            source = mx.check_cell_source(name)
+            released = mx.clear_hidden_tests(source)[0]
+            assert f"checks.case({mx.CHECKS[name].shows!r})" in released, name
+            assert f"checks.case({mx.CHECKS[name].hidden_adds!r}, hidden=True)" in source
+            assert "hidden=True" not in released, name

@@ -6,8 +6,9 @@ suite read the checks as Python rather than as strings.
 An exercise lives in three places: its chapter's EXERCISES, its check here, and its reference
 values in make_exercises.py (each verified independently in tests/test_make_exercises.py).
 The decorator holds the rest: the points, where the check cell goes (after the cell that
-defines `after`, by default the exercise itself), what the hidden part adds (the exercise
-notebook's first cell lists it), and one slip of the solution that the grader's tests make to
+defines `after`, by default the exercise itself), the case the visible part checks and what
+the hidden part adds (the labels a failed check's message gives each; the exercise
+notebook's first cell lists the hidden ones), and one slip of the solution that the grader's tests make to
 see the exercise lose its points (`right` -> `wrong`: `right` occurs exactly once in the whole
 generated notebook, inside the exercise's solution).
 
@@ -38,7 +39,8 @@ class ExerciseCheck(NamedTuple):
     name: str                 # the exercise, as its chapter's EXERCISES names it
     points: int
     after: str                # the check cell follows the cell that defines this
-    hidden_adds: str          # what the hidden tests add to the visible check
+    shows: str                # the visible check's case, as its messages label it
+    hidden_adds: str          # what the hidden tests add to the visible check (their label)
     slip: tuple               # (right, wrong): a one-line slip of the solution
     function: Callable        # its body is the check cell's code
 
@@ -46,13 +48,13 @@ class ExerciseCheck(NamedTuple):
 CHECKS = {}
 
 
-def exercise_check(name, points, hidden_adds, slip, after=None):
+def exercise_check(name, points, shows, hidden_adds, slip, after=None):
     """Register the function below as exercise `name`'s check (see the module's text)."""
     def register(function):
         if name in CHECKS:
             raise ValueError(f"two checks for the exercise {name!r}")
-        CHECKS[name] = ExerciseCheck(name, points, after or name, hidden_adds, tuple(slip),
-                                     function)
+        CHECKS[name] = ExerciseCheck(name, points, after or name, shows, hidden_adds,
+                                     tuple(slip), function)
         return function
     return register
 
@@ -74,13 +76,16 @@ def check_code(name):
 # -- Chapter 1: rnn_scratch ----------------------------------------------------
 
 @exercise_check("rnn_forward_loop", points=2, after="run_problem_1",
+                shows="Problem 1's example",
                 hidden_adds="a batch of 3, 5 steps, h0 given",
                 slip=("a_t = x[:, t] @ w_x + h @ w_h + b", "a_t = x[:, t] @ w_x + h @ w_h"))
 def check_rnn_forward_loop():
     # Problem 1's example: the assignment gives its h_T.
     h_T, hs = rnn_forward_loop(PROBLEM1_X, PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B)
-    checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
-    checks.close("hs[:, -1] (the last state again)", hs[:, -1], checks.ref("problem1.h_T"), 1e-7)
+    checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7,
+                 allows=checks.PRINTED_H_T)
+    checks.close("hs[:, -1] (the last state again)", hs[:, -1], checks.ref("problem1.h_T"), 1e-7,
+                 allows=checks.PRINTED_H_T)
     checks.equal("hs.shape", hs.shape, (1, 3, 4))
     # hidden checks
     case = checks.refs("rnn_forward.case")
@@ -90,12 +95,14 @@ def check_rnn_forward_loop():
 
 
 @exercise_check("SimpleRNN._recurrence", points=2,
+                shows="Problem 1's example",
                 hidden_adds="a batch of 3, 5 steps, h0 given",
                 slip=("a_t += rec", "a_t -= rec"))
 def check_SimpleRNN__recurrence():
     # Problem 1's example through the fast layer: SimpleRNN.forward calls your _recurrence.
     h_T, hs = SimpleRNN(PROBLEM1_W_X, PROBLEM1_W_H, PROBLEM1_B).forward(PROBLEM1_X)
-    checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7)
+    checks.close("h_T", h_T, checks.ref("problem1.h_T"), 1e-7,
+                 allows=checks.PRINTED_H_T)
     checks.equal("hs.shape", hs.shape, (1, 3, 4))
     # hidden checks
     case = checks.refs("rnn_forward.case")
@@ -105,6 +112,7 @@ def check_SimpleRNN__recurrence():
 
 
 @exercise_check("rnn_backward_loop", points=4,
+                shows="many-to-one",
                 hidden_adds="many-to-many, other sizes",
                 slip=("(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"))
 def check_rnn_backward_loop():
@@ -125,6 +133,7 @@ def check_rnn_backward_loop():
 
 
 @exercise_check("SimpleRNN_BPTT.backward", points=4, after="recurrent_products",
+                shows="many-to-one",
                 hidden_adds="many-to-many, other sizes",
                 slip=("if dh_tm is not None and t > 0:\n            g_t += dh_tm[t - 1]  # ...",
                       "if False:\n            g_t += dh_tm[t - 1]  # ..."))
@@ -151,6 +160,7 @@ def check_SimpleRNN_BPTT_backward():
 
 
 @exercise_check("cross_entropy_and_gradient", points=2,
+                shows="a small batch",
                 hidden_adds="logits near 1000",
                 slip=("dz /= len(y_idx)", "dz /= 1"))
 def check_cross_entropy_and_gradient():
@@ -167,6 +177,7 @@ def check_cross_entropy_and_gradient():
 
 
 @exercise_check("clip_by_global_norm", points=2,
+                shows="clipping to 1",
                 hidden_adds="clip_norm None; a norm below clip_norm",
                 slip=("g *= clip_norm / norm", "g *= norm / clip_norm"))
 def check_clip_by_global_norm():
@@ -186,6 +197,7 @@ def check_clip_by_global_norm():
 
 
 @exercise_check("adam_updates", points=2,
+                shows="three steps, the default betas",
                 hidden_adds="other betas",
                 slip=("(m / (1 - beta1**k))", "m"))
 def check_adam_updates():
@@ -204,6 +216,7 @@ def check_adam_updates():
 
 
 @exercise_check("training_step", points=2,
+                shows="the SGD path, a NaN loss",
                 hidden_adds="the Adam path",
                 slip=("if not (np.isfinite(loss)", "if not (True"))
 def check_training_step():
@@ -244,6 +257,7 @@ def check_training_step():
 # -- Chapter 2: gated_rnn_scratch ----------------------------------------------
 
 @exercise_check("lstm_forward_loop", points=2,
+                shows="h0 and c0 given",
                 hidden_adds="other sizes; h0 = c0 = None",
                 slip=("c = f_t * c + i_t * c_tilde", "c = c + i_t * c_tilde"))
 def check_lstm_forward_loop():
@@ -261,6 +275,7 @@ def check_lstm_forward_loop():
 
 
 @exercise_check("lstm_backward_loop", points=4,
+                shows="many-to-one",
                 hidden_adds="many-to-many, other sizes, h0 = c0 = None",
                 slip=("along_cell = gamma_t * f_t", "along_cell = gamma_t"))
 def check_lstm_backward_loop():
@@ -279,6 +294,7 @@ def check_lstm_backward_loop():
 
 
 @exercise_check("gru_forward_loop", points=2,
+                shows="h0 given",
                 hidden_adds="other sizes; h0 = None",
                 slip=("h = (1 - z_t) * n_t + z_t * h", "h = z_t * n_t + (1 - z_t) * h"))
 def check_gru_forward_loop():
@@ -294,6 +310,7 @@ def check_gru_forward_loop():
 
 
 @exercise_check("gru_backward_loop", points=4,
+                shows="many-to-one",
                 hidden_adds="many-to-many, other sizes, h0 = None",
                 slip=("from_next = g_t * z_t + delta_h @ w_h.T", "from_next = delta_h @ w_h.T"))
 def check_gru_backward_loop():
@@ -314,6 +331,7 @@ def check_gru_backward_loop():
 # -- Chapter 3: language_model_scratch -----------------------------------------
 
 @exercise_check("output_layer_loop", points=3,
+                shows="no padding",
                 hidden_adds="padding (lengths 5, 2, 4)",
                 slip=("dz_t /= n_real", "dz_t /= batch_size"))
 def check_output_layer_loop():
@@ -334,6 +352,7 @@ def check_output_layer_loop():
 
 
 @exercise_check("sample_temperature", points=2,
+                shows="temperature 0.5",
                 hidden_adds="temperatures 2 and 1, another prime",
                 slip=(".astype(np.float64) / temperature", ".astype(np.float64) * temperature"))
 def check_sample_temperature():
@@ -360,6 +379,7 @@ def check_sample_temperature():
 # -- Chapter 4: seq2seq_scratch ------------------------------------------------
 
 @exercise_check("attend_backward", points=4,
+                shows="no padding",
                 hidden_adds="padding (lengths 4, 2, 3)",
                 slip=("alpha * (d_alpha - np.sum(alpha * d_alpha, axis=1, keepdims=True))",
                       "alpha * d_alpha"))
@@ -382,6 +402,7 @@ def check_attend_backward():
 
 
 @exercise_check("beam_search_step", points=4, after="exhaustive_search",
+                shows="the tiny GRU model, widths 1 and 16",
                 hidden_adds="an LSTM model, length_penalty 1, two more sources",
                 slip=("np.argsort(-total, axis=None", "np.argsort(total, axis=None"))
 def check_beam_search_step():
@@ -413,6 +434,7 @@ def check_beam_search_step():
 # -- Chapter 5: linear_rnn_scratch ---------------------------------------------
 
 @exercise_check("linear_scan", points=3,
+                shows="9 steps, h0 given",
                 hidden_adds="37 steps (not a power of 2), h0 = None",
                 slip=("hs[:, 0] += kept[:, 0] * h0", "hs[:, 0] += h0"))
 def check_linear_scan():
@@ -426,6 +448,7 @@ def check_linear_scan():
 
 
 @exercise_check("linear_scan_backward", points=3,
+                shows="9 steps, h0 given",
                 hidden_adds="37 steps (not a power of 2), h0 = None",
                 slip=("kept_next[:, :-1] = decay[:, 1:]", "kept_next[:, :-1] = decay[:, :-1]"))
 def check_linear_scan_backward():
@@ -442,6 +465,7 @@ def check_linear_scan_backward():
 
 
 @exercise_check("MinGRU.backward", points=4,
+                shows="many-to-many, h0 given",
                 hidden_adds="many-to-one, with lengths 6, 2, 4 (padding)",
                 slip=("d_n *= g", "d_n *= z"))
 def check_MinGRU_backward():

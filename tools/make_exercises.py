@@ -218,8 +218,11 @@ def check_cell_source(name):
     return (f"# Check {name} ({CHECKS[name].points} points). Run it after writing {name}.\n"
             "import numpy as np\n"
             "import exercise_checks as checks\n\n"
-            f"with checks.exercise({name!r}):\n" + indent(visible)
-            + f"    {BEGIN_HIDDEN}\n" + indent(hidden) + f"    {END_HIDDEN}")
+            f"with checks.exercise({name!r}):\n"
+            + f"    checks.case({CHECKS[name].shows!r})\n" + indent(visible)
+            + f"    {BEGIN_HIDDEN}\n"
+            + f"    checks.case({CHECKS[name].hidden_adds!r}, hidden=True)\n"
+            + indent(hidden) + f"    {END_HIDDEN}")
 
 
 def nbgrader_metadata(grade_id, solution=False, grade=False, points=0):
