@@ -199,9 +199,11 @@ def lstm_backward_loop(x, h0, c0, hs, cs, dh, w_x, w_h, b, input_gradient=True):
     (zeros); hs, cs : (batch_size, n_sequences, n_nodes) from lstm_forward_loop;
     dh : (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes);
     w_x, w_h, b as in lstm_forward_loop; input_gradient : False skips dx (None).
-    Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0", "dc0" as LSTM_BPTT.backward
-    returns them, and "g" and "g_c" (batch_size, n_sequences, n_nodes): the totals g_t =
-    dL/dh_t and gamma_t = dL/dc_t (through h_t and along the cell) of every step.
+    Returns a dict: "dw_x", "dw_h" and "db", shaped like w_x, w_h and b, each summed
+    over the batch; "dx", shaped like x (None when input_gradient is False); "dh0" and
+    "dc0" (batch_size, n_nodes); and "g" and "g_c" (batch_size, n_sequences, n_nodes):
+    the totals g_t = dL/dh_t and gamma_t = dL/dc_t (through h_t and along the cell) of
+    every step.
     """
     batch_size, n_sequences, n_nodes = hs.shape
     h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
@@ -590,9 +592,10 @@ def gru_backward_loop(x, h0, hs, dh, w_x, w_h, b_x, b_h, input_gradient=True):
     (zeros); hs : (batch_size, n_sequences, n_nodes) from gru_forward_loop; dh :
     (batch_size, n_nodes) for h_T only or (batch_size, n_sequences, n_nodes); w_x, w_h,
     b_x, b_h as in gru_forward_loop; input_gradient : False skips dx (None).
-    Returns a dict: "dw_x", "dw_h", "db_x", "db_h", "dx", "dh0" as GRU_BPTT.backward
-    returns them, and "g" (batch_size, n_sequences, n_nodes): g_t = dL/dh_t of every
-    step.
+    Returns a dict: "dw_x", "dw_h", "db_x" and "db_h", shaped like w_x, w_h, b_x and
+    b_h, each summed over the batch; "dx", shaped like x (None when input_gradient is
+    False); "dh0" (batch_size, n_nodes); and "g" (batch_size, n_sequences, n_nodes):
+    g_t = dL/dh_t of every step.
     """
     batch_size, n_sequences, n_nodes = hs.shape
     h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0

@@ -118,8 +118,9 @@
 #
 # First the direct translation: one step at a time, both products inside the
 # loop, batch-first arrays exactly as the API takes them. It is the lesson's
-# reference: the fast layer below, the tests and the benchmark all compare
-# against this function.
+# reference: <!-- exercises: in the lesson, the fast layer, the tests and the
+# benchmark compare against it. -->the fast layer below, the tests and the
+# benchmark all compare against this function.<!-- /exercises -->
 
 # %%
 import copy
@@ -493,9 +494,12 @@ if __name__ == "__main__":
 #
 # ### The plain BPTT
 #
-# Steps 1–3, one step at a time from $t = T$ down to 1, each line commented
-# with the equation it computes. Besides the five gradients it returns every
-# $g_t$, which Problem 4 uses to see how much gradient reaches each step.
+# Steps 1–3, one step at a time from $t = T$ down to 1, <!-- exercises: one
+# or two lines per equation. `direct_gradients_per_step`, given in the cell
+# before yours, makes the direct gradient of every step from `dh`. -->each line
+# commented with the equation it computes.<!-- /exercises --> Besides the
+# five gradients it returns every $g_t$, which Problem 4 uses to see how much
+# gradient reaches each step, and with `input_gradient=False` it skips `dx`.
 
 # %%
 def direct_gradients_per_step(dh, hs):
@@ -520,8 +524,10 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
     or (batch_size, n_sequences, n_nodes) for every h_t (many-to-many); w_x :
     (n_features, n_nodes); w_h : (n_nodes, n_nodes); input_gradient : False skips dx
     (None).
-    Returns a dict: "dw_x", "dw_h", "db", "dx", "dh0" as SimpleRNN_BPTT.backward returns
-    them, and "g" (batch_size, n_sequences, n_nodes), the total gradient g_t = dL/dh_t.
+    Returns a dict: "dw_x" (n_features, n_nodes), "dw_h" (n_nodes, n_nodes) and "db"
+    (n_nodes,), each summed over the batch; "dx", shaped like x (None when
+    input_gradient is False); "dh0" (batch_size, n_nodes); and "g" (batch_size,
+    n_sequences, n_nodes), the total gradient g_t = dL/dh_t of every step.
     """
     batch_size, n_sequences, n_nodes = hs.shape
     h0 = np.zeros_like(hs[:, 0]) if h0 is None else h0
@@ -559,7 +565,8 @@ def rnn_backward_loop(x, h0, hs, dh, w_x, w_h, input_gradient=True):
 # one multiply by $g_t$ and one product with $W_h^\top$, written into
 # preallocated buffers.
 #
-# Two buffers do double duty, so read the loop below with this in mind.
+# Two buffers do double duty, <!-- exercises: as they can in the loop you
+# write. -->so read the loop below with this in mind.<!-- /exercises -->
 # `delta[t]` first holds $1 - h_t^2$; multiplying it by $g_t$ in place turns
 # it into $\delta_t$ (Step 2), and it stays there for Step 3. And one array,
 # `g_t`, holds $g_t$ at the top of iteration `t` and is overwritten with

@@ -185,3 +185,19 @@ def test_grade_command_line_prints_rows_and_total_and_json(written, capsys):
     assert [line.split()[0] for line in lines[:-1]] == names    # the rows: the notebook's names
     with pytest.raises(SystemExit):
         grade.main([path, "--timeout", "0"])
+
+
+@pytest.mark.parametrize("chapter, name, right, wrong, words", [
+    ("rnn_scratch", "rnn_backward_loop", "g[:, t] = g_t", "g[:, t] = delta_t", "g is off"),
+    ("rnn_scratch", "rnn_backward_loop", "dx = dx if input_gradient else None", "dx = dx",
+     "the type of dx with input_gradient=False is 'ndarray'; expected 'NoneType'"),
+    ("gated_rnn_scratch", "lstm_backward_loop", "g[:, t], g_c[:, t] = g_t, gamma_t",
+     "g[:, t], g_c[:, t] = g_t, along_cell", "g_c is off"),
+])
+def test_what_a_backward_loop_docstring_promises_is_graded(written, chapter, name, right, wrong,
+                                                           words):
+    """The total gradients g (and the LSTM's g_c) and input_gradient=False: a solution that
+    gets only these wrong loses the exercise."""
+    path = submission(written, chapter, lambda nb: with_slip(nb, right, wrong))
+    rows = {row["name"]: row for row in grade.grade(path)["exercises"]}
+    assert rows[name]["points"] == 0 and words in rows[name]["message"], rows[name]

@@ -112,9 +112,10 @@ def code_lines(texts):
 
 
 def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
-    """Every markdown cell of the lesson, in order; every line of its code except the
-    `if __name__ == "__main__":` blocks and the cells left out; each exercise in a solution cell
-    of its own, a method as `@add_to_class(Class)`; one check cell per exercise."""
+    """Every markdown cell of the lesson, in order (as for_exercises words it); every line of
+    its code except the `if __name__ == "__main__":` blocks and the cells left out; each
+    exercise in a solution cell of its own, a method as `@add_to_class(Class)`; one check cell
+    per exercise."""
     chapter, source, _ = notebooks
     lesson = jupytext.read(os.path.join(ROOT, f"{chapter}.py"))
     left_out_names = mx.LEFT_OUT.get(chapter, ())
@@ -122,7 +123,7 @@ def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
     left_out = [text for text in kept if text and mx.leaves_out(text, left_out_names)]
     assert len(left_out) >= len(left_out_names)
     assert ([c.source for c in source.cells[1:] if c.cell_type == "markdown"]
-            == [c.source if c.cell_type == "markdown" else mx.LEFT_OUT_NOTE
+            == [mx.for_exercises(c.source) if c.cell_type == "markdown" else mx.LEFT_OUT_NOTE
                 for c in lesson.cells if c.cell_type == "markdown"
                 or mx.without_demos(c.source) in left_out])
     checks_found = mx.test_cells(source)
@@ -513,11 +514,11 @@ def test_an_edited_release_notebook_is_never_overwritten_without_force(tmp_path,
     assert mx.main(["--out", out, "rnn_scratch"]) == 0
     path = mx.notebook_path(out, "release", "rnn_scratch")
     nb = nbformat.read(path, as_version=4)
-    nb.cells[3].outputs = []                      # running it (outputs only) is not an edit
-    nbformat.write(nb, path)
-    assert not mx.edited_since_written(path, mx.release_notebook(mx.source_notebook("rnn_scratch")))
-    assert mx.main(["--out", out, "rnn_scratch"]) == 0
-    nb = nbformat.read(path, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+    code.execution_count = 1
+    nbformat.write(nb, path)                      # running it (outputs only) is not an edit
+    assert not mx.edited_since_written(path, None)
     stub = next(c for c in nb.cells if "raise NotImplementedError()" in c.source)
     stub.source = stub.source.replace("raise NotImplementedError()", "return 42  # my work")
     nbformat.write(nb, path)
@@ -631,3 +632,63 @@ def test_every_check_cell_labels_its_visible_and_its_hidden_case():
             assert f"checks.case({mx.CHECKS[name].shows!r})" in released, name
             assert f"checks.case({mx.CHECKS[name].hidden_adds!r}, hidden=True)" in source
             assert "hidden=True" not in released, name
+
+
+@pytest.mark.parametrize("chapter, prefix, cell", BACKWARD_CASES)
+def test_reference_total_gradients_agree_with_central_differences_of_the_losss_tail(
+        references, chapter, prefix, cell):
+    """g_t = dL/dh_t (and the LSTM's g_c = dL/dc_t) at every step: the loss read from step t
+    on, from the reference state at step t set by hand, through the step equations of this
+    file, differentiated by central differences."""
+    case = {k: v.copy() for k, v in case_of(references[chapter], prefix).items()}
+    step = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}[cell]
+    n_sequences, many = case["x"].shape[1], case["dh"].ndim == 3
+
+    def tail(t, h_t, c_t, o_t=None):
+        """The loss from step t on; with o_t (the LSTM's output gate at t), h_t is read as
+        o_t tanh(c_t): a change of c_t then reaches the loss through h_t too."""
+        def loss():
+            h, c = (h_t if o_t is None else o_t * np.tanh(c_t)), c_t
+            total = np.sum(case["dh"][:, t] * h) if many else 0.0
+            for s in range(t + 1, n_sequences):
+                h, c = step(case["x"][:, s], h, c, case)
+                total += np.sum(case["dh"][:, s] * h) if many else 0.0
+            return total if many else np.sum(case["dh"] * h)
+        return loss
+
+    for t in range(n_sequences):
+        h_t = case["hs"][:, t].copy()
+        c_t = case["cs"][:, t].copy() if cell == "lstm" else None
+        loss = tail(t, h_t, c_t)
+        assert checks.relative_error(case["g"][:, t], numerical_gradient(loss, h_t)) < 1e-7, t
+        if cell == "lstm":
+            h_prev = case["hs"][:, t - 1] if t > 0 else case["h0"]
+            a = case["x"][:, t] @ case["w_x"] + h_prev @ case["w_h"] + case["b"]
+            o_t = sigmoid(np.split(a, 4, axis=1)[3])
+            np.testing.assert_allclose(o_t * np.tanh(c_t), h_t, rtol=0, atol=1e-13)
+            loss = tail(t, h_t, c_t, o_t)
+            assert checks.relative_error(case["g_c"][:, t],
+                                         numerical_gradient(loss, c_t)) < 1e-7, ("g_c", t)
+
+
+def test_text_about_the_lessons_own_code_is_reworded_for_the_exercises():
+    lesson = jupytext.read(os.path.join(ROOT, "rnn_scratch.py"))
+    markdown = "\n".join(c.source for c in lesson.cells if c.cell_type == "markdown")
+    exercise = "\n".join(c.source for c in mx.source_notebook("rnn_scratch").cells
+                         if c.cell_type == "markdown")
+    for lesson_only in ("each line\ncommented with the equation", "read the loop below",
+                        "benchmark all compare against this function"):
+        assert lesson_only.replace("\n", " ") in markdown.replace("\n", " ")
+        assert lesson_only.replace("\n", " ") not in exercise.replace("\n", " ")
+    assert "`direct_gradients_per_step`, given in the cell" in exercise
+    assert "<!--" not in exercise
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_exercise_wording_is_a_closed_pair(chapter):
+    """An unclosed HTML comment would hide the rest of a lesson's cell."""
+    for cell in jupytext.read(os.path.join(ROOT, f"{chapter}.py")).cells:
+        if cell.cell_type == "markdown":
+            opened = cell.source.count("<!-- exercises: ")
+            assert opened == cell.source.count("<!-- /exercises -->")
+            assert "<!--" not in mx.for_exercises(cell.source), cell.source[:60]

@@ -113,23 +113,28 @@ def check_SimpleRNN__recurrence():
 
 @exercise_check("rnn_backward_loop", points=4,
                 shows="many-to-one",
-                hidden_adds="many-to-many, other sizes",
+                hidden_adds="many-to-many, other sizes, input_gradient=False",
                 slip=("(1 - hs[:, t] ** 2)", "(1 - hs[:, t])"))
 def check_rnn_backward_loop():
     case = checks.refs("rnn_backward_loop.m2o")
     # many-to-one: dh is dL/dh_T only; hs come from the reference, not from your forward
     grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
                               case["w_h"])
-    for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "g"):
         checks.close(name, grads[name], case[name], 1e-8,
                      slips=checks.slips("rnn_backward_loop.m2o", name))
     # hidden checks
     case = checks.refs("rnn_backward_loop.m2m")
     grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
                               case["w_h"])
-    for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
+    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "g"):
         checks.close(name, grads[name], case[name], 1e-8,
                      slips=checks.slips("rnn_backward_loop.m2m", name))
+    grads = rnn_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
+                              case["w_h"], input_gradient=False)
+    checks.equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+                 "NoneType")
+    checks.close("dw_x with input_gradient=False", grads["dw_x"], case["dw_x"], 1e-8)
 
 
 @exercise_check("SimpleRNN_BPTT.backward", points=4, after="recurrent_products",
@@ -276,21 +281,26 @@ def check_lstm_forward_loop():
 
 @exercise_check("lstm_backward_loop", points=4,
                 shows="many-to-one",
-                hidden_adds="many-to-many, other sizes, h0 = c0 = None",
+                hidden_adds="many-to-many, other sizes, h0 = c0 = None, input_gradient=False",
                 slip=("along_cell = gamma_t * f_t", "along_cell = gamma_t"))
 def check_lstm_backward_loop():
     # many-to-one; hs and cs come from the reference, not from your forward
     case = checks.refs("lstm.m2o")
     grads = lstm_backward_loop(case["x"], case["h0"], case["c0"], case["hs"], case["cs"],
                                case["dh"], case["w_x"], case["w_h"], case["b"])
-    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
+    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0", "g", "g_c"):
         checks.close(name, grads[name], case[name], 1e-8)
     # hidden checks
     case = checks.refs("lstm.m2m")
     grads = lstm_backward_loop(case["x"], None, None, case["hs"], case["cs"], case["dh"],
                                case["w_x"], case["w_h"], case["b"])
-    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0"):
+    for name in ("dw_x", "dw_h", "db", "dx", "dh0", "dc0", "g", "g_c"):
         checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
+    grads = lstm_backward_loop(case["x"], None, None, case["hs"], case["cs"], case["dh"],
+                               case["w_x"], case["w_h"], case["b"], input_gradient=False)
+    checks.equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+                 "NoneType")
+    checks.close("dw_x with input_gradient=False", grads["dw_x"], case["dw_x"], 1e-8)
 
 
 @exercise_check("gru_forward_loop", points=2,
@@ -311,21 +321,26 @@ def check_gru_forward_loop():
 
 @exercise_check("gru_backward_loop", points=4,
                 shows="many-to-one",
-                hidden_adds="many-to-many, other sizes, h0 = None",
+                hidden_adds="many-to-many, other sizes, h0 = None, input_gradient=False",
                 slip=("from_next = g_t * z_t + delta_h @ w_h.T", "from_next = delta_h @ w_h.T"))
 def check_gru_backward_loop():
     # many-to-one; hs come from the reference, not from your forward
     case = checks.refs("gru.m2o")
     grads = gru_backward_loop(case["x"], case["h0"], case["hs"], case["dh"], case["w_x"],
                               case["w_h"], case["b_x"], case["b_h"])
-    for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
+    for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0", "g"):
         checks.close(name, grads[name], case[name], 1e-8)
     # hidden checks
     case = checks.refs("gru.m2m")
     grads = gru_backward_loop(case["x"], None, case["hs"], case["dh"], case["w_x"],
                               case["w_h"], case["b_x"], case["b_h"])
-    for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0"):
+    for name in ("dw_x", "dw_h", "db_x", "db_h", "dx", "dh0", "g"):
         checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8)
+    grads = gru_backward_loop(case["x"], None, case["hs"], case["dh"], case["w_x"],
+                              case["w_h"], case["b_x"], case["b_h"], input_gradient=False)
+    checks.equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+                 "NoneType")
+    checks.close("dw_x with input_gradient=False", grads["dw_x"], case["dw_x"], 1e-8)
 
 
 # -- Chapter 3: language_model_scratch -----------------------------------------

@@ -54,6 +54,7 @@ BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"   # nbgrader's default for python
 PART = re.compile(r"^(\s*)# exercise (\w+) (begins|ends)$")
+EXERCISE_TEXT = re.compile(r"<!-- exercises: (.*?) -->.*?<!-- /exercises -->", re.S)
 SUPPORT_FILES = ("lesson_support.py", "exercise_checks.py")
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 # The cell tag that lets Run All (JupyterLab, Notebook 7, nbclient) go on past a cell that
@@ -313,6 +314,14 @@ def split_exercises(source, names):
     return pieces + [(piece, name, True) for piece, name in moved]
 
 
+def for_exercises(markdown):
+    """The lesson's markdown as the exercise notebook words it: each span between
+    "<!-- exercises: TEXT -->" and "<!-- /exercises -->" (text that describes the lesson's
+    own code, which the exercise notebook replaces by a stub) becomes TEXT. The lesson
+    shows the span and hides TEXT, an HTML comment."""
+    return EXERCISE_TEXT.sub(lambda m: m.group(1), markdown)
+
+
 def leaves_out(source, names):
     """Whether the cell defines one of names at its top level (assigns it, defines a class
     or function of that name, or adds a method to it with @add_to_class)."""
@@ -352,7 +361,7 @@ def source_notebook(chapter, names=None):
 
     for cell in lesson.cells:
         if cell.cell_type == "markdown":
-            cells.append(nbformat.v4.new_markdown_cell(cell.source))
+            cells.append(nbformat.v4.new_markdown_cell(for_exercises(cell.source)))
             continue
         source = without_demos(cell.source)
         if not source:
@@ -477,7 +486,7 @@ def _rnn_references(rs):
         case["dh"] = _direct(rng, case, many)
         args = (case["x"], case["h0"], case["hs"], case["dh"], case["w_x"], case["w_h"])
         grads = rs.rnn_backward_loop(*args)
-        case.update({k: grads[k] for k in ("dw_x", "dw_h", "db", "dx", "dh0")})
+        case.update({k: grads[k] for k in ("dw_x", "dw_h", "db", "dx", "dh0", "g")})
         prefix = f"rnn_backward_loop.{label}"
         out.update({f"{prefix}.{k}": v for k, v in case.items()})
         slips = []
@@ -489,7 +498,7 @@ def _rnn_references(rs):
                 continue
         for i, (description, slip_grads) in enumerate(slips):
             out[f"{prefix}.slip{i}.description"] = np.array(description)
-            for k in ("dw_x", "dw_h", "db", "dx", "dh0"):
+            for k in ("dw_x", "dw_h", "db", "dx", "dh0", "g"):
                 out[f"{prefix}.slip{i}.{k}"] = slip_grads[k]
     rng = np.random.default_rng(4)
     for label, offset in (("small", 0.0), ("large_logits", 1000.0)):
@@ -540,7 +549,7 @@ def _gated_references(gr):
                 states = (case["h0"], case["hs"])
             case["dh"] = _direct(rng, case, many)
             grads = backward(case["x"], *states, case["dh"], case["w_x"], case["w_h"], *biases)
-            case.update({k: v for k, v in grads.items() if k not in ("g", "g_c")})
+            case.update(grads)                    # with g (and the LSTM's g_c)
             out.update({f"{cell}.{label}.{k}": v for k, v in case.items()})
     return out
 
