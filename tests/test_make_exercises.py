@@ -106,9 +106,11 @@ def test_each_exercise_is_a_few_to_about_thirty_lines(notebooks):
 
 def code_lines(texts):
     """The non-blank code lines of texts, stripped, as a multiset (a method taken out of its
-    class reads the same stripped), without nbgrader's markers and the lesson's part markers."""
+    class reads the same stripped), without nbgrader's markers, the lesson's part markers and
+    the line that names the helpers an exercise may call."""
     return Counter(line.strip() for text in texts for line in text.split("\n")
-                   if line.strip() and "SOLUTION" not in line and not mx.PART.match(line))
+                   if line.strip() and "SOLUTION" not in line and not mx.PART.match(line)
+                   and not line.strip().startswith(mx.HELPERS_NOTE))
 
 
 def test_the_source_notebook_is_the_lesson_without_its_demos(notebooks):
@@ -692,3 +694,13 @@ def test_every_exercise_wording_is_a_closed_pair(chapter):
             opened = cell.source.count("<!-- exercises: ")
             assert opened == cell.source.count("<!-- /exercises -->")
             assert "<!--" not in mx.for_exercises(cell.source), cell.source[:60]
+
+
+def test_an_exercise_names_the_given_helpers_its_solution_calls():
+    cells = {c.metadata["nbgrader"]["grade_id"]: c.source
+             for c in mx.release_notebook(mx.source_notebook("linear_rnn_scratch")).cells
+             if c.metadata.get("nbgrader", {}).get("solution")}
+    assert ("# For you to call: check_scan_input (given in this notebook); linear_scan (your "
+            "earlier exercises).") in cells["linear_scan_backward"]
+    assert ("# For you to call: self._last_forward, self._total_gradients, decay_gradient, "
+            "block_input_products (given in this notebook).") in cells["MinGRU_backward"]

@@ -150,6 +150,43 @@ def mark_function_body(source, name):
                      + [indent + END_SOLUTION] + lines[end:])
 
 
+CALL = re.compile(r"(?<![\w.])(self\.)?([A-Za-z_]\w*)\(")
+
+
+def given_helpers(marked, module):
+    """The given functions and classes a marked solution calls, in the order of their first
+    call: the chapter module's own callables and what it imports (by plain name), and the
+    layer's methods (self.name)."""
+    solution = marked.split(BEGIN_SOLUTION, 1)[1].split(END_SOLUTION, 1)[0]
+    found = []
+    for self_dot, name in CALL.findall(solution):
+        label = f"self.{name}" if self_dot else name
+        if (self_dot or callable(getattr(module, name, None))) and label not in found:
+            found.append(label)
+    return found
+
+
+HELPERS_NOTE = "# For you to call: "   # starts the line that names them, one line
+
+
+def with_given_helpers(marked, module, names):
+    """The marked cell with one comment line above the solution naming what the solution
+    calls that the notebook gives, and the earlier exercises (among names) it calls: the
+    learner may call them too. Unchanged when it calls none."""
+    helpers = given_helpers(marked, module)
+    if not helpers:
+        return marked
+    given = [h for h in helpers if h not in names]
+    own = [h for h in helpers if h in names]
+    parts = ([f"{', '.join(given)} (given in this notebook)"] if given else []) + (
+        [f"{', '.join(own)} (your earlier exercises)"] if own else [])
+    lines = marked.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.strip() == BEGIN_SOLUTION)
+    indent = re.match(r"\s*", lines[at]).group(0)
+    note = indent + HELPERS_NOTE + "; ".join(parts) + "."
+    return "\n".join(lines[:at] + [note] + lines[at:])
+
+
 def mark_part(source, name):
     """The cell source with the lesson's "# exercise NAME begins/ends" comment lines turned
     into BEGIN/END SOLUTION lines; None when the cell has no such pair."""
@@ -351,8 +388,11 @@ def source_notebook(chapter, names=None):
     found = {name: 0 for name in names}
     cells, waiting = [intro_cell(chapter, names)], {}
 
+    module = importlib.import_module(chapter)
+
     def solution_cell(piece, name):
         marked = mark_function_body(piece, name.split(".")[-1]) or mark_part(piece, name)
+        marked = with_given_helpers(marked, module, names)
         found[name] += 1
         code = nbformat.v4.new_code_cell(marked)
         code.metadata["nbgrader"] = nbgrader_metadata(exercise_id(name), solution=True)
