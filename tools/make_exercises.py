@@ -731,10 +731,11 @@ def main(argv=None):
     if edited and not args.force:
         print("make_exercises.py: wrote nothing. These release notebooks were edited since "
               "they were written, and writing would overwrite the edits:\n  "
-              + "\n  ".join(edited) + "\nTo keep your work, copy each to a new name in its "
-              "own folder, beside exercise_checks.py and reference_values.npz (a copy there "
-              "is graded by its path: python tools/grade.py COPY), then run this again; or "
-              "run again with --force to overwrite them.", file=sys.stderr)
+              + "\n  ".join(edited) + "\nTo keep your work, rename each (mv) to a new name in "
+              "its own folder, beside exercise_checks.py and reference_values.npz (a "
+              "notebook there is graded by its path: python tools/grade.py NOTEBOOK), then "
+              "run this again; or run again with --force to overwrite them.",
+              file=sys.stderr)
         return 1
     for chapter, source in sources.items():
         write_chapter(chapter, args.out, source)
