@@ -139,7 +139,7 @@ def check_rnn_backward_loop():
 
 @exercise_check("SimpleRNN_BPTT.backward", points=4, after="recurrent_products",
                 shows="many-to-one",
-                hidden_adds="many-to-many, other sizes",
+                hidden_adds="many-to-many, other sizes, input_gradient=False",
                 slip=("if dh_tm is not None and t > 0:\n            g_t += dh_tm[t - 1]  # ...",
                       "if False:\n            g_t += dh_tm[t - 1]  # ..."))
 def check_SimpleRNN_BPTT_backward():
@@ -162,6 +162,10 @@ def check_SimpleRNN_BPTT_backward():
     for name in ("dw_x", "dw_h", "db", "dx", "dh0"):
         checks.close(name + " (many-to-many)", grads[name], case[name], 1e-8,
                      slips=checks.slips("rnn_backward_loop.m2m", name))
+    grads = layer.backward(case["dh"], input_gradient=False, cache=given)
+    checks.equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+                 "NoneType")
+    checks.close("dw_h with input_gradient=False", grads["dw_h"], case["dw_h"], 1e-8)
 
 
 @exercise_check("cross_entropy_and_gradient", points=2,
@@ -481,7 +485,7 @@ def check_linear_scan_backward():
 
 @exercise_check("MinGRU.backward", points=4,
                 shows="many-to-many, h0 given",
-                hidden_adds="many-to-one, with lengths 6, 2, 4 (padding)",
+                hidden_adds="many-to-one, with lengths 6, 2, 4 (padding), input_gradient=False",
                 slip=("d_n *= g", "d_n *= z"))
 def check_MinGRU_backward():
     # many-to-many; backward is given the reference forward's cache, so your forward plays
@@ -502,3 +506,7 @@ def check_MinGRU_backward():
     grads = layer.backward(case["dh"], cache=given)
     for name in ("dw_x", "db", "dx", "dh0"):
         checks.close(name + " (many-to-one, padded)", grads[name], case[name], 1e-9)
+    grads = layer.backward(case["dh"], input_gradient=False, cache=given)
+    checks.equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+                 "NoneType")
+    checks.close("dw_x with input_gradient=False", grads["dw_x"], case["dw_x"], 1e-9)
