@@ -72,13 +72,18 @@
 # | $\tilde n_t$ | `n` | (batch_size, n_nodes) | minGRU's and minLSTM's candidate (the tilde: not squashed by tanh, unlike chapter 2's GRU's $n_t$) |
 # | $f_t$, $i_t$ | `f`, `i` | (batch_size, n_nodes) | minLSTM's forget and input gates, before normalising |
 # | $W_x$, $b$ | `w_x`, `b` | (n_features, k·n_nodes), (k·n_nodes,) | the input weights of all $k$ blocks; there is no $W_h$ |
-# | $h_t^{(l)}$, $x_t^{(l)}$ | state `hl`; `x_tm` of layer $l$'s cache | (batch_size, n_nodes) | a stack's layer $l$ (section 2.1): its state, and its input, the tanh of layer $l - 1$'s states |
+# | $h_t^{(l)}$, $x_t^{(l)}$ | state `hl`; layer $l$'s cache's `x_tm[t-1]` | (batch_size, n_nodes); $x_t^{(1)} = x_t$: (batch_size, n_features) | a stack's layer $l$, counted from the bottom (section 2.1): its state, and its input, the tanh of layer $l - 1$'s states |
 #
 # Arrays are batch-first, (batch_size, n_sequences, n_nodes), as every layer
 # of the course; step $t$ of $T$ is slot `t-1`. The symbols $\kappa$ and
 # $\omega$ are this chapter's: the papers write $a_t$, $\bar A_t$ or
 # $\lambda$ for the decay and $b_t$ or $x_t$ for the input, all of which the
 # course has used for something else.
+#
+# ## 1. The linear recurrence and its scan
+#
+# First the recurrence as it reads, one step at a time: the reference every
+# faster form below is checked against.
 
 # %%
 import functools
@@ -90,7 +95,7 @@ import lesson_support as support
 import gated_rnn_scratch
 import rnn_scratch
 from gated_rnn_scratch import SEEDS, TRAINING, ScratchRNNClassifier, sigmoid
-from rnn_scratch import (Cell, RecurrentLayer, check_rnn_gradients,
+from rnn_scratch import (Cell, RecurrentLayer, check_gradients, check_rnn_gradients,
                          make_temporal_order_data, padding_mask, states_batch_first,
                          steps_against_sequence)
 from lesson_support import add_to_class, format_table, save_figure
@@ -366,8 +371,9 @@ if __name__ == "__main__":
 # ### 1.4 Which is faster on a CPU?
 #
 # The doubling scan does $T \lceil\log_2 T\rceil$ elementwise work to cut the
-# depth from $T$ to $\lceil\log_2 T\rceil$. A GPU pays for depth: thousands
-# of threads do a round's work at once, and the scan wins there. A CPU core
+# depth from $T$ to $\lceil\log_2 T\rceil$. A GPU (not measured in this
+# course) pays for depth: thousands of threads do a round's work at once,
+# which is why the scans were designed for it. A CPU core
 # pays for work: a loop step of a linear recurrence is two small
 # elementwise operations — no matrix product, no transcendental — so it
 # costs little beyond the Python call itself (about a microsecond), while
@@ -379,7 +385,8 @@ if __name__ == "__main__":
 # once (each from a zero state, keeping the running product of its decays),
 # then loop over the chunks, carrying the state in: $\lceil\log_2
 # \mathrm{CHUNK}\rceil$ rounds instead of $\lceil\log_2 T\rceil$, and
-# $T/\mathrm{CHUNK}$ loop steps instead of $T$. The form the layers call is
+# about $T/\mathrm{CHUNK}$ loop steps instead of $T$ (the steps after the
+# last whole chunk are one shorter chunk). The form the layers call is
 # `run_scan`, which takes the arrays time-major (a step is then one
 # contiguous block) and picks one of the three by the rule measured
 # below; `linear_scan_loop` and `linear_scan` stay the readable
@@ -465,7 +472,8 @@ def _scan_chunked(decay, inputs, h_start, out):
     """_scan_loop's states by chunks of CHUNK steps (all steps in one chunk when there
     are fewer): the doubling scan within every chunk at once, from a zero state, then a
     loop over the chunks carrying the state in; the steps after the last whole chunk
-    by the loop. Time-major; out may be inputs itself."""
+    by the doubling scan, from the state they follow. Time-major; out may be inputs
+    itself."""
     n_steps = len(inputs)
     chunk = min(CHUNK, n_steps)
     whole = n_steps - n_steps % chunk
@@ -483,8 +491,8 @@ def _scan_chunked(decay, inputs, h_start, out):
         np.multiply(kept[k], h, out=block)
         block += local[k]
         h = block[-1]
-    if whole < n_steps:
-        _scan_loop(decay[whole:], inputs[whole:], h, out[whole:])
+    if whole < n_steps:                 # the rest: one shorter chunk
+        _scan_doubling(decay[whole:], inputs[whole:], h, out[whole:])
 
 
 # %% [markdown]
@@ -557,21 +565,20 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # The table says what the argument said: with 8 numbers per step the
-# doubling scan wins many times over; with 64 its lead shrinks as $T$
-# grows (its extra rounds cost more work); from 512 numbers per step on
+# doubling scan wins many times over; with 64 its lead is smaller, and
+# smallest at the longest $T$ (its extra rounds cost more work); from 512
+# numbers per step on
 # the loop wins, and at batch 32 × 128 nodes the doubling scan is many
 # times slower. The chunked scan sits between them: at 8 numbers per step
-# it beats the loop but not the doubling scan (its loop over chunks costs
-# calls that so little arithmetic does not repay); at 64 it keeps a lead
-# over the loop where the doubling scan's shrinks, and from $T$ = 1,024 it
-# beats both (fewer rounds); from 512 on it loses to the loop, by less than
-# the doubling scan does. `run_scan`'s rule (the last column) encodes this:
+# it beats the loop but not the doubling scan (it makes more NumPy calls —
+# rounds within the chunks, then the loop over them — which so little
+# arithmetic does not repay); at 64 it beats both at every length (fewer
+# rounds than the doubling scan, far fewer steps than the loop); from 512
+# on it loses to the loop, by less than the doubling scan does. `run_scan`'s rule (the last column) encodes this:
 # the doubling scan below `CHUNKED_FROM` numbers per step, the chunked scan
 # below `LOOP_FROM`, the loop from there — thresholds the table brackets
 # (between its 8 and 64 rows, and between its 64 and 512 rows) rather than
-# pins down; at 64 numbers per step and $T$ = 256, where the rule picks the
-# chunked scan, the doubling scan still edges it. So a layer of realistic
-# width runs the loop on this CPU. Not measured here: a GPU, where a round's work is done by
+# pins down. So a layer of realistic width runs the loop on this CPU. Not measured here: a GPU, where a round's work is done by
 # thousands of threads at once and the depth of the scan is what counts.
 #
 # What of minGRU's **log-space** form (the paper's appendix, and its popular
@@ -986,29 +993,33 @@ if __name__ == "__main__":
 # One minGRU layer's $h_T$ is a weighted sum of its candidates, its gates
 # blind to its own state. Stacking layers with a nonlinearity between brings
 # some of what was removed back: the gates of layer $l + 1$ read the states
-# of layer $l$. A stack of $L$ layers, each reading a tanh of the states
-# below ($l$ counts layers from the bottom; the input of the first is
-# $x_t$):
+# of layer $l$. A stack of `n_layers` layers, each reading a tanh of the
+# states below ($l$ counts layers from the bottom, 1 to `n_layers`; the
+# input of the first is $x_t$):
 #
 # $$x_t^{(1)} = x_t, \qquad
 #   h_t^{(l)} = z_t^{(l)} \odot h_{t-1}^{(l)} + (1 - z_t^{(l)}) \odot \tilde n_t^{(l)}
 #   \text{ from } x_t^{(l)}, \qquad
 #   x_t^{(l+1)} = \tanh\big(h_t^{(l)}\big),$$
 #
-# and its output is the top layer's $h_t^{(L)}$. Each layer is still a
-# linear recurrence run by the scan over the whole sequence, so the stack is
-# $L$ scans, one layer after the other (never one step after the other).
+# and its output is the top layer's $h_t^{(\mathrm{top})}$. Each layer is
+# still a linear recurrence run by `run_scan` over the whole sequence, so
+# the layers run one after the other, each over all steps: they are never
+# interleaved step by step (within a layer, `run_scan`'s rule may well pick
+# its loop).
 # The tanh is the course's simplest nonlinearity; implementations built for
 # language modelling put more between layers (normalisation, residual
 # connections, a feed-forward block), which this chapter leaves out.
 #
 # The stack is one layer of the course under the state contract. Its states
-# are its layers' states, `state_names = ("h1", ..., "hL")`, each
-# (batch_size, n_nodes); its output is the top one's, so its first state is
-# not its output (`state_is_output` is false). Its initial states are
-# `h10`, `h20`, …, `hL0` (the contract's `<name>0`: read $h_0^{(2)}$ for
-# `h20`), by position or by name, and `backward` takes the gradients at the
-# final states as `dh1_T`, …, `dhL_T`. Its weights are the layers' weights
+# are its layers' states, `state_names = ("h1", ..., "hL")` for L =
+# `n_layers`, each (batch_size, n_nodes); its output is the top one's, so
+# its first state is not its output (`state_is_output` is false). Its
+# initial states are `h10`, `h20`, …, `hL0` (the contract's `<name>0`: read
+# $h_0^{(2)}$ for `h20`; so that `h10` can mean only that, a stack has at
+# most 9 layers), by position or by name, and `backward` takes the
+# gradients at the final states as `dh1_T`, …, `dhL_T`. Its weights are the
+# layers' weights
 # numbered from the bottom: `w_x1`, `b1`, `w_x2`, `b2`, …; layer $l > 1$
 # reads n_nodes inputs. What its forward keeps is its layers' caches: layer
 # $l + 1$'s inputs are $x^{(l+1)}$, the tanh of layer $l$'s states.
@@ -1043,7 +1054,7 @@ class MinGRUStack(RecurrentLayer):
     top layer's states.
 
     MinGRUStack(w_x1, b1, w_x2, b2, ...): MinGRU's weights for each layer, bottom
-    first, at least two layers; w_x1 (n_features, 2*n_nodes), every other w_x (n_nodes,
+    first, 2 to 9 layers; w_x1 (n_features, 2*n_nodes), every other w_x (n_nodes,
     2*n_nodes), every b (2*n_nodes,). The arrays are kept as given, as MinGRU keeps
     them. States h1, ..., hL (state_names), each (batch_size, n_nodes).
     """
@@ -1053,10 +1064,12 @@ class MinGRUStack(RecurrentLayer):
                                # top layer's
 
     def __init__(self, *weights):
-        if len(weights) < 4 or len(weights) % 2:
-            raise ValueError("MinGRUStack takes w_x1, b1, w_x2, b2, ...: two arrays "
-                             "per layer for at least 2 layers (one layer is a MinGRU); "
-                             f"got {len(weights)} arrays.")
+        if len(weights) < 4 or len(weights) % 2 or len(weights) > 18:
+            raise ValueError(
+                "MinGRUStack takes w_x1, b1, w_x2, b2, ...: two arrays per layer for 2 "
+                "to 9 layers (one layer is a MinGRU; with 10, h10 would name both "
+                "layer 1's initial state and layer 10's state); got "
+                f"{len(weights)} arrays.")
         self.layers = [self.layer_class(w_x, b)
                        for w_x, b in zip(weights[::2], weights[1::2])]
         first = self.layers[0]
@@ -1151,9 +1164,9 @@ def _run(self, x_tm, states, pad=None):
 
 
 # %% [markdown]
-# The backward pass goes down the layers: the top layer's backward gives
-# $\partial L/\partial x_t^{(L)}$, which, times $1 - (x_t^{(L)})^2$ (the
-# tanh's derivative), is the direct gradient $\hat g_t$ of the layer below.
+# The backward pass goes down the layers: layer $l$'s backward gives
+# $\partial L/\partial x_t^{(l)}$, which, times $1 - (x_t^{(l)})^2$ (the
+# tanh's derivative), is the direct gradient $\hat g_t$ of layer $l - 1$.
 # A gradient at a layer's final state (`dhl_T`) is a direct gradient at
 # each sequence's own last step, where that state was last written.
 
@@ -1180,17 +1193,17 @@ def backward(self, dh, input_gradient=True, *, cache=None, **end_gradients):
     else:
         direct = np.array(dh_tm, dtype=self.dtype)
     grads = {}
-    for l in reversed(range(len(self.layers))):
-        direct[last, rows] += ends[l]
-        layer_grads = self.layers[l].backward(direct.transpose(1, 0, 2),
-                                              input_gradient or l > 0,
-                                              cache=cache.layers[l])
+    for l in range(len(self.layers), 0, -1):       # layer l, from the top; slot l-1
+        direct[last, rows] += ends[l - 1]           # dhl_T
+        layer_grads = self.layers[l - 1].backward(direct.transpose(1, 0, 2),
+                                                  input_gradient or l > 1,
+                                                  cache=cache.layers[l - 1])
         for name in ("dw_x", "db"):
-            grads[f"{name}{l + 1}"] = layer_grads[name]
-        grads[f"dh{l + 1}0"] = layer_grads["dh0"]
-        if l > 0:                     # through x^(l+1) = tanh(h^(l)): times 1 - x^2
-            below = cache.layers[l].x_tm
-            direct = layer_grads["dx"].transpose(1, 0, 2) * (1 - below * below)
+            grads[f"{name}{l}"] = layer_grads[name]
+        grads[f"dh{l}0"] = layer_grads["dh0"]
+        if l > 1:                     # through x^(l) = tanh(h^(l-1)): times 1 - x^2
+            x_l = cache.layers[l - 1].x_tm
+            direct = layer_grads["dx"].transpose(1, 0, 2) * (1 - x_l * x_l)
     grads["dx"] = layer_grads["dx"]
     return grads
 
@@ -1207,20 +1220,22 @@ def min_stack(build, n_features, n_nodes, rng, dtype=np.float64, n_layers=2,
 
 # %% [markdown]
 # Is the stack its layers? Three layers (batch 7, 11 steps, 5 features, 9
-# nodes, float64, every sequence its own length, every initial state
-# given): its outputs and final states against chapter 5's plain steps run
-# layer by layer with a tanh between, its gradients against central
-# differences, and the stack run one step at a time against the whole
-# sequence:
+# nodes, float64, every initial state given): its outputs and final states
+# against section 2's plain steps (`steps_forward_loop`) run layer by layer
+# with a tanh between; its gradients against central differences, with
+# lengths drawn at random, twice — for every output (many-to-many), and for
+# $h_T$ alone plus a gradient at every layer's final state (`dh1_T`, …); and
+# the stack run one step at a time against the whole sequence:
 
 # %%
 def check_stack(seed=0, n_layers=3):
     """For a random MinGRUStack of n_layers (float64; batch 7, 11 steps, 5 features, 9
-    nodes): the largest |difference| between its outputs and final states and
-    steps_forward_loop's run layer by layer with tanh between; the largest relative
-    error of its gradients against central differences (many-to-many, with lengths
-    and every initial state); and steps_against_sequence's two differences. Returns
-    (difference, error, (states, gradients))."""
+    nodes, every initial state given): the largest |difference| between its outputs
+    and final states and steps_forward_loop's run layer by layer with tanh between;
+    the largest relative error of its gradients against central differences, with
+    random lengths, for L = sum(hs * dh) and for L = sum(h_T * dh_T) + the sum over
+    layers of final state * dhl_T; and steps_against_sequence's two differences.
+    Returns (difference, error, (states, gradients))."""
     rng = np.random.default_rng(seed)
     stack = min_stack(random_min_layer, 5, 9, rng, n_layers=n_layers)
     x, dh = rng.normal(size=(7, 11, 5)), rng.normal(size=(7, 11, 9))
@@ -1235,9 +1250,24 @@ def check_stack(seed=0, n_layers=3):
         inputs = np.tanh(plain_hs)
     differences += [float(np.max(np.abs(hs - plain_hs))),
                     float(np.max(np.abs(h_T - plain_T)))]
-    errors = check_rnn_gradients(stack, x, states[0], dh,
-                                 lengths=rng.integers(1, 12, size=7), **more)
-    return (max(differences), max(errors.values()),
+    lengths = rng.integers(1, 12, size=7)
+    errors = check_rnn_gradients(stack, x, states[0], dh, lengths=lengths, **more)
+    # h_T alone, and a gradient at each layer's final state
+    dh_T = rng.normal(size=(7, 9))
+    ends = {f"d{name}_T": rng.normal(size=(7, 9)) for name in stack.state_names}
+    inputs = {"x": x, "h10": states[0], **more}
+
+    def loss():
+        h_T, _ = stack.forward(**inputs, lengths=lengths)
+        return float(np.sum(h_T * dh_T) + sum(
+            np.sum(final * ends[f"d{name}_T"])
+            for name, final in zip(stack.state_names, stack.final_state)))
+
+    loss()
+    grads = stack.backward(dh_T, **ends)
+    ends_errors = check_gradients(
+        loss, grads, {"d" + k: v for k, v in {**stack.parameters(), **inputs}.items()})
+    return (max(differences), max(*errors.values(), *ends_errors.values()),
             steps_against_sequence(stack, x, dh, states))
 
 
@@ -1245,7 +1275,8 @@ if __name__ == "__main__":
     difference, error, (steps, step_grads) = check_stack(ARGS.seed)
     print("A stack of 3 minGRU layers against the plain steps layer by layer:")
     print(f"  largest |difference| {difference:.1e}; gradients against central")
-    print(f"  differences (with lengths), largest relative error {error:.1e};")
+    print(f"  differences (with lengths, both losses), largest relative error "
+          f"{error:.1e};")
     print(f"  one step at a time against the whole sequence: states {steps:.1e},")
     print(f"  gradients {step_grads:.1e}")
 
@@ -1259,7 +1290,9 @@ if __name__ == "__main__":
 # `cells=CELLS`, and `make_layer` (the stack: `"mingru_stack"`, two layers
 # unless `n_layers` says otherwise). Their starting weights are chapter 2's
 # input weights (normal, with scale one over the square root of the
-# layer's number of inputs) and zero biases.
+# layer's number of inputs) and zero biases, as chapter 2 starts its GRU —
+# but for the block that decides what is kept, which `keep_bias` sets
+# (section 3 needs it).
 
 # %%
 def init_min_layer(cls, n_features, n_nodes, rng, dtype=np.float64, keep_bias=0.0):

@@ -331,8 +331,10 @@ def test_stack_gradients_with_end_gradients_match_central_differences(many, padd
 def test_stack_refuses_what_it_cannot_run_with_a_clear_message():
     rng = np.random.default_rng(0)
     w_x, b, w_up = rng.normal(size=(3, 8)), np.zeros(8), rng.normal(size=(4, 8))
-    with pytest.raises(ValueError, match="two arrays per layer for at least 2 layers"):
+    with pytest.raises(ValueError, match="two arrays per layer for 2 to 9 layers"):
         lr.MinGRUStack(w_x, b)
+    with pytest.raises(ValueError, match="h10 would name both"):
+        lr.MinGRUStack(w_x, b, *[w_up, b] * 9)
     with pytest.raises(ValueError, match="two arrays per layer"):
         lr.MinGRUStack(w_x, b, w_up)
     with pytest.raises(ValueError, match=r"w_x2 must be float64 of shape \(n_nodes, 2\*n_nodes\) "
@@ -372,3 +374,15 @@ def test_stack_matches_pytorch_autograd(padded):
     assert set(ours) == set(theirs)
     for name, value in ours.items():
         np.testing.assert_allclose(value, theirs[name], atol=1e-9, err_msg=name)
+
+
+def test_stack_without_the_input_gradient_still_passes_gradients_between_its_layers():
+    stack, x, states, rng = random_stack(seed=5)
+    dh = rng.normal(size=(5, 8, 4))
+    stack.forward(x, *states)
+    whole = stack.backward(dh)
+    without = stack.backward(dh, input_gradient=False)
+    assert without["dx"] is None
+    for name, value in whole.items():
+        if name != "dx":
+            np.testing.assert_array_equal(without[name], value, err_msg=name)
