@@ -96,8 +96,8 @@ import gated_rnn_scratch
 import rnn_scratch
 from gated_rnn_scratch import SEEDS, TRAINING, ScratchRNNClassifier, sigmoid
 from rnn_scratch import (Cell, RecurrentLayer, check_gradients, check_rnn_gradients,
-                         make_temporal_order_data, padding_mask, states_batch_first,
-                         steps_against_sequence)
+                         make_temporal_order_data, padding_mask, random_layer,
+                         states_batch_first, steps_against_sequence)
 from lesson_support import add_to_class, format_table, save_figure
 
 
@@ -924,18 +924,11 @@ class MinLSTM(MinGRU):
 # Are the layers the plain steps? States from the layer and from
 # `steps_forward_loop`, on a random batch with $h_0$ given; and the layer's
 # gradients against central differences (chapter 1's `check_rnn_gradients`),
-# many-to-many, then with padding (every sequence its own length):
+# many-to-many, then with padding (every sequence its own length). The
+# random layers are chapter 1's `random_layer`, which draws a layer's
+# weights by their names (`w_x`, then the biases `b`: there is no `w_h`):
 
 # %%
-def random_min_layer(cls, n_features, n_nodes, rng, dtype=np.float64, scale=0.6,
-                     bias_scale=0.2):
-    """A layer of cls (MinGRU or MinLSTM) with weights N(0, scale^2) and biases N(0,
-    bias_scale^2), drawn from rng in that order."""
-    width = cls.n_blocks * n_nodes
-    return cls(rng.normal(0, scale, (n_features, width)).astype(dtype),
-               rng.normal(0, bias_scale, width).astype(dtype))
-
-
 def check_min_layers(seed=0):
     """For MinGRU and MinLSTM on a random float64 batch (batch 7, 11 steps, 5 features)
     with 9 nodes: the
@@ -946,7 +939,7 @@ def check_min_layers(seed=0):
     results = {}
     for cls, step in ((MinGRU, mingru_step), (MinLSTM, minlstm_step)):
         rng = np.random.default_rng(seed)
-        layer = random_min_layer(cls, 5, 9, rng)
+        layer = random_layer(cls, 5, 9, rng)
         x, h0 = rng.normal(size=(7, 11, 5)), rng.normal(size=(7, 9))
         dh = rng.normal(size=(7, 11, 9))
         lengths = rng.integers(1, 12, size=7)
@@ -981,7 +974,7 @@ if __name__ == "__main__":
     rng = np.random.default_rng(ARGS.seed)
     for cls in (MinGRU, MinLSTM):
         states, gradients = steps_against_sequence(
-            random_min_layer(cls, 5, 9, rng), rng.normal(size=(7, 11, 5)),
+            random_layer(cls, 5, 9, rng), rng.normal(size=(7, 11, 5)),
             rng.normal(size=(7, 11, 9)), (rng.normal(size=(7, 9)),))
         print(f"{cls.__name__} as 11 steps against the whole sequence, largest")
         print(f"  |difference|: states {states:.1e}, gradients {gradients:.1e}")
@@ -1211,8 +1204,8 @@ def backward(self, dh, input_gradient=True, *, cache=None, **end_gradients):
 def min_stack(build, n_features, n_nodes, rng, dtype=np.float64, n_layers=2,
               **options):
     """A MinGRUStack of n_layers layers, bottom first, each build(MinGRU, its
-    n_features, n_nodes, rng, dtype, **options): random_min_layer, or init_min_layer
-    (section 2.2). Layer l > 1 reads n_nodes inputs."""
+    n_features, n_nodes, rng, dtype, **options): chapter 1's random_layer, or
+    init_min_layer (section 2.2). Layer l > 1 reads n_nodes inputs."""
     sizes = [n_features] + [n_nodes] * (n_layers - 1)
     layers = [build(MinGRU, size, n_nodes, rng, dtype, **options) for size in sizes]
     return MinGRUStack(*(w for layer in layers for w in layer.parameters().values()))
@@ -1237,7 +1230,7 @@ def check_stack(seed=0, n_layers=3):
     layers of final state * dhl_T; and steps_against_sequence's two differences.
     Returns (difference, error, (states, gradients))."""
     rng = np.random.default_rng(seed)
-    stack = min_stack(random_min_layer, 5, 9, rng, n_layers=n_layers)
+    stack = min_stack(random_layer, 5, 9, rng, n_layers=n_layers)
     x, dh = rng.normal(size=(7, 11, 5)), rng.normal(size=(7, 11, 9))
     states = tuple(rng.normal(size=(7, 9)) for _ in range(n_layers))
     more = {f"{name}0": s for name, s in zip(stack.state_names[1:], states[1:])}
@@ -1312,12 +1305,12 @@ def init_min_layer(cls, n_features, n_nodes, rng, dtype=np.float64, keep_bias=0.
 
 CELLS = {**gated_rnn_scratch.CELLS,
          "mingru": Cell(MinGRU, functools.partial(init_min_layer, MinGRU), "minGRU",
-                        "torch_mingru", functools.partial(random_min_layer, MinGRU)),
+                        "torch_mingru", functools.partial(random_layer, MinGRU)),
          "minlstm": Cell(MinLSTM, functools.partial(init_min_layer, MinLSTM), "minLSTM",
-                         "torch_minlstm", functools.partial(random_min_layer, MinLSTM)),
+                         "torch_minlstm", functools.partial(random_layer, MinLSTM)),
          "mingru_stack": Cell(MinGRUStack, functools.partial(min_stack, init_min_layer),
                               "minGRU, stacked", "torch_mingru_stack",
-                              functools.partial(min_stack, random_min_layer))}
+                              functools.partial(min_stack, random_layer))}
 
 
 def make_layer(cell, n_features, n_nodes, rng, dtype=np.float64, **options):
@@ -1617,7 +1610,7 @@ __all__ = [
     "linear_scan_backward", "run_scan", "CHUNKED_FROM", "LOOP_FROM", "CHUNK",
     "mingru_step", "minlstm_step",
     "steps_forward_loop", "MinCache", "MinGRU", "MinLSTM", "decay_gradient",
-    "StackCache", "MinGRUStack", "min_stack", "init_min_layer", "random_min_layer",
+    "StackCache", "MinGRUStack", "min_stack", "init_min_layer",
     "CELLS", "make_layer",
 ]
 

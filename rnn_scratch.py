@@ -2997,13 +2997,14 @@ class Cell(NamedTuple):
 
 def random_layer(cls, n_features, n_nodes, rng, dtype=np.float64, scale=0.6,
                  bias_scale=0.2):
-    """A layer of cls (w_x, w_h, then biases, in cls.n_blocks blocks of n_nodes columns)
-    with weights N(0, scale^2) and biases N(0, bias_scale^2), drawn from rng in the
-    order of cls.parameter_names."""
+    """A layer of cls with weights N(0, scale^2) and biases N(0, bias_scale^2), drawn
+    from rng in the order of cls.parameter_names: w_x (n_features, width), w_h (n_nodes,
+    width) if the layer has one, every other name a bias (width,), width = cls.n_blocks
+    * n_nodes."""
     width = cls.n_blocks * n_nodes
-    weights = [rng.normal(0, scale, (n_features, width)),
-               rng.normal(0, scale, (n_nodes, width)),
-               *(rng.normal(0, bias_scale, width) for _ in cls.parameter_names[2:])]
+    shapes = {"w_x": (n_features, width), "w_h": (n_nodes, width)}
+    weights = [rng.normal(0, scale, shapes[name]) if name in shapes
+               else rng.normal(0, bias_scale, width) for name in cls.parameter_names]
     return cls(*(w.astype(dtype) for w in weights))
 
 

@@ -128,7 +128,7 @@ def test_run_scan_refuses_an_unknown_method_and_h0_in_reverse():
 def random_case(cell, shape=(5, 8, 3, 4), seed=0, dtype=np.float64):
     batch_size, n_sequences, n_features, n_nodes = shape
     rng = np.random.default_rng(seed)
-    layer = lr.random_min_layer(LAYERS[cell][0], n_features, n_nodes, rng, dtype)
+    layer = lr.random_layer(LAYERS[cell][0], n_features, n_nodes, rng, dtype)
     x = rng.normal(size=(batch_size, n_sequences, n_features)).astype(dtype)
     h0 = rng.normal(size=(batch_size, n_nodes)).astype(dtype)
     return layer, x, h0, rng

@@ -652,7 +652,7 @@ def _linear_references(lr):
         out.update({f"scan.{label}.{k}": v for k, v in case.items()})
     for label, many in (("m2m", True), ("m2o_padded", False)):
         rng = np.random.default_rng({"m2m": 13, "m2o_padded": 14}[label])
-        layer = lr.random_min_layer(lr.MinGRU, 3, 4, rng)
+        layer = lr.random_layer(lr.MinGRU, 3, 4, rng)
         case = {"w_x": layer.w_x, "b": layer.b, "x": rng.normal(size=(3, 6, 3)),
                 "h0": rng.normal(size=(3, 4))}
         case["dh"] = rng.normal(size=(3, 6, 4) if many else (3, 4))
