@@ -210,6 +210,14 @@ def equal(what, got, expected):
         _current[-1].passed.append((None, None, what, None))
 
 
+def input_gradient_skipped(grads, name, expected, bound):
+    """Check what a backward pass returned with input_gradient=False: dx is None, and the
+    gradient `name` is still expected (to within bound)."""
+    equal("the type of dx with input_gradient=False", type(grads["dx"]).__name__,
+          "NoneType")
+    close(f"{name} with input_gradient=False", grads[name], expected, bound)
+
+
 def expected_draw(model, prime, temperature, seed):
     """The symbol a language model's sample(1, prime, temperature, seed) must draw: the
     inverse-CDF draw, with the generator's first number, from the model's next-symbol

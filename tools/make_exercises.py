@@ -473,13 +473,15 @@ def cells_digest(nb):
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()[:12]
 
 
-def edited_since_written(path, new_nb):
+def edited_since_written(path, source_nb):
     """Whether the release notebook at path (if any) holds edits: its cells differ from the
-    digest stamped when this tool wrote it (a notebook without a stamp: from new_nb's)."""
+    digest stamped when this tool wrote it (a notebook without a stamp: from the release
+    notebook of source_nb, made only then)."""
     if not os.path.exists(path):
         return False
     old = nbformat.read(path, as_version=4)
-    written = old.metadata.get("rnn_exercises", {}).get("written") or cells_digest(new_nb)
+    written = (old.metadata.get("rnn_exercises", {}).get("written")
+               or cells_digest(release_notebook(source_nb)))
     return cells_digest(old) != written
 
 
@@ -702,15 +704,16 @@ def write_chapter(chapter, out, source=None):
     """Write chapter's source and release folders under out (source: its source notebook,
     None: made here); returns the two notebook paths."""
     source = source_notebook(chapter) if source is None else source
+    references = reference_values(chapter)
     paths = []
     for kind, nb in (("source", source), ("release", release_notebook(source))):
-        folder = os.path.join(out, kind, chapter)
+        paths.append(notebook_path(out, kind, chapter))
+        folder = os.path.dirname(paths[-1])
         os.makedirs(folder, exist_ok=True)
-        paths.append(os.path.join(folder, f"{chapter}.ipynb"))
         nbformat.write(nb, paths[-1])
         for name in support_files(chapter):
             shutil.copy(os.path.join(ROOT, name), folder)
-        np.savez(os.path.join(folder, "reference_values.npz"), **reference_values(chapter))
+        np.savez(os.path.join(folder, "reference_values.npz"), **references)
     return paths
 
 
@@ -726,8 +729,7 @@ def main(argv=None):
         parser.error(f"unknown chapters {unknown}; expected some of {list(LESSONS)}")
     sources = {chapter: source_notebook(chapter) for chapter in args.chapters or LESSONS}
     edited = [notebook_path(args.out, "release", chapter) for chapter, nb in sources.items()
-              if edited_since_written(notebook_path(args.out, "release", chapter),
-                                      release_notebook(nb))]
+              if edited_since_written(notebook_path(args.out, "release", chapter), nb)]
     if edited and not args.force:
         print("make_exercises.py: wrote nothing. These release notebooks were edited since "
               "they were written, and writing would overwrite the edits:\n  "
